@@ -1,0 +1,471 @@
+"""The ledger: what was issued, received, decided and sent, through SQLAlchemy Core (SQLite by default)."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from collect.errors import LedgerError
+from collect.findings import Finding
+
+
+class Verdict(enum.StrEnum):
+    """What became of one received file; named once, used everywhere."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    DUPLICATE = "duplicate"
+    UNIDENTIFIED = "unidentified"
+    TAMPERED = "tampered"
+    QUARANTINED = "quarantined"
+    UNREADABLE = "unreadable"
+
+
+class Stage(enum.StrEnum):
+    """Lifecycle of a submission or message row: recorded first, decided after."""
+
+    RECEIVED = "received"  # archived and recorded; not yet decided (a crash here means: process again)
+    PROCESSED = "processed"  # verdict given, receipt written
+    FAILED = "failed"  # the program could not process it; kept for staff with the reason
+
+
+metadata = sa.MetaData()
+
+template_versions = sa.Table(
+    "template_versions", metadata,
+    sa.Column("collection", sa.String, primary_key=True),
+    sa.Column("version", sa.String, primary_key=True),
+    sa.Column("created_at", sa.String, nullable=False),
+)
+
+rounds = sa.Table(
+    "rounds", metadata,
+    sa.Column("collection", sa.String, primary_key=True),
+    sa.Column("round", sa.String, primary_key=True),
+    sa.Column("deadline", sa.String, nullable=False),
+    sa.Column("version", sa.String, nullable=False),
+    sa.Column("closed", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", sa.String, nullable=False),
+)
+
+issued = sa.Table(
+    "issued", metadata,
+    sa.Column("collection", sa.String, primary_key=True),
+    sa.Column("round", sa.String, primary_key=True),
+    sa.Column("agency", sa.String, primary_key=True),
+    sa.Column("version", sa.String, nullable=False),
+    sa.Column("token", sa.String, nullable=False),
+    sa.Column("path", sa.String, nullable=False),
+    sa.Column("issued_at", sa.String, nullable=False),
+    sa.Column("sent_at", sa.String),
+)
+
+messages = sa.Table(
+    "messages", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_key", sa.String, nullable=False, unique=True),
+    sa.Column("sha256", sa.String, nullable=False),
+    sa.Column("sender", sa.String, nullable=False),
+    sa.Column("subject", sa.String, nullable=False),
+    sa.Column("source", sa.String, nullable=False),
+    sa.Column("received_at", sa.String, nullable=False),
+    sa.Column("stage", sa.String, nullable=False),
+    sa.Column("error", sa.String),
+)
+
+submissions = sa.Table(
+    "submissions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("receipt", sa.String, unique=True),
+    sa.Column("sha256", sa.String, nullable=False, index=True),
+    sa.Column("file_name", sa.String, nullable=False),
+    sa.Column("sender", sa.String),
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id")),
+    sa.Column("received_at", sa.String, nullable=False),
+    sa.Column("stage", sa.String, nullable=False),
+    sa.Column("processed_at", sa.String),
+    sa.Column("kind", sa.String),
+    sa.Column("collection", sa.String, index=True),
+    sa.Column("round", sa.String),
+    sa.Column("agency", sa.String),
+    sa.Column("version", sa.String),
+    sa.Column("verdict", sa.String),
+    sa.Column("errors", sa.Integer, nullable=False, default=0),
+    sa.Column("warnings", sa.Integer, nullable=False, default=0),
+    sa.Column("rows", sa.Integer),
+    sa.Column("duplicate_of", sa.String),
+    sa.Column("frame_path", sa.String),
+    sa.Column("annotated_path", sa.String),
+    sa.Column("receipt_path", sa.String),
+    sa.Column("error", sa.String),
+)
+
+findings = sa.Table(
+    "findings", metadata,
+    sa.Column("submission_id", sa.Integer, sa.ForeignKey("submissions.id"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("code", sa.String, nullable=False),
+    sa.Column("severity", sa.String, nullable=False),
+    sa.Column("sheet", sa.String),
+    sa.Column("cell", sa.String),
+    sa.Column("column", sa.String),
+    sa.Column("value", sa.String),
+    sa.Column("message", sa.String, nullable=False),
+)
+
+exemptions = sa.Table(
+    "exemptions", metadata,
+    sa.Column("collection", sa.String, primary_key=True),
+    sa.Column("round", sa.String, primary_key=True),
+    sa.Column("agency", sa.String, primary_key=True),
+    sa.Column("reason", sa.String, nullable=False),
+    sa.Column("at", sa.String, nullable=False),
+)
+
+reminders = sa.Table(
+    "reminders", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("collection", sa.String, nullable=False),
+    sa.Column("round", sa.String, nullable=False),
+    sa.Column("agency", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("recipients", sa.String, nullable=False),
+    sa.Column("sent_at", sa.String, nullable=False),
+    sa.Column("outgoing_id", sa.Integer),
+)
+
+outgoing = sa.Table(
+    "outgoing", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("message_id", sa.String, nullable=False),
+    sa.Column("recipients", sa.String, nullable=False),
+    sa.Column("subject", sa.String, nullable=False),
+    sa.Column("path", sa.String, nullable=False),
+    sa.Column("stage", sa.String, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.String),
+    sa.Column("created_at", sa.String, nullable=False),
+    sa.Column("sent_at", sa.String),
+)
+
+signoffs = sa.Table(
+    "signoffs", metadata,
+    sa.Column("collection", sa.String, primary_key=True),
+    sa.Column("round", sa.String, primary_key=True),
+    sa.Column("supervisor", sa.String, primary_key=True),
+    sa.Column("by", sa.String, nullable=False),
+    sa.Column("note", sa.String),
+    sa.Column("at", sa.String, nullable=False),
+)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def stamp_time(moment: datetime | None = None) -> str:
+    return (moment or now()).astimezone(UTC).isoformat(timespec="seconds")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+@dataclass(frozen=True)
+class SubmissionRow:
+    """One submission as the ledger holds it."""
+
+    id: int
+    receipt: str | None
+    sha256: str
+    file_name: str
+    sender: str | None
+    received_at: datetime
+    stage: str
+    collection: str | None
+    round: str | None
+    agency: str | None
+    verdict: str | None
+    errors: int
+    warnings: int
+    rows: int | None
+    duplicate_of: str | None
+    frame_path: str | None
+    annotated_path: str | None
+    receipt_path: str | None
+    message_id: int | None
+    kind: str | None
+    version: str | None
+
+    @classmethod
+    def of(cls, row: Any) -> SubmissionRow:
+        m = row._mapping
+        return cls(
+            m["id"], m["receipt"], m["sha256"], m["file_name"], m["sender"], parse_time(m["received_at"]) or now(),
+            m["stage"], m["collection"], m["round"], m["agency"], m["verdict"], m["errors"] or 0,
+            m["warnings"] or 0, m["rows"], m["duplicate_of"], m["frame_path"], m["annotated_path"],
+            m["receipt_path"], m["message_id"], m["kind"], m["version"],
+        )
+
+
+class Ledger:
+    """The database of a workspace; callers never see SQL dialects, so PostgreSQL can replace SQLite."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine: Engine = sa.create_engine(url, future=True)
+            if self.engine.dialect.name == "sqlite":
+                sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            metadata.create_all(self.engine)
+        except sa.exc.SQLAlchemyError as exc:
+            raise LedgerError(f"Cannot open the ledger at {url}: {exc.__class__.__name__}: {exc}") from exc
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- issuing -----------------------------------------------------------------------------------------------
+    def record_version(self, collection: str, version: str) -> bool:
+        """Remember a template version; True when it is new."""
+        with self.begin() as c:
+            exists = c.execute(
+                sa.select(template_versions.c.version).where(
+                    template_versions.c.collection == collection, template_versions.c.version == version
+                )
+            ).first()
+            if exists:
+                return False
+            c.execute(template_versions.insert().values(collection=collection, version=version, created_at=stamp_time()))
+            return True
+
+    def upsert_round(self, collection: str, round_id: str, deadline: str, version: str) -> None:
+        with self.begin() as c:
+            key = (rounds.c.collection == collection) & (rounds.c.round == round_id)
+            if c.execute(sa.select(rounds.c.round).where(key)).first():
+                c.execute(rounds.update().where(key).values(deadline=deadline, version=version))
+            else:
+                c.execute(rounds.insert().values(collection=collection, round=round_id, deadline=deadline,
+                                                 version=version, closed=False, created_at=stamp_time()))
+
+    def round_info(self, collection: str, round_id: str) -> dict[str, Any] | None:
+        with self.begin() as c:
+            row = c.execute(sa.select(rounds).where(rounds.c.collection == collection,
+                                                    rounds.c.round == round_id)).first()
+            return dict(row._mapping) if row else None
+
+    def set_round_closed(self, collection: str, round_id: str, closed: bool) -> None:
+        with self.begin() as c:
+            c.execute(rounds.update().where(rounds.c.collection == collection, rounds.c.round == round_id)
+                      .values(closed=closed))
+
+    def record_issued(self, collection: str, round_id: str, entries: Sequence[tuple[str, str, str, str]]) -> None:
+        """entries: (agency, version, token, path); re-issuing replaces the earlier row."""
+        stamp = stamp_time()
+        with self.begin() as c:
+            for agency, version, token, path in entries:
+                c.execute(issued.delete().where(issued.c.collection == collection, issued.c.round == round_id,
+                                                issued.c.agency == agency))
+                c.execute(issued.insert().values(collection=collection, round=round_id, agency=agency,
+                                                 version=version, token=token, path=path, issued_at=stamp))
+
+    def issued_for(self, collection: str, round_id: str) -> dict[str, dict[str, Any]]:
+        with self.begin() as c:
+            rows = c.execute(sa.select(issued).where(issued.c.collection == collection, issued.c.round == round_id))
+            return {r.agency: dict(r._mapping) for r in rows}
+
+    def mark_sent(self, collection: str, round_id: str, agency: str) -> None:
+        with self.begin() as c:
+            c.execute(issued.update().where(issued.c.collection == collection, issued.c.round == round_id,
+                                            issued.c.agency == agency).values(sent_at=stamp_time()))
+
+    # -- receiving ---------------------------------------------------------------------------------------------
+    def record_message(self, message_key: str, sha256: str, sender: str, subject: str, source: str,
+                       received_at: datetime | None = None) -> tuple[int, bool]:
+        """Record a raw message once; returns (id, is_new)."""
+        with self.begin() as c:
+            row = c.execute(sa.select(messages.c.id).where(messages.c.message_key == message_key)).first()
+            if row:
+                return int(row.id), False
+            res = c.execute(messages.insert().values(
+                message_key=message_key, sha256=sha256, sender=sender, subject=subject, source=source,
+                received_at=stamp_time(received_at), stage=Stage.RECEIVED))
+            return int(res.inserted_primary_key[0]), True
+
+    def message_stage(self, message_id: int) -> str:
+        with self.begin() as c:
+            return str(c.execute(sa.select(messages.c.stage).where(messages.c.id == message_id)).scalar_one())
+
+    def set_message_stage(self, message_id: int, stage: Stage, error: str | None = None) -> None:
+        with self.begin() as c:
+            c.execute(messages.update().where(messages.c.id == message_id).values(stage=stage, error=error))
+
+    def record_submission(self, sha256: str, file_name: str, sender: str | None, message_id: int | None,
+                          received_at: datetime | None = None) -> SubmissionRow:
+        """Record a received file (already archived) before anything else happens to it."""
+        with self.begin() as c:
+            res = c.execute(submissions.insert().values(
+                sha256=sha256, file_name=file_name, sender=sender, message_id=message_id,
+                received_at=stamp_time(received_at), stage=Stage.RECEIVED, errors=0, warnings=0))
+            sid = int(res.inserted_primary_key[0])
+            day = (received_at or now()).astimezone(UTC).strftime("%Y%m%d")
+            c.execute(submissions.update().where(submissions.c.id == sid).values(receipt=f"R{day}-{sid:06d}"))
+            return SubmissionRow.of(c.execute(sa.select(submissions).where(submissions.c.id == sid)).one())
+
+    def submissions_of_message(self, message_id: int) -> list[SubmissionRow]:
+        with self.begin() as c:
+            rows = c.execute(sa.select(submissions).where(submissions.c.message_id == message_id)
+                             .order_by(submissions.c.id))
+            return [SubmissionRow.of(r) for r in rows]
+
+    def first_with_hash(self, sha256: str, before_id: int) -> SubmissionRow | None:
+        """The earliest decided submission with these bytes that counts as a real arrival (not quarantined)."""
+        with self.begin() as c:
+            row = c.execute(
+                sa.select(submissions).where(
+                    submissions.c.sha256 == sha256, submissions.c.id < before_id,
+                    submissions.c.stage == Stage.PROCESSED,
+                    submissions.c.verdict.notin_([Verdict.DUPLICATE, Verdict.QUARANTINED]),
+                ).order_by(submissions.c.id)
+            ).first()
+            return SubmissionRow.of(row) if row else None
+
+    def decide(self, sid: int, *, verdict: Verdict, found: Sequence[Finding], **values: Any) -> None:
+        """Store the verdict and the findings of a submission in one transaction."""
+        errors = sum(f.severity == "error" for f in found)
+        with self.begin() as c:
+            c.execute(findings.delete().where(findings.c.submission_id == sid))
+            if found:
+                c.execute(findings.insert(), [
+                    dict(submission_id=sid, seq=i, code=f.code, severity=f.severity, sheet=f.sheet, cell=f.cell,
+                         column=f.column, value=f.value, message=f.message) for i, f in enumerate(found)])
+            c.execute(submissions.update().where(submissions.c.id == sid).values(
+                verdict=verdict, errors=errors, warnings=len(found) - errors, stage=Stage.PROCESSED,
+                processed_at=stamp_time(), **values))
+
+    def fail_submission(self, sid: int, error: str) -> None:
+        with self.begin() as c:
+            c.execute(submissions.update().where(submissions.c.id == sid).values(stage=Stage.FAILED, error=error))
+
+    def submission(self, receipt_or_id: str | int) -> SubmissionRow | None:
+        with self.begin() as c:
+            cond = (submissions.c.id == receipt_or_id) if isinstance(receipt_or_id, int) else (
+                submissions.c.receipt == receipt_or_id)
+            row = c.execute(sa.select(submissions).where(cond)).first()
+            return SubmissionRow.of(row) if row else None
+
+    def findings_of(self, sid: int) -> list[Finding]:
+        with self.begin() as c:
+            rows = c.execute(sa.select(findings).where(findings.c.submission_id == sid).order_by(findings.c.seq))
+            return [Finding.from_dict(dict(r._mapping)) for r in rows]
+
+    def submissions_for_round(self, collection: str, round_id: str) -> list[SubmissionRow]:
+        with self.begin() as c:
+            rows = c.execute(sa.select(submissions).where(submissions.c.collection == collection,
+                                                          submissions.c.round == round_id)
+                             .order_by(submissions.c.id))
+            return [SubmissionRow.of(r) for r in rows]
+
+    def pending_submissions(self) -> list[SubmissionRow]:
+        """Recorded but never decided: what a crash left behind."""
+        with self.begin() as c:
+            rows = c.execute(sa.select(submissions).where(submissions.c.stage == Stage.RECEIVED)
+                             .order_by(submissions.c.id))
+            return [SubmissionRow.of(r) for r in rows]
+
+    def latest_accepted(self, collection: str, round_id: str, agency: str) -> SubmissionRow | None:
+        with self.begin() as c:
+            row = c.execute(sa.select(submissions).where(
+                submissions.c.collection == collection, submissions.c.round == round_id,
+                submissions.c.agency == agency, submissions.c.verdict == Verdict.ACCEPTED,
+            ).order_by(submissions.c.id.desc())).first()
+            return SubmissionRow.of(row) if row else None
+
+    # -- staff decisions and outgoing mail -----------------------------------------------------------------------
+    def set_exempt(self, collection: str, round_id: str, agency: str, reason: str | None) -> None:
+        with self.begin() as c:
+            c.execute(exemptions.delete().where(exemptions.c.collection == collection,
+                                                exemptions.c.round == round_id, exemptions.c.agency == agency))
+            if reason is not None:
+                c.execute(exemptions.insert().values(collection=collection, round=round_id, agency=agency,
+                                                     reason=reason, at=stamp_time()))
+
+    def exemptions_for(self, collection: str, round_id: str) -> dict[str, str]:
+        with self.begin() as c:
+            rows = c.execute(sa.select(exemptions).where(exemptions.c.collection == collection,
+                                                         exemptions.c.round == round_id))
+            return {r.agency: r.reason for r in rows}
+
+    def record_outgoing(self, kind: str, message_id: str, recipients: Sequence[str], subject: str,
+                        path: str) -> int:
+        with self.begin() as c:
+            res = c.execute(outgoing.insert().values(
+                kind=kind, message_id=message_id, recipients=json.dumps(list(recipients)), subject=subject,
+                path=path, stage="queued", attempts=0, created_at=stamp_time()))
+            return int(res.inserted_primary_key[0])
+
+    def outgoing_done(self, oid: int, error: str | None = None) -> None:
+        with self.begin() as c:
+            values: dict[str, Any] = {"attempts": outgoing.c.attempts + 1}
+            if error is None:
+                values |= {"stage": "sent", "sent_at": stamp_time(), "last_error": None}
+            else:
+                values |= {"last_error": error}
+            c.execute(outgoing.update().where(outgoing.c.id == oid).values(**values))
+
+    def queued_outgoing(self) -> list[dict[str, Any]]:
+        with self.begin() as c:
+            rows = c.execute(sa.select(outgoing).where(outgoing.c.stage == "queued").order_by(outgoing.c.id))
+            return [dict(r._mapping) for r in rows]
+
+    def record_reminder(self, collection: str, round_id: str, agency: str, kind: str,
+                        recipients: Sequence[str], outgoing_id: int | None) -> None:
+        with self.begin() as c:
+            c.execute(reminders.insert().values(collection=collection, round=round_id, agency=agency, kind=kind,
+                                                recipients=json.dumps(list(recipients)), sent_at=stamp_time(),
+                                                outgoing_id=outgoing_id))
+
+    def last_reminded(self, collection: str, round_id: str) -> dict[str, datetime]:
+        with self.begin() as c:
+            rows = c.execute(sa.select(reminders.c.agency, sa.func.max(reminders.c.sent_at))
+                             .where(reminders.c.collection == collection, reminders.c.round == round_id)
+                             .group_by(reminders.c.agency))
+            return {r[0]: parse_time(r[1]) or now() for r in rows}
+
+    def record_signoff(self, collection: str, round_id: str, supervisor: str, by: str, note: str | None) -> None:
+        with self.begin() as c:
+            c.execute(signoffs.delete().where(signoffs.c.collection == collection, signoffs.c.round == round_id,
+                                              signoffs.c.supervisor == supervisor))
+            c.execute(signoffs.insert().values(collection=collection, round=round_id, supervisor=supervisor,
+                                               by=by, note=note, at=stamp_time()))
+
+    def signoffs_for(self, collection: str, round_id: str) -> dict[str, dict[str, Any]]:
+        with self.begin() as c:
+            rows = c.execute(sa.select(signoffs).where(signoffs.c.collection == collection,
+                                                       signoffs.c.round == round_id))
+            return {r.supervisor: dict(r._mapping) for r in rows}
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()

@@ -1,0 +1,325 @@
+"""Stamped workbooks: the template locked, validated and prefilled once per round, then one patched copy per agency."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import os
+import re
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+import openpyxl
+from openpyxl.packaging.custom import StringProperty
+from openpyxl.styles import Protection
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.datavalidation import DataValidation
+
+from collect.spec import (
+    LISTS_SHEET,
+    NAME_AGENCY_CODE,
+    NAME_AGENCY_NAME,
+    NAME_DEADLINE,
+    NAME_PERIOD,
+    NAME_SUPERVISOR,
+    STAMP_SHEET,
+    Collection,
+    ColumnSpec,
+    Layout,
+    roc_date,
+    roc_round_label,
+    round_end,
+)
+from collect.template import DATE_FORMAT
+
+PROP_PREFIX = "collect."
+STAMP_FIELDS = ("collection", "round", "agency", "version", "token")
+_PLACEHOLDER = "@@collect:{}@@"
+EXCEL_EPOCH = date(1899, 12, 30)
+
+
+# -- the stamp ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Stamp:
+    """What identifies a stamped workbook: collection, round, agency, template version and the HMAC token."""
+
+    collection: str
+    round: str
+    agency: str
+    version: str
+    token: str
+
+    def fields(self) -> dict[str, str]:
+        return {f: getattr(self, f) for f in STAMP_FIELDS}
+
+
+def make_token(secret: bytes, collection: str, round_id: str, agency: str, version: str) -> str:
+    msg = "\x1f".join(("collect-stamp-v1", collection, round_id, agency, version)).encode("utf-8")
+    return hmac.new(secret, msg, hashlib.sha256).hexdigest()[:32]
+
+
+def make_stamp(secret: bytes, collection: str, round_id: str, agency: str, version: str) -> Stamp:
+    return Stamp(collection, round_id, agency, version, make_token(secret, collection, round_id, agency, version))
+
+
+def verify(stamp: Stamp, secret: bytes) -> bool:
+    expected = make_token(secret, stamp.collection, stamp.round, stamp.agency, stamp.version)
+    return hmac.compare_digest(expected, stamp.token)
+
+
+# -- one agency's copy -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AgencyCopy:
+    """What differs between two agencies' workbooks of the same round."""
+
+    code: str
+    name: str
+    supervisor: str
+    rows: Sequence[Mapping[str, Any]] = ()  # prefilled data rows: column key -> value
+
+
+def file_name(code: str, name: str) -> str:
+    safe = re.sub(r'[\\/:*?"<>|\s]+', "_", name).strip("._") or "agency"
+    return f"{code}-{safe}.xlsx"
+
+
+class RoundBook:
+    """A template prepared for one round: locked, validated, stamped with placeholders; copied per agency."""
+
+    def __init__(self, coll: Collection, round_id: str, deadline: date) -> None:
+        assert coll.layout is not None
+        self.coll = coll
+        self.layout: Layout = coll.layout
+        self.round_id = round_id
+        self.deadline = deadline
+        self.letters = {c.key: get_column_letter(self.layout.first_col + i) for i, c in enumerate(coll.columns)}
+        self._members, self._data_part, self._stamp_part = self._build()
+
+    # The base workbook is built once with openpyxl; each copy only rewrites three XML parts.
+    def _build(self) -> tuple[dict[str, tuple[zipfile.ZipInfo, bytes]], str, str]:
+        coll, lay = self.coll, self.layout
+        wb = openpyxl.load_workbook(coll.template_path)
+        ws = wb[lay.sheet]
+        for key in (NAME_AGENCY_CODE, NAME_AGENCY_NAME, NAME_SUPERVISOR, NAME_PERIOD):
+            cell = ws[lay.identity[key]]
+            cell.number_format = "@"
+        ws[lay.identity[NAME_DEADLINE]].number_format = DATE_FORMAT
+        lists = wb.create_sheet(LISTS_SHEET)
+        lists.sheet_state = "hidden"
+        list_col = 0
+        for col in coll.columns:
+            letter = self.letters[col.key]
+            rng = f"{letter}{lay.data_first_row}:{letter}{lay.data_last_row}"
+            if not col.is_input:
+                continue
+            for r in range(lay.data_first_row, lay.data_last_row + 1):
+                ws[f"{letter}{r}"].protection = Protection(locked=False)
+            dv = self._validation(col, lists, list_col)
+            if col.choices and dv is not None and dv.formula1 and dv.formula1.startswith("'"):
+                list_col += 1
+            if dv is not None:
+                dv.add(rng)
+                ws.add_data_validation(dv)
+        ws.protection.sheet = True
+        ws.protection.formatColumns = False
+        ws.protection.formatRows = False
+        ws.protection.autoFilter = False
+        for other in wb.worksheets:
+            if other is not ws:
+                other.protection.sheet = True
+        stamp_ws = wb.create_sheet(STAMP_SHEET)
+        for i, fname in enumerate(STAMP_FIELDS, start=1):
+            stamp_ws.cell(i, 1, fname)
+            stamp_ws.cell(i, 2).number_format = "@"
+        stamp_ws.protection.sheet = True
+        stamp_ws.sheet_state = "veryHidden"
+        if not lists.max_row or lists.max_column == 1 and lists["A1"].value is None:
+            wb.remove(lists)
+        wb.active = wb.sheetnames.index(lay.sheet)
+        wb.security = openpyxl.workbook.protection.WorkbookProtection(lockStructure=True)
+        for fname in STAMP_FIELDS:
+            value = {"collection": coll.id, "round": self.round_id, "version": coll.version}.get(
+                fname, _PLACEHOLDER.format(fname))
+            wb.custom_doc_props.append(StringProperty(name=PROP_PREFIX + fname, value=value))
+        buf = io.BytesIO()
+        wb.save(buf)
+        index = {ws_.title: i for i, ws_ in enumerate(wb.worksheets, start=1)}
+        data_part = f"xl/worksheets/sheet{index[lay.sheet]}.xml"
+        stamp_part = f"xl/worksheets/sheet{index[STAMP_SHEET]}.xml"
+        members: dict[str, tuple[zipfile.ZipInfo, bytes]] = {}
+        with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as zf:
+            for info in zf.infolist():
+                members[info.filename] = (info, zf.read(info))
+        for part in (data_part, stamp_part):
+            if part not in members:
+                raise RuntimeError(f"openpyxl wrote no {part}")
+        return members, data_part, stamp_part
+
+    def _validation(self, col: ColumnSpec, lists: Any, list_col: int) -> DataValidation | None:
+        title = col.title[:32]
+        common: dict[str, Any] = dict(allow_blank=True, showErrorMessage=True, showInputMessage=True,
+                                      promptTitle=title, errorTitle=f"{col.title} 填寫錯誤"[:32], errorStyle="stop")
+        hint = (col.hint + " ") if col.hint else ""
+        if col.choices:
+            joined = ",".join(col.choices)
+            if len(joined) <= 250 and not any("," in c or '"' in c for c in col.choices):
+                formula = f'"{joined}"'
+            else:
+                letter = get_column_letter(list_col + 1)
+                for i, choice in enumerate(col.choices, start=1):
+                    lists.cell(i, list_col + 1, choice)
+                formula = f"'{LISTS_SHEET}'!${letter}$1:${letter}${len(col.choices)}"
+            shown = "、".join(col.choices)
+            return DataValidation(type="list", formula1=formula, prompt=_cut(f"{hint}請從清單選擇：{shown}"),
+                                  error=_cut(f"「{col.title}」只能選擇：{shown}"), **common)
+        if col.kind == "date":
+            lo = col.ge.date() if col.ge is not None else date(1912, 1, 1)
+            hi = round_end(self.round_id) if col.round_end else (col.le.date() if col.le is not None else
+                                                                  date(2111, 12, 31))
+            return DataValidation(type="date", operator="between", formula1=str(serial(lo)),
+                                  formula2=str(serial(hi)),
+                                  prompt=_cut(f"{hint}請填日期，介於 {roc_date(lo)} 與 {roc_date(hi)} 之間（例如 "
+                                              f"{roc_date(hi)}）。"),
+                                  error=_cut(f"「{col.title}」應為 {roc_date(lo)} 至 {roc_date(hi)} 之間的日期。"),
+                                  **common)
+        if col.kind in ("whole", "decimal"):
+            kind = "whole" if col.kind == "whole" else "decimal"
+            lo_n = col.ge if col.ge is not None else -999_999_999_999_999
+            hi_n = col.le if col.le is not None else 999_999_999_999_999
+            unit = "新臺幣元，整數" if col.money else ("整數" if kind == "whole" else "數字")
+            bound = f"，不可小於 {lo_n:,}" if col.ge is not None else ""
+            return DataValidation(type=kind, operator="between", formula1=str(lo_n), formula2=str(hi_n),
+                                  prompt=_cut(f"{hint}請填{unit}{bound}。"),
+                                  error=_cut(f"「{col.title}」應為{unit}{bound}。"), **common)
+        if col.max_length:
+            return DataValidation(type="textLength", operator="lessThanOrEqual", formula1=str(col.max_length),
+                                  prompt=_cut(f"{hint}{'必填，' if col.required else ''}最多 {col.max_length} 個字。"),
+                                  error=_cut(f"「{col.title}」最多 {col.max_length} 個字。"), **common)
+        return None
+
+    def render(self, copy: AgencyCopy, stamp: Stamp) -> bytes:
+        """The bytes of one agency's stamped workbook."""
+        lay = self.layout
+        cells: dict[str, Any] = {
+            lay.identity[NAME_AGENCY_CODE]: copy.code,
+            lay.identity[NAME_AGENCY_NAME]: copy.name,
+            lay.identity[NAME_SUPERVISOR]: copy.supervisor,
+            lay.identity[NAME_PERIOD]: roc_round_label(self.round_id),
+            lay.identity[NAME_DEADLINE]: self.deadline,
+        }
+        if len(copy.rows) > lay.max_rows:
+            raise ValueError(f"{copy.code}: {len(copy.rows)} prefilled rows exceed the form's {lay.max_rows}")
+        for i, row in enumerate(copy.rows):
+            r = lay.data_first_row + i
+            for key, value in row.items():
+                if key in self.letters and value is not None and self.coll.column(key).is_input:
+                    cells[f"{self.letters[key]}{r}"] = value
+        stamp_cells = {f"B{i}": v for i, v in enumerate(stamp.fields().values(), start=1)}
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+            for name, (info, data) in self._members.items():
+                if name == self._data_part:
+                    data = fill_cells(data, cells)
+                elif name == self._stamp_part:
+                    data = fill_cells(data, stamp_cells)
+                elif name == "docProps/custom.xml":
+                    for fname in ("agency", "token"):
+                        data = data.replace(_PLACEHOLDER.format(fname).encode(), escape(getattr(stamp, fname)).encode())
+                zi = zipfile.ZipInfo(name, date_time=info.date_time)
+                zi.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(zi, data)
+        return out.getvalue()
+
+
+def _cut(text: str, limit: int = 255) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def serial(d: date | datetime) -> int | float:
+    if isinstance(d, datetime):
+        delta = d - datetime(1899, 12, 30)
+        return delta.days + delta.seconds / 86400
+    return (d - EXCEL_EPOCH).days
+
+
+_EMPTY_CELL = re.compile(rb'<c r="([A-Z]{1,3}[0-9]{1,7})"((?: [a-z]+="[^"]*")*)\s*/>')
+
+
+def cell_xml(ref: str, attrs: str, value: Any) -> str:
+    """One filled <c> element; strings go inline so sharedStrings.xml never changes."""
+    attrs = re.sub(r' t="[^"]*"', "", attrs)
+    if isinstance(value, bool):
+        return f'<c r="{ref}"{attrs} t="b"><v>{int(value)}</v></c>'
+    if isinstance(value, int | float | Decimal):
+        return f'<c r="{ref}"{attrs}><v>{value}</v></c>'
+    if isinstance(value, date | datetime):
+        return f'<c r="{ref}"{attrs}><v>{serial(value)}</v></c>'
+    text = escape(_xml_safe(str(value)))
+    return f'<c r="{ref}"{attrs} t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>'
+
+
+def _xml_safe(text: str) -> str:
+    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", "", text)
+
+
+def fill_cells(xml: bytes, cells: Mapping[str, Any]) -> bytes:
+    """Fill empty (styled) cells of a worksheet part in place; every target cell must exist as an empty <c/>."""
+    remaining = dict(cells)
+
+    def sub(m: re.Match[bytes]) -> bytes:
+        ref = m.group(1).decode()
+        if ref not in remaining:
+            return m.group(0)
+        return cell_xml(ref, m.group(2).decode(), remaining.pop(ref)).encode("utf-8")
+
+    out = _EMPTY_CELL.sub(sub, xml)
+    if remaining:
+        raise ValueError(f"the template has no empty styled cell at {', '.join(sorted(remaining))}")
+    return out
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary name and rename, so an interrupted run leaves no half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class Issued:
+    agency: str
+    path: Path
+    stamp: Stamp
+
+
+def issue_round(
+    coll: Collection,
+    round_id: str,
+    deadline: date,
+    copies: Sequence[AgencyCopy],
+    secret: bytes,
+    out_dir: Path,
+    progress: Callable[[AgencyCopy], None] | None = None,
+) -> list[Issued]:
+    """Write one stamped workbook per agency into out_dir; returns what was written."""
+    book = RoundBook(coll, round_id, deadline)
+    done = []
+    for copy in copies:
+        stamp = make_stamp(secret, coll.id, round_id, copy.code, coll.version)
+        path = out_dir / file_name(copy.code, copy.name)
+        write_atomic(path, book.render(copy, stamp))
+        done.append(Issued(copy.code, path, stamp))
+        if progress:
+            progress(copy)
+    return done

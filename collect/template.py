@@ -1,0 +1,212 @@
+"""Templates: read a template's layout from its defined names, check it against the rules, and write a tidy default."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import openpyxl
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Side
+from openpyxl.utils import get_column_letter, range_boundaries
+from openpyxl.workbook.defined_name import DefinedName
+from openpyxl.worksheet.worksheet import Worksheet
+
+from collect.errors import CollectionError
+
+if TYPE_CHECKING:
+    from collect.spec import Collection, ColumnSpec, Layout
+
+DATE_FORMAT = "[$-404]e/mm/dd"  # Excel and LibreOffice show a real date as an ROC date (115/03/05)
+MONEY_FORMAT = "#,##0"
+RATE_FORMAT = "0.0%"
+
+
+def _destinations(wb: openpyxl.Workbook) -> dict[str, tuple[str, str]]:
+    """Defined name -> (sheet title, A1 range without $), workbook- and sheet-scoped."""
+    out: dict[str, tuple[str, str]] = {}
+    scoped = [(None, wb.defined_names)] + [(ws, ws.defined_names) for ws in wb.worksheets]
+    for _ws, names in scoped:
+        for name, dn in names.items():
+            try:
+                dests = list(dn.destinations)
+            except Exception:
+                continue
+            if dests:
+                sheet, ref = dests[0]
+                out[name.upper()] = (sheet, ref.replace("$", ""))
+    return out
+
+
+def _layout_problems(path: Path, columns: Sequence[ColumnSpec]) -> tuple[Layout | None, list[str]]:
+    from collect.spec import IDENTITY_NAMES, NAME_DATA, NAME_HEADER, Layout
+
+    problems: list[str] = []
+    if not path.is_file():
+        return None, [f"{path}: the template file does not exist (`collect template new` writes one)."]
+    try:
+        wb = openpyxl.load_workbook(path)
+    except Exception as exc:
+        return None, [f"{path}: not a readable xlsx workbook ({exc.__class__.__name__}: {exc})."]
+    names = _destinations(wb)
+    for name, label in IDENTITY_NAMES.items():
+        if name not in names:
+            problems.append(f"{path}: the identity cell {label} has no defined name {name}.")
+    for name in (NAME_HEADER, NAME_DATA):
+        if name not in names:
+            problems.append(f"{path}: the defined name {name} (the data table's "
+                            f"{'header row' if name == NAME_HEADER else 'input rows'}) is missing.")
+    if NAME_HEADER not in names or NAME_DATA not in names:
+        return None, problems
+    sheet, header_ref = names[NAME_HEADER]
+    data_sheet, data_ref = names[NAME_DATA]
+    if sheet not in wb.sheetnames:
+        return None, [*problems, f"{path}: {NAME_HEADER} points at a missing sheet {sheet!r}."]
+    h_min_col, h_min_row, h_max_col, h_max_row = range_boundaries(header_ref)
+    d_min_col, d_min_row, d_max_col, d_max_row = range_boundaries(data_ref)
+    if h_min_row != h_max_row:
+        problems.append(f"{path}: {NAME_HEADER} must be a single row, it is {header_ref}.")
+    if data_sheet != sheet or (d_min_col, d_max_col) != (h_min_col, h_max_col) or d_min_row <= h_max_row:
+        problems.append(f"{path}: {NAME_DATA} ({data_sheet}!{data_ref}) must lie below {NAME_HEADER} "
+                        f"({sheet}!{header_ref}) on the same sheet and span the same columns.")
+    ws = wb[sheet]
+    titles = [ws.cell(h_min_row, c).value for c in range(h_min_col, (h_max_col or h_min_col) + 1)]
+    titles = [str(t).strip() if t is not None else "" for t in titles]
+    for i, col in enumerate(columns):
+        letter = get_column_letter(h_min_col + i)
+        if col.title not in titles:
+            problems.append(f"{path}: the field {col.key} ({col.title}) has no column in the header "
+                            f"{sheet}!{header_ref}.")
+        elif i >= len(titles) or titles[i] != col.title:
+            problems.append(f"{path}: column {letter} of the header should be {col.title!r}, found "
+                            f"{titles[i] if i < len(titles) else ''!r}.")
+    known = {c.title for c in columns}
+    for i, t in enumerate(titles):
+        if t and t not in known:
+            problems.append(f"{path}: the header column {get_column_letter(h_min_col + i)} ({t!r}) is not a field "
+                            f"of the rules.")
+    identity = {n: names[n][1] for n in IDENTITY_NAMES if n in names}
+    for n, ref in identity.items():
+        if names[n][0] != sheet:
+            problems.append(f"{path}: the identity cell {n} must be on the sheet {sheet!r}.")
+        if ":" in ref:
+            identity[n] = ref.split(":")[0]
+    layout = Layout(sheet, h_min_row, h_min_col, d_min_row, d_max_row, identity)
+    return layout, problems
+
+
+def read_layout(path: Path, columns: Sequence[ColumnSpec]) -> Layout:
+    layout, problems = _layout_problems(path, columns)
+    if problems or layout is None:
+        raise CollectionError("The template does not agree with its rules:\n  " + "\n  ".join(problems))
+    return layout
+
+
+def check(rules_dir: Path, templates_dir: Path, cid: str) -> list[str]:
+    """Every mismatch between rules/<cid>.py and templates_xlsx/<cid>.xlsx; [] when they agree."""
+    from collect.spec import load_collection
+
+    coll = load_collection(rules_dir, templates_dir, cid, need_template=False)
+    return _layout_problems(coll.template_path, coll.columns)[1]
+
+
+# -- a tidy default template -----------------------------------------------------------------------------------
+THIN = Side(style="thin", color="808080")
+BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
+HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+INPUT_FILL = PatternFill("solid", fgColor="FFFFF2")
+LABEL_FONT = Font(name="微軟正黑體", bold=True, size=11)
+BODY_FONT = Font(name="微軟正黑體", size=11)
+
+
+def _define(wb: openpyxl.Workbook, name: str, ws: Worksheet, ref: str) -> None:
+    quoted = "'" + ws.title.replace("'", "''") + "'"
+    wb.defined_names[name] = DefinedName(name, attr_text=f"{quoted}!{absolute(ref)}")
+
+
+def absolute(ref: str) -> str:
+    return ":".join(re.sub(r"([A-Z]+)(\d+)", r"$\1$\2", part) for part in ref.split(":"))
+
+
+def write_default(coll: Collection, path: Path) -> Path:
+    """Write a tidy template from the rules: identity block, header, input rows, number formats and formulas."""
+    from collect.spec import (
+        NAME_AGENCY_CODE,
+        NAME_AGENCY_NAME,
+        NAME_DATA,
+        NAME_DEADLINE,
+        NAME_HEADER,
+        NAME_PERIOD,
+        NAME_SUPERVISOR,
+    )
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = coll.meta.sheet
+    n = len(coll.columns)
+    last = get_column_letter(max(n, 4))
+    ws["A1"] = coll.meta.title
+    ws["A1"].font = Font(name="微軟正黑體", bold=True, size=16)
+    ws.merge_cells(f"A1:{last}1")
+    ws.row_dimensions[1].height = 28
+    identity = [
+        ("A2", "機關代碼", "B2", NAME_AGENCY_CODE), ("C2", "機關名稱", "D2", NAME_AGENCY_NAME),
+        ("A3", "主管機關", "B3", NAME_SUPERVISOR), ("C3", "填報期間", "D3", NAME_PERIOD),
+        ("A4", "截止日期", "B4", NAME_DEADLINE),
+    ]
+    for label_ref, label, value_ref, name in identity:
+        ws[label_ref] = label
+        ws[label_ref].font = LABEL_FONT
+        ws[label_ref].alignment = Alignment(horizontal="right")
+        ws[value_ref].font = BODY_FONT
+        ws[value_ref].border = Border(bottom=THIN)
+        _define(wb, name, ws, value_ref)
+    ws["C4"] = "說明"
+    ws["C4"].font = LABEL_FONT
+    ws["C4"].alignment = Alignment(horizontal="right")
+    ws["D4"] = coll.meta.instructions or "請於淡黃色儲存格填寫；金額以新臺幣元為單位，填寫整數；日期可填 115/03/05。"
+    ws["D4"].font = Font(name="微軟正黑體", size=10, color="595959")
+    header_row, first = 6, 7
+    last_row = first + coll.meta.max_rows - 1
+    for i, col in enumerate(coll.columns, start=1):
+        letter = get_column_letter(i)
+        cell = ws.cell(header_row, i, col.title)
+        cell.font = LABEL_FONT
+        cell.fill = HEADER_FILL
+        cell.border = BOX
+        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+        width = col.width or (40 if col.kind == "text" and (col.max_length or 0) > 50 else
+                              16 if col.kind in ("whole", "decimal", "date") else 12 if col.kind == "choice" else 20)
+        ws.column_dimensions[letter].width = width
+        fmt = (MONEY_FORMAT if col.money else DATE_FORMAT if col.kind == "date" else
+               RATE_FORMAT if col.formula and "/" in col.formula else "@" if col.kind in ("text", "code") else
+               "General")
+        for r in range(first, last_row + 1):
+            c = ws.cell(r, i)
+            c.number_format = fmt
+            c.border = BOX
+            c.font = BODY_FONT
+            if col.formula:
+                c.value = formula_for(col.formula, coll.columns, r)
+            else:
+                c.fill = INPUT_FILL
+    ws.row_dimensions[header_row].height = 32
+    ws.freeze_panes = ws.cell(first, 1)
+    _define(wb, NAME_HEADER, ws, f"A{header_row}:{get_column_letter(n)}{header_row}")
+    _define(wb, NAME_DATA, ws, f"A{first}:{get_column_letter(n)}{last_row}")
+    ws.sheet_view.zoomScale = 100
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb.save(path)
+    return path
+
+
+def formula_for(template: str, columns: Sequence[ColumnSpec], row: int) -> str:
+    """Expand {key} in a column formula to the same row's cell of that column."""
+    letters = {c.key: get_column_letter(i) for i, c in enumerate(columns, start=1)}
+    return re.sub(r"\{(\w+)\}", lambda m: f"{letters[m.group(1)]}{row}", template)
+
+
+def unlocked() -> Protection:
+    return Protection(locked=False)

@@ -1,0 +1,46 @@
+"""嚴重特殊傳染性肺炎經費動支及執行情形 (covid19): monthly, every public agency; the rules its returns must pass."""
+
+from datetime import date
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from collect.spec import Meta, column, row_rule
+
+META = Meta(
+    title="嚴重特殊傳染性肺炎經費動支及執行情形",
+    title_en="COVID-19 expenditure and execution",
+    scope="public",
+    period="month",
+    deadline_days=10,
+    max_rows=200,
+    key="name",
+    prefill_previous=True,
+    instructions="請於淡黃色儲存格填寫；金額以新臺幣元為單位填寫整數；日期可填 115/03/05。執行率由表單自動計算。",
+)
+
+
+class Covid19(pa.DataFrameModel):
+    item: Series[pd.Int64Dtype] = column("項次", "Item", kind="whole", required=False, ge=0, width=8)
+    name: Series[str] = column("計畫名稱", "Project", kind="text", max_length=100, unique=True, carry=True,
+                               width=36)
+    category: Series[str] = column("類別", "Category", kind="choice", isin=["防疫", "紓困", "振興"], carry=True)
+    source: Series[str] = column("經費來源", "Source of funds", kind="choice",
+                                 isin=["市庫", "中央補助", "第二預備金", "特別預算"], carry=True)
+    approved: Series[pd.Int64Dtype] = column("核定經費", "Approved", kind="whole", money=True, ge=0, carry=True)
+    committed: Series[pd.Int64Dtype] = column("已動支數", "Committed", kind="whole", money=True, ge=0)
+    spent: Series[pd.Int64Dtype] = column("實支數", "Spent", kind="whole", money=True, ge=0, cumulative=True)
+    rate: Series[float] = column("執行率", "Execution rate", kind="formula", required=False,
+                                 formula='=IF(N({approved})>0,N({spent})/N({approved}),"")', width=10)
+    approved_on: Series[pd.Timestamp] = column("核定日期", "Approved on", kind="date", ge=date(2020, 1, 1),
+                                               not_after_round_end=True, carry=True)
+    note: Series[str] = column("備註", "Note", kind="text", required=False, max_length=200, width=30)
+
+    @row_rule("committed", "已動支數不可大於核定經費。", "Committed must not exceed the approved amount.")
+    def committed_within_approved(cls, df: pd.DataFrame) -> pd.Series:
+        return df["committed"] <= df["approved"]
+
+    @row_rule("spent", "實支數不可大於已動支數。", "Spent must not exceed the committed amount.")
+    def spent_within_committed(cls, df: pd.DataFrame) -> pd.Series:
+        return df["spent"] <= df["committed"]
