@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -180,6 +180,56 @@ def issue_cmd(
 
         sent = send_issue_notices(c, result)
         out.print(f"mailed {sent} workbooks")
+
+
+# -- receiving --------------------------------------------------------------------------------------------------
+@app.command("ingest")
+def ingest_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Returned workbooks, .eml messages, or folders of them.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file per line.")] = False,
+) -> None:
+    """Archive, identify, read, validate and answer every returned file; print one line per file."""
+    from collect.ingest import Ingestor
+
+    c = ctx()
+    with Ingestor(c) as ing:
+        outcomes = ing.resume() + ing.paths(paths)
+    render_outcomes(outcomes, as_json)
+
+
+@app.command()
+def reprocess(
+    receipt: Annotated[str, typer.Argument(help="The receipt id of the submission, e.g. R20261127-000012.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Process an archived submission again (after fixing the rules or the agency list)."""
+    from collect.ingest import Ingestor
+
+    with Ingestor(ctx()) as ing:
+        outcome = ing.reprocess(receipt)
+    render_outcomes([outcome], as_json)
+
+
+VERDICT_STYLE = {"accepted": "green", "rejected": "red", "duplicate": "dim", "unidentified": "magenta",
+                 "tampered": "magenta", "quarantined": "yellow", "unreadable": "red"}
+
+
+def render_outcomes(outcomes: list[Any], as_json: bool) -> None:
+    if as_json:
+        for o in outcomes:
+            print(json.dumps(o.to_json(), ensure_ascii=False), flush=True)
+        return
+    table = Table(title=f"{len(outcomes)} file(s)")
+    for name in ("file", "verdict", "collection", "round", "agency", "receipt", "errors", "warnings", "first finding"):
+        table.add_column(name, overflow="fold")
+    for o in outcomes:
+        errors = sum(f.severity == "error" for f in o.findings)
+        first = o.findings[0] if o.findings else None
+        table.add_row(
+            Text(o.file), Text(str(o.verdict), style=VERDICT_STYLE.get(str(o.verdict), "")), o.collection or "",
+            o.round or "", o.agency or "", o.receipt, str(errors), str(len(o.findings) - errors),
+            Text(f"{first.cell or ''} {first.message}".strip() if first else ""))
+    out.print(table)
 
 
 def fail(message: str, hint: str = "") -> None:

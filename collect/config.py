@@ -174,7 +174,8 @@ def _check(section: str, key: str, value: Any, path: Path) -> Any:
     choices = _CHOICES.get((section, key))
     if choices and value not in choices:
         raise ConfigError(f"{path}: [{section}] {key} = {value!r}: expected one of {', '.join(choices)}.")
-    if key == "managers" and not all(isinstance(v, str) and "@" in v for v in value):
+    items: list[Any] = value if isinstance(value, list) else []
+    if key == "managers" and not all(isinstance(v, str) and "@" in v for v in items):
         raise ConfigError(f"{path}: [report] managers: expected a list of email addresses, got {value!r}.")
     return value
 

@@ -103,7 +103,8 @@ class Finding:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Finding:
-        return cls(**{k: data.get(k) for k in ("code", "severity", "message", "sheet", "cell", "column", "value")})
+        return cls(data["code"], data["severity"], data["message"], data.get("sheet"), data.get("cell"),
+                   data.get("column"), data.get("value"))
 
 
 def make(

@@ -252,7 +252,8 @@ class Ledger:
             ).first()
             if exists:
                 return False
-            c.execute(template_versions.insert().values(collection=collection, version=version, created_at=stamp_time()))
+            c.execute(template_versions.insert().values(collection=collection, version=version,
+                                                        created_at=stamp_time()))
             return True
 
     def upsert_round(self, collection: str, round_id: str, deadline: str, version: str) -> None:
@@ -306,7 +307,23 @@ class Ledger:
             res = c.execute(messages.insert().values(
                 message_key=message_key, sha256=sha256, sender=sender, subject=subject, source=source,
                 received_at=stamp_time(received_at), stage=Stage.RECEIVED))
-            return int(res.inserted_primary_key[0]), True
+            return _new_id(res), True
+
+    def record_message_with_files(self, message_key: str, sha256: str, sender: str, subject: str, source: str,
+                                  files: Sequence[tuple[str, str]], received_at: datetime | None = None,
+                                  ) -> tuple[int, bool]:
+        """Record a raw message and its files (name, sha256) in one transaction; (id, is_new)."""
+        with self.begin() as c:
+            row = c.execute(sa.select(messages.c.id).where(messages.c.message_key == message_key)).first()
+            if row:
+                return int(row.id), False
+            res = c.execute(messages.insert().values(
+                message_key=message_key, sha256=sha256, sender=sender, subject=subject, source=source,
+                received_at=stamp_time(received_at), stage=Stage.RECEIVED))
+            mid = _new_id(res)
+            for name, digest in files:
+                self._insert_submission(c, digest, name, sender, mid, received_at)
+            return mid, True
 
     def message_stage(self, message_id: int) -> str:
         with self.begin() as c:
@@ -320,13 +337,19 @@ class Ledger:
                           received_at: datetime | None = None) -> SubmissionRow:
         """Record a received file (already archived) before anything else happens to it."""
         with self.begin() as c:
-            res = c.execute(submissions.insert().values(
-                sha256=sha256, file_name=file_name, sender=sender, message_id=message_id,
-                received_at=stamp_time(received_at), stage=Stage.RECEIVED, errors=0, warnings=0))
-            sid = int(res.inserted_primary_key[0])
-            day = (received_at or now()).astimezone(UTC).strftime("%Y%m%d")
-            c.execute(submissions.update().where(submissions.c.id == sid).values(receipt=f"R{day}-{sid:06d}"))
+            sid = self._insert_submission(c, sha256, file_name, sender, message_id, received_at)
             return SubmissionRow.of(c.execute(sa.select(submissions).where(submissions.c.id == sid)).one())
+
+    @staticmethod
+    def _insert_submission(c: Connection, sha256: str, file_name: str, sender: str | None, message_id: int | None,
+                           received_at: datetime | None) -> int:
+        res = c.execute(submissions.insert().values(
+            sha256=sha256, file_name=file_name, sender=sender, message_id=message_id,
+            received_at=stamp_time(received_at), stage=Stage.RECEIVED, errors=0, warnings=0))
+        sid = _new_id(res)
+        day = (received_at or now()).astimezone(UTC).strftime("%Y%m%d")
+        c.execute(submissions.update().where(submissions.c.id == sid).values(receipt=f"R{day}-{sid:06d}"))
+        return sid
 
     def submissions_of_message(self, message_id: int) -> list[SubmissionRow]:
         with self.begin() as c:
@@ -418,7 +441,7 @@ class Ledger:
             res = c.execute(outgoing.insert().values(
                 kind=kind, message_id=message_id, recipients=json.dumps(list(recipients)), subject=subject,
                 path=path, stage="queued", attempts=0, created_at=stamp_time()))
-            return int(res.inserted_primary_key[0])
+            return _new_id(res)
 
     def outgoing_done(self, oid: int, error: str | None = None) -> None:
         with self.begin() as c:
@@ -428,6 +451,11 @@ class Ledger:
             else:
                 values |= {"last_error": error}
             c.execute(outgoing.update().where(outgoing.c.id == oid).values(**values))
+
+    def outgoing_by_message_id(self, message_id: str) -> dict[str, Any] | None:
+        with self.begin() as c:
+            row = c.execute(sa.select(outgoing).where(outgoing.c.message_id == message_id)).first()
+            return dict(row._mapping) if row else None
 
     def queued_outgoing(self) -> list[dict[str, Any]]:
         with self.begin() as c:
@@ -469,3 +497,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _new_id(result: Any) -> int:
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])

@@ -323,7 +323,7 @@ def _import_rules(cid: str, path: Path) -> Any:
             "Fix the rules file; run it with `python -c 'import runpy; runpy.run_path(\"FILE\")'` to see the "
             "full error, or use --debug.",
         ) from exc
-    module.__collect_rules__ = tuple(_PENDING_RULES)
+    module.__dict__["__collect_rules__"] = tuple(_PENDING_RULES)
     _PENDING_RULES.clear()
     return module
 
@@ -377,7 +377,7 @@ def _load_cached(rules_path: Path, template_path: Path, cid: str, need_template:
         raise CollectionError(f"{rules_path} must define META = Meta(...) and exactly one pandera DataFrameModel "
                               f"(found {len(models)}).")
     columns = _columns_of(models[0], rules_path)
-    rules = tuple(module.__collect_rules__)
+    rules = tuple(module.__dict__["__collect_rules__"])
     keys = {c.key for c in columns}
     for r in rules:
         if r.column not in keys:

@@ -140,14 +140,15 @@ class RoundBook:
             stamp_ws.cell(i, 2).number_format = "@"
         stamp_ws.protection.sheet = True
         stamp_ws.sheet_state = "veryHidden"
-        if not lists.max_row or lists.max_column == 1 and lists["A1"].value is None:
+        if not lists.max_row or (lists.max_column == 1 and lists["A1"].value is None):
             wb.remove(lists)
         wb.active = wb.sheetnames.index(lay.sheet)
         wb.security = openpyxl.workbook.protection.WorkbookProtection(lockStructure=True)
         for fname in STAMP_FIELDS:
             value = {"collection": coll.id, "round": self.round_id, "version": coll.version}.get(
                 fname, _PLACEHOLDER.format(fname))
-            wb.custom_doc_props.append(StringProperty(name=PROP_PREFIX + fname, value=value))
+            props: Any = wb.custom_doc_props  # type: ignore[attr-defined]
+            props.append(StringProperty(name=PROP_PREFIX + fname, value=value))
         buf = io.BytesIO()
         wb.save(buf)
         index = {ws_.title: i for i, ws_ in enumerate(wb.worksheets, start=1)}
@@ -195,7 +196,7 @@ class RoundBook:
             hi_n = col.le if col.le is not None else 999_999_999_999_999
             unit = "新臺幣元，整數" if col.money else ("整數" if kind == "whole" else "數字")
             bound = f"，不可小於 {lo_n:,}" if col.ge is not None else ""
-            return DataValidation(type=kind, operator="between", formula1=str(lo_n), formula2=str(hi_n),
+            return DataValidation(type=kind, operator="between", formula1=str(lo_n), formula2=str(hi_n),  # type: ignore[arg-type]
                                   prompt=_cut(f"{hint}請填{unit}{bound}。"),
                                   error=_cut(f"「{col.title}」應為{unit}{bound}。"), **common)
         if col.max_length:

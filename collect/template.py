@@ -63,16 +63,16 @@ def _layout_problems(path: Path, columns: Sequence[ColumnSpec]) -> tuple[Layout 
     data_sheet, data_ref = names[NAME_DATA]
     if sheet not in wb.sheetnames:
         return None, [*problems, f"{path}: {NAME_HEADER} points at a missing sheet {sheet!r}."]
-    h_min_col, h_min_row, h_max_col, h_max_row = range_boundaries(header_ref)
-    d_min_col, d_min_row, d_max_col, d_max_row = range_boundaries(data_ref)
+    h_min_col, h_min_row, h_max_col, h_max_row = _bounds(header_ref)
+    d_min_col, d_min_row, d_max_col, d_max_row = _bounds(data_ref)
     if h_min_row != h_max_row:
         problems.append(f"{path}: {NAME_HEADER} must be a single row, it is {header_ref}.")
     if data_sheet != sheet or (d_min_col, d_max_col) != (h_min_col, h_max_col) or d_min_row <= h_max_row:
         problems.append(f"{path}: {NAME_DATA} ({data_sheet}!{data_ref}) must lie below {NAME_HEADER} "
                         f"({sheet}!{header_ref}) on the same sheet and span the same columns.")
     ws = wb[sheet]
-    titles = [ws.cell(h_min_row, c).value for c in range(h_min_col, (h_max_col or h_min_col) + 1)]
-    titles = [str(t).strip() if t is not None else "" for t in titles]
+    titles = [str(v).strip() if (v := ws.cell(h_min_row, c).value) is not None else ""
+              for c in range(h_min_col, h_max_col + 1)]
     for i, col in enumerate(columns):
         letter = get_column_letter(h_min_col + i)
         if col.title not in titles:
@@ -94,6 +94,14 @@ def _layout_problems(path: Path, columns: Sequence[ColumnSpec]) -> tuple[Layout 
             identity[n] = ref.split(":")[0]
     layout = Layout(sheet, h_min_row, h_min_col, d_min_row, d_max_row, identity)
     return layout, problems
+
+
+def _bounds(ref: str) -> tuple[int, int, int, int]:
+    """A range's (min_col, min_row, max_col, max_row), a single cell counting as a 1x1 range."""
+    min_col, min_row, max_col, max_row = range_boundaries(ref)
+    if min_col is None or min_row is None:
+        raise ValueError(f"{ref} is not a cell range")
+    return min_col, min_row, max_col or min_col, max_row or min_row
 
 
 def read_layout(path: Path, columns: Sequence[ColumnSpec]) -> Layout:
@@ -142,8 +150,7 @@ def write_default(coll: Collection, path: Path) -> Path:
     )
 
     wb = openpyxl.Workbook()
-    ws = wb.active
-    assert ws is not None
+    ws = wb.worksheets[0]
     ws.title = coll.meta.sheet
     n = len(coll.columns)
     last = get_column_letter(max(n, 4))
@@ -193,7 +200,7 @@ def write_default(coll: Collection, path: Path) -> Path:
             else:
                 c.fill = INPUT_FILL
     ws.row_dimensions[header_row].height = 32
-    ws.freeze_panes = ws.cell(first, 1)
+    ws.freeze_panes = f"A{first}"
     _define(wb, NAME_HEADER, ws, f"A{header_row}:{get_column_letter(n)}{header_row}")
     _define(wb, NAME_DATA, ws, f"A{first}:{get_column_letter(n)}{last_row}")
     ws.sheet_view.zoomScale = 100

@@ -1,0 +1,346 @@
+"""Ingest: message or file -> archive + ledger -> read -> identify -> validate -> verdict -> receipt."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from collect import findings as F
+from collect.annotate import annotate
+from collect.errors import CollectionError, NotFound
+from collect.findings import Finding, has_errors
+from collect.identify import check_identity, check_stamp, describe, read_stamp
+from collect.ledger import Stage, SubmissionRow, Verdict
+from collect.mail.compose import OutgoingAttachment
+from collect.mail.message import parse_message
+from collect.mail.outbox import Transport, deliver
+from collect.notify import ReceiptFacts, nothing_found_message, receipt_message
+from collect.read import Book, ReadError, read_in_sandbox
+from collect.sandbox import Sandbox
+from collect.spec import Collection, previous_round, roc_date, roc_round_label
+from collect.stamp import file_name as issued_file_name
+from collect.stamp import write_atomic
+from collect.table import extract
+from collect.validate import validate
+from collect.workspace import Context
+
+SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods", ".xlsb")
+
+
+@dataclass
+class Outcome:
+    """What became of one received file: the line `collect ingest` prints."""
+
+    file: str
+    sha256: str
+    verdict: Verdict
+    receipt: str
+    collection: str | None = None
+    round: str | None = None
+    agency: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    annotated: Path | None = None
+    receipt_mail: Path | None = None
+    duplicate_of: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file, "sha256": self.sha256, "verdict": str(self.verdict), "collection": self.collection,
+            "round": self.round, "agency": self.agency, "receipt": self.receipt,
+            "findings": [{k: v for k, v in f.to_dict().items()} for f in self.findings],
+        }
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """How a file arrived: the message around it, for the sender check and for threading the receipt."""
+
+    sender: str | None = None
+    message_id: str | None = None
+    references: tuple[str, ...] = ()
+
+
+class Ingestor:
+    """One ingest run: a sandbox started once, the workspace opened once."""
+
+    def __init__(self, ctx: Context, sandbox: Sandbox | None = None, transport: Transport | None = None,
+                 on_outcome: Callable[[Outcome], None] | None = None) -> None:
+        self.ctx = ctx
+        self._sandbox = sandbox
+        self._own_sandbox = sandbox is None
+        self.transport = transport
+        self.on_outcome = on_outcome
+
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None:
+            self._sandbox = Sandbox()
+        return self._sandbox
+
+    def close(self) -> None:
+        if self._own_sandbox and self._sandbox is not None:
+            self._sandbox.close()
+
+    def __enter__(self) -> Ingestor:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- entry points ----------------------------------------------------------------------------------------------
+    def paths(self, paths: Iterable[Path]) -> list[Outcome]:
+        """Files, .eml messages and folders of either, as named on the command line."""
+        files: list[tuple[str, bytes]] = []
+        outcomes: list[Outcome] = []
+        for path in expand(paths):
+            data = path.read_bytes()
+            if path.suffix.lower() == ".eml":
+                outcomes += self.flush_files(files)
+                files = []
+                outcomes += self.message(data, source=str(path))
+            else:
+                files.append((path.name, data))
+        outcomes += self.flush_files(files)
+        return outcomes
+
+    def flush_files(self, files: Sequence[tuple[str, bytes]]) -> list[Outcome]:
+        rows = []
+        for name, data in files:
+            digest = self.ctx.archive.put(data)
+            rows.append(self.ctx.ledger.record_submission(digest, name, None, None))
+        return self.process(rows, Envelope())
+
+    def message(self, raw: bytes, source: str) -> list[Outcome]:
+        """One raw RFC 5322 message: archived and recorded (with its files) before anything else."""
+        ctx = self.ctx
+        max_bytes = int(float(ctx.ws.settings.mail.get("max_attachment_mb", 25)) * 1_000_000)
+        inc = parse_message(raw, max_attachment_bytes=max_bytes)
+        digest = ctx.archive.put(raw)
+        files = [(a.filename, ctx.archive.put(a.data)) for a in inc.attachments]
+        mid, new = ctx.ledger.record_message_with_files(inc.message_id, digest, inc.sender, inc.subject, source,
+                                                        files, inc.date)
+        if not new and ctx.ledger.message_stage(mid) == Stage.PROCESSED:
+            return []
+        envelope = Envelope(inc.sender, inc.message_id, inc.references)
+        rows = [r for r in ctx.ledger.submissions_of_message(mid) if r.stage == Stage.RECEIVED]
+        outcomes = self.process(rows, envelope)
+        too_large = [s.filename for s in inc.skipped if s.reason == "too-large"]
+        if (not inc.attachments or too_large) and inc.sender:
+            self._deliver(nothing_found_message(ctx.ws.settings, inc, too_large, max_bytes), "notice")
+        ctx.ledger.set_message_stage(mid, Stage.PROCESSED)
+        return outcomes
+
+    def resume(self) -> list[Outcome]:
+        """Decide what a crash left recorded but undecided."""
+        rows = [r for r in self.ctx.ledger.pending_submissions() if r.message_id is None]
+        return self.process(rows, Envelope())
+
+    def reprocess(self, receipt: str) -> Outcome:
+        row = self.ctx.ledger.submission(receipt)
+        if row is None:
+            raise NotFound(f"No submission with receipt {receipt}.")
+        envelope = Envelope(row.sender)
+        return self.process([row], envelope, again=True)[0]
+
+    # -- the pipeline ----------------------------------------------------------------------------------------------
+    def process(self, rows: Sequence[SubmissionRow], envelope: Envelope, again: bool = False) -> list[Outcome]:
+        ctx = self.ctx
+        datas = {r.id: ctx.archive.get(r.sha256) for r in rows}
+        to_read = [r for r in rows if again or not self._duplicate_of(r)]
+        books = dict(zip([r.id for r in to_read],
+                         read_in_sandbox(self.sandbox, [datas[r.id] for r in to_read]) if to_read else [],
+                         strict=True))
+        outcomes = []
+        for row in rows:
+            dup = None if again else self._duplicate_of(row)
+            if dup is not None:
+                outcome = self._decide_duplicate(row, dup, envelope)
+            else:
+                outcome = self._decide(row, datas[row.id], books[row.id], envelope)
+            outcomes.append(outcome)
+            if self.on_outcome:
+                self.on_outcome(outcome)
+        return outcomes
+
+    def _duplicate_of(self, row: SubmissionRow) -> SubmissionRow | None:
+        return self.ctx.ledger.first_with_hash(row.sha256, row.id)
+
+    def _decide_duplicate(self, row: SubmissionRow, first: SubmissionRow, env: Envelope) -> Outcome:
+        ctx = self.ctx
+        facts = self._facts(row, Verdict.DUPLICATE, env, first.collection, first.round, first.agency, [])
+        facts.duplicate_of = first.receipt
+        mail = self._answer(facts, row, first.agency)
+        ctx.ledger.decide(row.id, verdict=Verdict.DUPLICATE, found=[], duplicate_of=first.receipt,
+                          collection=first.collection, round=first.round, agency=first.agency,
+                          receipt_path=str(mail) if mail else None)
+        return Outcome(row.file_name, row.sha256, Verdict.DUPLICATE, row.receipt or "", first.collection, first.round,
+                       first.agency, [], None, mail, first.receipt)
+
+    def _decide(self, row: SubmissionRow, data: bytes, book: Book | ReadError, env: Envelope) -> Outcome:
+        ctx, locale = self.ctx, self.ctx.locale
+        coll: Collection | None = None
+        verdict: Verdict | None
+        stamp = None
+        found: list[Finding] = []
+        frame: pd.DataFrame | None = None
+        values: dict[str, Any] = {}
+        if isinstance(book, ReadError):
+            verdict, found = Verdict.UNREADABLE, [book.finding(locale)]
+        else:
+            values["kind"] = book.kind
+            ident = read_stamp(book)
+            if ident is None:
+                verdict, found = Verdict.UNIDENTIFIED, [F.make("stamp.missing", locale, detail=describe(book))]
+            else:
+                stamp = ident.stamp
+                verdict, found, coll = self._identify(book, ident, env)
+                if verdict is None and coll is not None:
+                    verdict, found, frame = self._validate(book, coll, stamp.round, stamp.agency, found)
+        assert verdict is not None
+        agency = stamp.agency if stamp else None
+        facts = self._facts(row, verdict, env, stamp.collection if stamp else None, stamp.round if stamp else None,
+                            agency, found, coll)
+        if frame is not None and verdict in (Verdict.ACCEPTED, Verdict.REJECTED):
+            rel = f"frames/{row.receipt}.parquet"
+            path = ctx.ws.state_dir / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            frame.reset_index().rename(columns={"row": "_row"}).to_parquet(path, index=False)
+            values["frame_path"] = rel
+            values["rows"] = len(frame)
+        annotated_path = None
+        if found and not isinstance(book, ReadError) and coll is not None and stamp is not None:
+            annotated_path, attachment = self._annotate(row, data, book.kind, found, coll, stamp.round, stamp.agency,
+                                                        verdict)
+            facts.annotated = attachment
+            values["annotated_path"] = str(annotated_path) if annotated_path else None
+        if verdict == Verdict.REJECTED and stamp is not None and coll is not None:
+            counting = ctx.ledger.latest_accepted(coll.id, stamp.round, stamp.agency)
+            if counting is not None:
+                facts.counting_note = (f"貴機關先前於 {counting.received_at:%Y-%m-%d} 通過的版本（收件編號 "
+                                       f"{counting.receipt}）仍為本期計入的資料。")
+        mail = self._answer(facts, row, agency)
+        ctx.ledger.decide(row.id, verdict=verdict, found=found, collection=stamp.collection if stamp else None,
+                          round=stamp.round if stamp else None, agency=agency,
+                          version=stamp.version if stamp else None, receipt_path=str(mail) if mail else None,
+                          **values)
+        return Outcome(row.file_name, row.sha256, verdict, row.receipt or "", stamp.collection if stamp else None,
+                       stamp.round if stamp else None, agency, found, annotated_path, mail)
+
+    def _identify(self, book: Book, ident: Any, env: Envelope) -> tuple[Verdict | None, list[Finding],
+                                                                          Collection | None]:
+        ctx, locale, stamp = self.ctx, self.ctx.locale, ident.stamp
+        bad = check_stamp(ident, ctx.ws.secret(), locale)
+        if bad is not None:
+            return Verdict.TAMPERED, [bad], None
+        if stamp.collection not in ctx.collection_ids():
+            return Verdict.UNIDENTIFIED, [F.make("stamp.unknown_collection", locale, value=stamp.collection)], None
+        try:
+            coll = ctx.collection(stamp.collection)
+        except CollectionError:
+            return Verdict.UNIDENTIFIED, [F.make("stamp.unknown_collection", locale, value=stamp.collection)], None
+        agency = ctx.registry.get(stamp.agency)
+        if agency is None:
+            return Verdict.UNIDENTIFIED, [F.make("stamp.unknown_agency", locale, value=stamp.agency)], coll
+        changed = check_identity(book, coll, stamp, locale)
+        if changed:
+            return Verdict.TAMPERED, changed, coll
+        found: list[Finding] = []
+        if env.sender is not None and env.sender.lower() not in ctx.registry.addresses_for(stamp.agency):
+            found.append(F.make("sender.unknown", locale, value=env.sender, detail=agency.name))
+            return Verdict.QUARANTINED, found, coll
+        info = ctx.ledger.round_info(coll.id, stamp.round)
+        if info and info["closed"]:
+            found.append(F.make("stamp.round_closed", locale, value=roc_round_label(stamp.round),
+                                severity="error" if coll.meta.closed_round == "error" else "warning"))
+        if stamp.version != coll.version:
+            found.append(F.make("stamp.old_version", locale, value=stamp.version,
+                                severity="error" if coll.meta.old_version == "error" else "warning"))
+        return None, found, coll
+
+    def _validate(self, book: Book, coll: Collection, round_id: str, agency: str,
+                  found: list[Finding]) -> tuple[Verdict, list[Finding], pd.DataFrame | None]:
+        locale = self.ctx.locale
+        table = extract(book, coll, locale)
+        if isinstance(table, list):
+            return Verdict.REJECTED, found + table, None
+        previous = self._previous(coll, round_id, agency)
+        checked = validate(table, coll, round_id, locale, previous)
+        all_found = found + table.findings + checked.findings
+        return (Verdict.REJECTED if has_errors(all_found) else Verdict.ACCEPTED), all_found, checked.frame
+
+    def _previous(self, coll: Collection, round_id: str, agency: str) -> pd.DataFrame | None:
+        prev = self.ctx.ledger.latest_accepted(coll.id, previous_round(round_id), agency)
+        if prev is None or not prev.frame_path:
+            return None
+        return pd.read_parquet(self.ctx.ws.state_dir / prev.frame_path)
+
+    def _annotate(self, row: SubmissionRow, data: bytes, kind: str, found: list[Finding], coll: Collection,
+                  round_id: str, agency: str, verdict: Verdict) -> tuple[Path | None, OutgoingAttachment | None]:
+        errors = sum(f.severity == "error" for f in found)
+        summary = [f"收件編號：{row.receipt}", f"檢核結果：{'通過' if verdict == Verdict.ACCEPTED else '退件'}",
+                   f"錯誤 {errors} 項、警告 {len(found) - errors} 項"]
+        try:
+            out = annotate(data, kind, found, title=f"{coll.title} {roc_round_label(round_id)} 檢核結果",
+                           summary_lines=summary)
+        except Exception:  # the receipt still lists every finding; the copy is a convenience
+            return None, None
+        name = f"{row.receipt}-{issued_file_name(agency, '檢核結果')}"
+        path = self.ctx.ws.round_dir(coll.id, round_id) / "receipts" / name
+        write_atomic(path, out)
+        return path, OutgoingAttachment(name, out)
+
+    def _facts(self, row: SubmissionRow, verdict: Verdict, env: Envelope, cid: str | None, round_id: str | None,
+               agency: str | None, found: list[Finding], coll: Collection | None = None) -> ReceiptFacts:
+        ctx = self.ctx
+        reg_agency = ctx.registry.get(agency) if agency else None
+        if coll is None and cid and cid in ctx.collection_ids():
+            try:
+                coll = ctx.collection(cid)
+            except CollectionError:
+                coll = None
+        deadline = ""
+        if coll and round_id:
+            info = ctx.ledger.round_info(coll.id, round_id)
+            if info:
+                deadline = roc_date(datetime.fromisoformat(info["deadline"]).date())
+        if env.sender:
+            to = [env.sender]
+        elif reg_agency is not None and verdict != Verdict.QUARANTINED:
+            to = list(reg_agency.emails)
+        else:
+            to = []
+        return ReceiptFacts(
+            receipt=row.receipt or "", sha256=row.sha256, verdict=verdict, file_name=row.file_name,
+            received_at=row.received_at, to=to, office=ctx.ws.settings.office, sender=ctx.ws.settings.sender,
+            agency_name=reg_agency.name if reg_agency and verdict != Verdict.QUARANTINED else "",
+            collection_title=coll.title if coll else "", round_label=roc_round_label(round_id) if round_id else "",
+            deadline=deadline, findings=found, in_reply_to=env.message_id,
+            references=env.references,
+        )
+
+    def _answer(self, facts: ReceiptFacts, row: SubmissionRow, agency: str | None) -> Path | None:
+        if not facts.to:
+            return None
+        return self._deliver(receipt_message(facts), "receipt")
+
+    def _deliver(self, msg: Any, kind: str) -> Path:
+        return deliver(self.ctx.ledger, self.ctx.ws.mail_outbox, msg, kind, self.transport).path
+
+
+def expand(paths: Iterable[Path]) -> list[Path]:
+    """Folders become the spreadsheets and .eml files inside them (sorted); files stay as named."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
+                          and p.suffix.lower() in (*SPREADSHEET_SUFFIXES, ".eml"))
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise NotFound(f"{path} does not exist.", "Name files, .eml messages or folders of them.")
+    return out

@@ -1,0 +1,60 @@
+"""Deliver outgoing mail once: record it in the ledger, keep the .eml in outbox/mail, and send it on real backends."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import getaddresses
+from pathlib import Path
+from typing import Protocol
+
+from collect.ledger import Ledger, now
+from collect.mail.compose import message_id_of, to_bytes
+from collect.stamp import write_atomic
+
+
+class Transport(Protocol):
+    """Something that sends a message (SMTP, EWS, Graph); the files backend has none."""
+
+    def send(self, msg: EmailMessage, recipients: list[str]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Delivered:
+    path: Path
+    message_id: str
+    recipients: tuple[str, ...]
+    new: bool  # False when the same Message-ID was delivered before (nothing sent again)
+    error: str | None = None
+
+
+def recipients_of(msg: EmailMessage) -> list[str]:
+    values = [str(msg.get(h, "")) for h in ("To", "Cc", "Bcc")]
+    return [addr for _name, addr in getaddresses(values) if addr]
+
+
+def deliver(ledger: Ledger, mail_dir: Path, msg: EmailMessage, kind: str,
+            transport: Transport | None = None) -> Delivered:
+    """Write the message to outbox/mail and record it; send it when a transport is given. Idempotent per Message-ID."""
+    mid = message_id_of(msg)
+    recipients = recipients_of(msg)
+    seen = ledger.outgoing_by_message_id(mid)
+    if seen is not None:
+        return Delivered(Path(seen["path"]), mid, tuple(recipients), False, seen.get("last_error"))
+    stamp = now().strftime("%Y%m%d-%H%M%S")
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", mid.split("@")[0])[:60]
+    path = mail_dir / f"{stamp}-{kind}-{safe}.eml"
+    write_atomic(path, to_bytes(msg))
+    oid = ledger.record_outgoing(kind, mid, recipients, str(msg.get("Subject", "")), str(path))
+    error = None
+    if transport is None:
+        ledger.outgoing_done(oid)
+    else:
+        try:
+            transport.send(msg, recipients)
+            ledger.outgoing_done(oid)
+        except Exception as exc:  # recorded and retried later; never lost
+            error = f"{exc.__class__.__name__}: {exc}"
+            ledger.outgoing_done(oid, error)
+    return Delivered(path, mid, tuple(recipients), True, error)
