@@ -1,0 +1,65 @@
+"""Shared fixtures: a fresh workspace made by `collect init`, the CLI run as a real subprocess, LibreOffice."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from collect.workspace import Context, init_workspace
+
+SECRET = "test-secret-not-for-production"
+
+
+@pytest.fixture(autouse=True)
+def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs with a known stamp key and no workspace from the environment."""
+    monkeypatch.setenv("COLLECT_SECRET", SECRET)
+    monkeypatch.delenv("COLLECT_WORKSPACE", raising=False)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A new workspace with the sample agency list and every shipped collection."""
+    root = tmp_path / "ws"
+    init_workspace(root)
+    return root
+
+
+@pytest.fixture
+def ctx(workspace: Path) -> Iterator[Context]:
+    c = Context.open(workspace)
+    yield c
+    c.close()
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run `collect ARGS` as a user would, in a subprocess; returns the completed process (text mode)."""
+    full_env = {**os.environ, "COLLECT_SECRET": SECRET, **(env or {})}
+    full_env.pop("COLLECT_WORKSPACE", None) if env is None or "COLLECT_WORKSPACE" not in env else None
+    return subprocess.run([sys.executable, "-m", "collect", *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def soffice() -> str:
+    """The LibreOffice binary; .ci/run installs it, so its absence is a failure, not a skip."""
+    found = shutil.which("soffice") or shutil.which("libreoffice")
+    if not found:
+        pytest.fail("LibreOffice (soffice) is not installed: run .ci/run or apt-get install libreoffice-calc-nogui")
+    return found
+
+
+def convert(paths: list[Path], fmt: str, out_dir: Path) -> list[Path]:
+    """Convert files with one headless LibreOffice run (e.g. fmt="xlsx" or "ods"); returns the new paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    profile = out_dir / ".lo-profile"
+    subprocess.run([soffice(), f"-env:UserInstallation=file://{profile}", "--headless", "--norestore",
+                    "--convert-to", fmt, "--outdir", str(out_dir), *map(str, paths)],
+                   check=True, capture_output=True, timeout=300)
+    return [out_dir / (p.stem + "." + fmt.split(":")[0]) for p in paths]

@@ -1,0 +1,455 @@
+"""Tests for the annotated copy of a returned workbook (collect.annotate)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+import shutil
+import subprocess
+import zipfile
+from dataclasses import astuple
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+from openpyxl.comments import Comment
+from openpyxl.styles import PatternFill, Protection
+from python_calamine import CalamineWorkbook
+
+from collect.annotate import COMMENT_AUTHOR, ERROR_RGB, SUMMARY_SHEET, WARNING_RGB, annotate
+from collect.findings import Finding, make
+
+CORPUS = Path("/work/shared/corpus")
+SOFFICE = shutil.which("soffice")
+TITLE = "嚴重特殊傳染性肺炎經費動支及執行情形 115年10月 檢核結果"
+HEADERS = ["序號", "嚴重度", "工作表", "儲存格", "欄位", "填寫值", "說明"]
+GREY = "FFDDEBF7"
+
+
+# --- helpers -----------------------------------------------------------------------------------------------
+
+
+def returned_workbook(path: Path) -> bytes:
+    """An agency's return as Excel would hold it: instructions, a protected form, a hidden stamp sheet."""
+    wb = openpyxl.Workbook()
+    info = wb.active
+    assert info is not None
+    info.title = "填表說明"
+    info["A1"] = "請於 115年11月5日 前填妥寄回。"
+    ws = wb.create_sheet("填報表")
+    ws["A1"] = "嚴重特殊傳染性肺炎經費動支及執行情形"
+    ws.merge_cells("A1:F1")
+    for col, name in enumerate(["機關代碼", "機關名稱", "核定金額", "動支日期", "千元", "備註"], start=1):
+        ws.cell(row=2, column=col, value=name)
+    rows: list[list[Any]] = [
+        ["A001", "臺北市政府衛生局", 1_200_000, dt.date(2026, 3, 5), "=C3/1000", "=1+1"],
+        ["A002", "臺北市立聯合醫院", "1,000", "115/13/45", "=C4/1000", None],
+        ["A003", "臺北市政府文化局", -5, dt.date(2026, 10, 1), "=C5/1000", "補列"],
+        ["A004", "臺北市政府教育局", 30_000, dt.date(2026, 9, 30), "=C6/1000", None],
+    ]
+    unlocked = Protection(locked=False)
+    for r, values in enumerate(rows, start=3):
+        for c, value in enumerate(values, start=1):
+            cell = ws.cell(row=r, column=c, value=value)
+            if c in (3, 4, 6):
+                cell.protection = unlocked
+    ws["D3"].number_format = "[$-404]e/mm/dd"
+    ws["F3"].data_type = "s"  # the agency typed "=1+1" as text
+    ws["F3"].comment = Comment("承辦人：請參考附件", "王小明")
+    ws["A6"].fill = PatternFill(fill_type="solid", fgColor=GREY)
+    ws.protection.sheet = True
+    ws.protection.password = "stamp-secret"
+    stamp = wb.create_sheet("_stamp")
+    stamp["A1"] = "token"
+    stamp["B1"] = "c0ffee"
+    stamp.sheet_state = "hidden"
+    meta = wb.create_sheet("_meta")
+    meta["A1"] = "v1"
+    meta.sheet_state = "veryHidden"
+    wb.active = 1
+    wb.save(path)
+    return path.read_bytes()
+
+
+def findings_for_return() -> list[Finding]:
+    return [
+        make("value.not_number", sheet="填報表", cell="C4", column="核定金額", value="1,000"),
+        make("value.not_date", sheet="填報表", cell="D4", column="動支日期", value="115/13/45"),
+        make("value.min", sheet="填報表", cell="C5", column="核定金額", value=-5, detail=0),
+        make("compare.decreased", sheet="填報表", cell="C5", column="核定金額", value=-5, detail="1,000"),
+        make("compare.tenfold", sheet="填報表", cell="B6", column="機關名稱", value="=SUM(A1)", detail="x"),
+        make("value.invalid", sheet="填報表", cell="F3", column="備註", value="=1+1", detail="不得為公式"),
+        make("stamp.old_version", value="3"),
+        make("table.sheet_missing", sheet="附表二", cell="A1"),
+        make("value.required", sheet="填報表", cell="ZZ", column="備註"),
+    ]
+
+
+def summary_rows(ws: Any) -> tuple[int, list[list[Any]]]:
+    """The header row number of the 檢核結果 table and the rows below it."""
+    header = next(row[0].row for row in ws.iter_rows() if [c.value for c in row[:7]] == HEADERS)
+    rows = [[c.value for c in row[:7]] for row in ws.iter_rows(min_row=header + 1)]
+    return header, rows
+
+
+def openpyxl_cells(data: bytes, sheet: str) -> dict[str, Any]:
+    ws = openpyxl.load_workbook(io.BytesIO(data))[sheet]
+    return {c.coordinate: c.value for row in ws.iter_rows() for c in row if c.value is not None}
+
+
+def calamine_cells(data: bytes) -> dict[str, dict[tuple[int, int], Any]]:
+    """Every non-blank value of every sheet at its 0-based (row, column), as python-calamine reads it."""
+    book = CalamineWorkbook.from_filelike(io.BytesIO(data))
+    out: dict[str, dict[tuple[int, int], Any]] = {}
+    for name in book.sheet_names:
+        sheet = book.get_sheet_by_name(name)
+        cells: dict[tuple[int, int], Any] = {}
+        if sheet.start is not None:
+            r0, c0 = sheet.start
+            for r, values in enumerate(sheet.to_python()):
+                for c, value in enumerate(values):
+                    if value != "":
+                        cells[(r0 + r, c0 + c)] = _same_kind(value)
+        out[name] = cells
+    return out
+
+
+def _same_kind(value: Any) -> Any:
+    """Dates compare by their calendar value whichever of date/datetime a reader returns for them."""
+    if isinstance(value, dt.datetime) and value.time() == dt.time(0):
+        return value.date()
+    return value
+
+
+def commented(ws: Any) -> dict[str, Any]:
+    return {c.coordinate: c.comment for row in ws.iter_rows() for c in row if c.comment is not None}
+
+
+def fill_rgb(cell: Any) -> str | None:
+    return cell.fill.fgColor.rgb if cell.fill.fill_type == "solid" else None
+
+
+def soffice_convert(src: Path, to: str, tmp_path: Path) -> Path:
+    assert SOFFICE is not None
+    outdir = tmp_path / f"converted-{to}"
+    profile = tmp_path / "lo-profile"
+    subprocess.run(
+        [SOFFICE, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--convert-to", to,
+         "--outdir", str(outdir), str(src)],
+        check=True, capture_output=True, timeout=180,
+    )
+    return outdir / f"{src.stem}.{to}"
+
+
+@pytest.fixture()
+def annotated(tmp_path: Path) -> tuple[bytes, bytes]:
+    data = returned_workbook(tmp_path / "return.xlsx")
+    lines = ["結果：退回", "收件編號：R-42"]
+    return data, annotate(data, "xlsx", findings_for_return(), title=TITLE, summary_lines=lines)
+
+
+# --- xlsx: the openpyxl path -------------------------------------------------------------------------------
+
+
+def test_summary_sheet_is_first_active_and_lists_every_finding(annotated: tuple[bytes, bytes]) -> None:
+    _, out = annotated
+    wb = openpyxl.load_workbook(io.BytesIO(out))
+    assert wb.sheetnames == [SUMMARY_SHEET, "填表說明", "填報表", "_stamp", "_meta"]
+    assert wb.active is not None and wb.active.title == SUMMARY_SHEET
+    assert [ws.title for ws in wb.worksheets if ws.sheet_view.tabSelected] == [SUMMARY_SHEET]
+    ws = wb[SUMMARY_SHEET]
+    assert ws["A1"].value == TITLE
+    assert [ws["A2"].value, ws["A3"].value] == ["結果：退回", "收件編號：R-42"]
+    header, rows = summary_rows(ws)
+    assert ws.freeze_panes == f"A{header + 1}"
+    expected = findings_for_return()
+    assert [r[0] for r in rows] == list(range(1, len(expected) + 1))
+    listed = sorted(tuple(x or "" for x in r[1:]) for r in rows)
+    wanted = sorted(
+        tuple(x or "" for x in ({"error": "錯誤", "warning": "警告"}[f.severity], *astuple(f)[3:], f.message))
+        for f in expected
+    )
+    assert listed == wanted
+    # errors first (whole-file, then by sheet, row, column; unknown places last), then warnings likewise
+    assert [(r[1], r[2], r[3]) for r in rows] == [
+        ("錯誤", "填報表", "F3"),
+        ("錯誤", "填報表", "C4"),
+        ("錯誤", "填報表", "D4"),
+        ("錯誤", "填報表", "C5"),
+        ("錯誤", "附表二", "A1"),
+        ("錯誤", "填報表", "ZZ"),
+        ("警告", None, None),
+        ("警告", "填報表", "C5"),
+        ("警告", "填報表", "B6"),
+    ]
+    assert ws.column_dimensions["G"].width >= 60  # 說明 holds whole Chinese sentences
+
+
+def test_summary_links_point_at_the_failing_cells(annotated: tuple[bytes, bytes]) -> None:
+    _, out = annotated
+    ws = openpyxl.load_workbook(io.BytesIO(out))[SUMMARY_SHEET]
+    header, rows = summary_rows(ws)
+    for offset, row in enumerate(rows, start=1):
+        link = ws.cell(row=header + offset, column=4).hyperlink
+        if row[2] == "填報表" and row[3] != "ZZ":
+            column, number = re.fullmatch(r"([A-Z]+)(\d+)", row[3]).groups()  # type: ignore[union-attr]
+            assert link is not None and link.location == f"'填報表'!${column}${number}"
+            assert not link.target  # internal: no external relationship Excel would treat as a file
+        else:
+            assert link is None  # whole-file finding, missing sheet, malformed cell: listed only
+
+
+def test_comments_and_fills_sit_on_exactly_the_failing_cells(annotated: tuple[bytes, bytes]) -> None:
+    data, out = annotated
+    before = openpyxl.load_workbook(io.BytesIO(data))["填報表"]
+    ws = openpyxl.load_workbook(io.BytesIO(out))["填報表"]
+    found = {f.cell: f for f in findings_for_return() if f.sheet == "填報表"}
+    notes = commented(ws)
+    assert set(notes) == {"C4", "D4", "C5", "B6", "F3"}
+    assert all(n.author == COMMENT_AUTHOR for n in notes.values())
+    assert notes["C4"].text == "錯誤：" + found["C4"].message
+    both = [f.message for f in findings_for_return() if f.cell == "C5"]
+    assert notes["C5"].text.split("\n") == ["錯誤：" + both[0], "警告：" + both[1]]
+    assert found["F3"].message in notes["F3"].text and "承辦人：請參考附件" in notes["F3"].text
+    with zipfile.ZipFile(io.BytesIO(out)) as z:
+        vml = "".join(z.read(n).decode() for n in z.namelist() if n.endswith(".vml"))
+    widths = [int(w) for w in re.findall(r"width:(\d+)px", vml)]
+    assert len(widths) == 5 and min(widths) >= 240  # comment boxes wide enough for a Chinese sentence
+    assert fill_rgb(ws["C4"]) == ERROR_RGB and fill_rgb(ws["D4"]) == ERROR_RGB
+    assert fill_rgb(ws["C5"]) == ERROR_RGB  # an error and a warning: the worst wins
+    assert fill_rgb(ws["B6"]) == WARNING_RGB
+    assert fill_rgb(ws["F3"]) == ERROR_RGB
+    for row in before.iter_rows():
+        for cell in row:
+            if cell.coordinate not in notes:
+                assert fill_rgb(ws[cell.coordinate]) == fill_rgb(cell), cell.coordinate
+    assert fill_rgb(ws["A6"]) == GREY
+
+
+def test_agency_data_is_unchanged(annotated: tuple[bytes, bytes]) -> None:
+    data, out = annotated
+    for sheet in ["填表說明", "填報表", "_stamp", "_meta"]:
+        assert openpyxl_cells(out, sheet) == openpyxl_cells(data, sheet), sheet
+    before, after = calamine_cells(data), calamine_cells(out)
+    assert {k: v for k, v in after.items() if k != SUMMARY_SHEET} == before
+    wb_in = openpyxl.load_workbook(io.BytesIO(data))
+    wb_out = openpyxl.load_workbook(io.BytesIO(out))
+    form, copy = wb_in["填報表"], wb_out["填報表"]
+    assert copy["E3"].value == "=C3/1000" and copy["E3"].data_type == "f"
+    assert copy["F3"].value == "=1+1" and copy["F3"].data_type == "s"
+    assert copy["D3"].is_date and copy["D3"].number_format == "[$-404]e/mm/dd"
+    assert copy.protection.sheet and copy.protection.password == form.protection.password
+    assert [(c.coordinate, c.protection.locked) for row in copy.iter_rows(max_row=6) for c in row] == [
+        (c.coordinate, c.protection.locked) for row in form.iter_rows(max_row=6) for c in row
+    ]
+    assert [str(r) for r in copy.merged_cells.ranges] == ["A1:F1"]
+    assert wb_out["_stamp"].sheet_state == "hidden" and wb_out["_meta"].sheet_state == "veryHidden"
+
+
+def test_formula_looking_text_in_findings_stays_text(annotated: tuple[bytes, bytes]) -> None:
+    _, out = annotated
+    ws = openpyxl.load_workbook(io.BytesIO(out))[SUMMARY_SHEET]
+    header, rows = summary_rows(ws)
+    typed = [header + i for i, r in enumerate(rows, start=1) if r[5] in ("=SUM(A1)", "=1+1")]
+    assert [ws.cell(row=r, column=6).value for r in typed] == ["=1+1", "=SUM(A1)"]
+    assert all(ws.cell(row=r, column=6).data_type == "s" for r in typed)
+    assert calamine_cells(out)[SUMMARY_SHEET][(typed[1] - 1, 5)] == "=SUM(A1)"  # text, not a formula
+
+
+def test_original_bytes_are_not_touched_and_output_is_plain_xlsx(tmp_path: Path) -> None:
+    src = CORPUS / "calamine__tests__issue221.xlsm"
+    data = src.read_bytes()
+    out = annotate(data, "xlsm", [Finding("value.invalid", "error", "不符規定", "Sheet1", "B2")])
+    assert src.read_bytes() == data
+    with zipfile.ZipFile(io.BytesIO(out)) as z:
+        types = z.read("[Content_Types].xml").decode()
+    assert "macroEnabled" not in types and "spreadsheetml.sheet.main+xml" in types
+    wb = openpyxl.load_workbook(io.BytesIO(out))
+    assert wb.sheetnames == [SUMMARY_SHEET, "Sheet1"]
+    assert wb["Sheet1"]["B2"].value == "Cell_B2" and wb["Sheet1"]["B2"].comment is not None
+    assert {k: v for k, v in calamine_cells(out).items() if k != SUMMARY_SHEET} == calamine_cells(data)
+
+
+def test_merged_cells_ranges_and_loose_addresses(tmp_path: Path) -> None:
+    data = returned_workbook(tmp_path / "return.xlsx")
+    findings = [
+        Finding("row.rule", "warning", "標題被修改", "填報表", "C1"),  # inside the merged title A1:F1
+        Finding("row.rule", "error", "整列有誤", "填報表", "A4:B4"),
+        Finding("row.rule", "error", "小寫位址", "填報表", "$d$6"),
+        Finding("row.rule", "error", "工作表名稱大小寫不同", "_STAMP", "B1"),
+        Finding("row.rule", "error", "超出範圍", "填報表", "A0"),
+    ]
+    out = annotate(data, "xlsx", findings)
+    wb = openpyxl.load_workbook(io.BytesIO(out))
+    ws = wb["填報表"]
+    assert set(commented(ws)) == {"A1", "A4", "D6", "F3"}  # F3 holds the agency's own comment
+    assert commented(ws)["A1"].text == "警告：標題被修改"
+    assert fill_rgb(ws["A1"]) == WARNING_RGB
+    assert fill_rgb(ws["A4"]) == ERROR_RGB and fill_rgb(ws["B4"]) == ERROR_RGB
+    assert fill_rgb(ws["D6"]) == ERROR_RGB
+    assert wb["_stamp"]["B1"].comment is not None and fill_rgb(wb["_stamp"]["B1"]) == ERROR_RGB
+    summary = wb[SUMMARY_SHEET]
+    header, rows = summary_rows(summary)
+    links = {r[3]: summary.cell(row=header + i, column=4).hyperlink for i, r in enumerate(rows, start=1)}
+    assert links["A4:B4"] is not None and links["A4:B4"].location == "'填報表'!$A$4:$B$4"
+    assert links["$d$6"] is not None and links["$d$6"].location == "'填報表'!$D$6"
+    assert links["A0"] is None
+
+
+def test_sheet_names_with_quotes_and_a_previous_summary_sheet(tmp_path: Path) -> None:
+    wb = openpyxl.Workbook()
+    old = wb.active
+    assert old is not None
+    old.title = SUMMARY_SHEET  # the agency sent back the annotated copy of its last submission
+    old["A1"] = "舊的檢核結果"
+    ws = wb.create_sheet("O'Neil 表")
+    ws["B2"] = 5
+    path = tmp_path / "again.xlsx"
+    wb.save(path)
+    out = annotate(path.read_bytes(), "xlsx", [Finding("value.min", "error", "太小", "O'Neil 表", "B2")])
+    back = openpyxl.load_workbook(io.BytesIO(out))
+    assert back.sheetnames == [f"{SUMMARY_SHEET} (2)", SUMMARY_SHEET, "O'Neil 表"]
+    assert back[SUMMARY_SHEET]["A1"].value == "舊的檢核結果"
+    summary = back[f"{SUMMARY_SHEET} (2)"]
+    header, _ = summary_rows(summary)
+    link = summary.cell(row=header + 1, column=4).hyperlink
+    assert link is not None and link.location == "'O''Neil 表'!$B$2"
+
+
+def test_no_findings_says_so(tmp_path: Path) -> None:
+    data = returned_workbook(tmp_path / "return.xlsx")
+    wb = openpyxl.load_workbook(io.BytesIO(annotate(data, "xlsx", [], title=TITLE)))
+    summary = wb[SUMMARY_SHEET]
+    assert "沒有發現任何問題。" in [c.value for c in summary["A"]]
+    assert summary_rows(summary)[1] == []
+    assert set(commented(wb["填報表"])) == {"F3"}
+
+
+# --- value-copy path: xls, ods, files openpyxl cannot open -------------------------------------------------
+
+
+def test_xls_from_the_corpus_keeps_values_at_their_addresses() -> None:
+    data = (CORPUS / "apache-poi__test-data__spreadsheet__27852.xls").read_bytes()  # Sheet1 starts at C3
+    findings = [
+        Finding("value.invalid", "error", "姓名不符", "Sheet1", "E6", "姓名", "john"),
+        Finding("compare.tenfold", "warning", "合計偏高", "Sheet1", "C7", "合計", "35"),
+    ]
+    out = annotate(data, "xls", findings, title="xls")
+    assert {k: v for k, v in calamine_cells(out).items() if k != SUMMARY_SHEET} == calamine_cells(data)
+    wb = openpyxl.load_workbook(io.BytesIO(out))
+    assert wb.sheetnames == [SUMMARY_SHEET, "Sheet1", "Sheet2", "Sheet3"]
+    ws = wb["Sheet1"]
+    assert ws["E6"].value == "john" and ws["C7"].value == 35
+    assert set(commented(ws)) == {"E6", "C7"}
+    assert fill_rgb(ws["E6"]) == ERROR_RGB and fill_rgb(ws["C7"]) == WARNING_RGB
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("calamine__tests__date.xls", "xls"),  # dates and a duration
+        ("ExcelDataReader__src__TestData__Test_BlankHeader.xls", "xls"),  # data starts on row 2
+        ("ExcelDataReader__src__TestData__TestChess.xlsb", "xlsb"),
+        ("ExcelDataReader__src__TestData__roo_1900_base.xlsb", "xlsb"),
+    ],
+)
+def test_other_corpus_files_keep_every_value(name: str, kind: str) -> None:
+    data = (CORPUS / name).read_bytes()
+    first = CalamineWorkbook.from_filelike(io.BytesIO(data)).sheet_names[0]
+    out = annotate(data, kind, [Finding("row.rule", "error", "請確認", first, "B3")])
+    assert {k: v for k, v in calamine_cells(out).items() if k != SUMMARY_SHEET} == calamine_cells(data)
+    ws = openpyxl.load_workbook(io.BytesIO(out))[first]
+    assert set(commented(ws)) == {"B3"} and fill_rgb(ws["B3"]) == ERROR_RGB
+
+
+def test_xlsx_openpyxl_cannot_open_falls_back_to_a_value_copy() -> None:
+    data = (CORPUS / "calamine__tests__issue_530.xlsx").read_bytes()
+    with pytest.raises(KeyError):
+        openpyxl.load_workbook(io.BytesIO(data))
+    sheet = "出勤分类组织汇总表"
+    out = annotate(data, "xlsx", [Finding("value.required", "error", "「姓名」必須填寫。", sheet, "B2")])
+    assert {k: v for k, v in calamine_cells(out).items() if k != SUMMARY_SHEET} == calamine_cells(data)
+    ws = openpyxl.load_workbook(io.BytesIO(out))[sheet]
+    assert ws["B2"].comment is not None and ws["B2"].comment.text == "錯誤：「姓名」必須填寫。"
+
+
+def test_unreadable_file_still_gives_the_list_of_findings() -> None:
+    findings = [make("file.corrupt", detail="zip")]
+    out = annotate(b"PK\x03\x04 not really a workbook", "xlsx", findings, summary_lines=["結果：退回"])
+    wb = openpyxl.load_workbook(io.BytesIO(out))
+    assert wb.sheetnames == [SUMMARY_SHEET]
+    _, rows = summary_rows(wb[SUMMARY_SHEET])
+    assert [r[6] for r in rows] == [findings[0].message]
+
+
+def ods_return(tmp_path: Path) -> tuple[bytes, Path]:
+    """An .ods return made by LibreOffice from a workbook whose data starts at B3."""
+    if SOFFICE is None:
+        pytest.skip("LibreOffice (soffice) is not installed")
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "填報表"
+    ws["B3"] = "機關名稱"
+    ws["C3"] = "核定金額"
+    ws["D3"] = "動支日期"
+    ws["E3"] = "備註"
+    ws["B4"] = "臺北市政府衛生局"
+    ws["C4"] = 1_200_000
+    ws["D4"] = dt.date(2026, 3, 5)
+    ws["E4"] = "=1+1"
+    ws["E4"].data_type = "s"
+    ws["B5"] = "臺北市立聯合醫院"
+    ws["C5"] = "一千"
+    hidden = wb.create_sheet("_stamp")
+    hidden["A1"] = "token"
+    hidden.sheet_state = "hidden"
+    src = tmp_path / "return.xlsx"
+    wb.save(src)
+    ods = soffice_convert(src, "ods", tmp_path)
+    return ods.read_bytes(), ods
+
+
+def test_ods_return_is_copied_and_annotated(tmp_path: Path) -> None:
+    data, _ = ods_return(tmp_path)
+    findings = [
+        make("value.not_number", sheet="填報表", cell="C5", column="核定金額", value="一千"),
+        make("compare.tenfold", sheet="填報表", cell="C4", column="核定金額", value=1_200_000, detail="1"),
+    ]
+    out = annotate(data, "ods", findings, title=TITLE)
+    assert {k: v for k, v in calamine_cells(out).items() if k != SUMMARY_SHEET} == calamine_cells(data)
+    wb = openpyxl.load_workbook(io.BytesIO(out))
+    assert wb.sheetnames == [SUMMARY_SHEET, "填報表", "_stamp"]
+    assert wb["_stamp"].sheet_state == "hidden"
+    ws = wb["填報表"]
+    assert ws["B4"].value == "臺北市政府衛生局" and ws["C4"].value == 1_200_000
+    assert ws["D4"].is_date and ws["D4"].value == dt.datetime(2026, 3, 5)
+    assert ws["E4"].value == "=1+1" and ws["E4"].data_type == "s"
+    assert set(commented(ws)) == {"C4", "C5"}
+    assert fill_rgb(ws["C5"]) == ERROR_RGB and fill_rgb(ws["C4"]) == WARNING_RGB
+    summary = wb[SUMMARY_SHEET]
+    header, _ = summary_rows(summary)
+    link = summary.cell(row=header + 1, column=4).hyperlink
+    assert link is not None and link.location == "'填報表'!$C$5"
+
+
+def test_libreoffice_follows_the_links_and_shows_the_comments(
+    annotated: tuple[bytes, bytes], tmp_path: Path
+) -> None:
+    if SOFFICE is None:
+        pytest.skip("LibreOffice (soffice) is not installed")
+    _, out = annotated
+    path = tmp_path / "annotated.xlsx"
+    path.write_bytes(out)
+    ods = soffice_convert(path, "ods", tmp_path)
+    with zipfile.ZipFile(ods) as z:
+        content = z.read("content.xml").decode()
+    # LibreOffice turned every link into its own internal form 'sheet'.$C$4, i.e. it understood them all
+    links = re.findall(r'<text:a xlink:href="([^"]*)"', content)
+    cells = ("$F$3", "$C$4", "$D$4", "$C$5", "$C$5", "$B$6")
+    assert sorted(links) == sorted(f"#&apos;填報表&apos;.{c}" for c in cells)
+    notes = re.findall(r"<office:annotation\b.*?</office:annotation>", content, flags=re.S)
+    assert sum("核定金額" in n for n in notes) == 2  # C4 and C5
+    assert calamine_cells(ods.read_bytes())["填報表"][(4, 2)] == -5  # LibreOffice still sees the data
