@@ -1,0 +1,626 @@
+"""Read a returned file's bytes safely into a Book of raw cell values with their Excel positions."""
+
+# Decisions (measured on this machine with python-calamine 0.9):
+# - The file type comes from the content, never from the name.
+# - OOXML/ODS packages are checked before any reader sees them: member count, each member's declared
+#   size, total size, compression ratio; every XML part is decompressed once (which also proves the
+#   declared sizes and CRCs honest) and refused if it holds a DOCTYPE or ENTITY declaration (no OOXML/ODF
+#   part needs one).
+# - A worksheet's claimed <dimension ref> is NOT trusted and NOT refused: calamine ignores it (a sheet
+#   claiming A1:XFD1048576 with two cells reads in under a millisecond). What does hurt is the real
+#   extent: calamine builds a dense grid from the first to the last cell holding a value, so values at A1
+#   and XFD1048576 make it ask for 512 GB and abort the process. For .xlsx/.xlsm the XML is therefore
+#   scanned for the cells that hold something, and a sheet whose real extent exceeds ReadLimits.max_cells
+#   (or max_rows) is refused as "file.suspicious". For .xls, .xlsb and .ods that guard is the sandbox
+#   (memory limit -> Crashed -> "file.reader_failed"); calamine itself refuses the ODS row/column-repeat
+#   bomb tried here.
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import io
+import re
+import zipfile
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import partial
+from typing import IO, Any
+from xml.etree import ElementTree
+
+from collect.findings import Finding, make
+from collect.sandbox import Crashed, Sandbox, TimedOut, TooLarge
+
+KINDS_READ = ("xlsx", "xlsm", "xlsb", "xls", "ods")
+ZIP_KINDS = ("xlsx", "xlsm", "xlsb", "ods")
+OLE_MAGIC = bytes.fromhex("d0cf11e0a1b11ae1")
+MAX_MEMBERS = 10_000
+RATIO_FLOOR = 1_000_000  # members smaller than this (uncompressed) are not held to max_ratio
+CHUNK = 1 << 20
+
+
+class ReadError(Exception):
+    """A returned file that cannot be read; `code` is a catalogue code, `detail` a short zh-TW detail."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(code, detail)
+        self.code = code
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}" if self.detail else self.code
+
+    def finding(self, locale: str = "zh-TW") -> Finding:
+        """The whole-file finding for this error, message from the catalogue."""
+        return make(self.code, locale, detail=self.detail)
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Limits on what read_book accepts."""
+
+    max_bytes: int = 50_000_000  # the file itself
+    max_member_bytes: int = 200_000_000  # one package member, uncompressed (all members: twice this)
+    max_ratio: float = 1000.0  # uncompressed / compressed, for members over RATIO_FLOOR (LibreOffice: up to ~180)
+    max_cells: int = 20_000_000  # one sheet's real extent, and all sheets together
+    max_rows: int = 1_048_576
+    default_password: str = "VelvetSweatshop"
+
+
+@dataclass
+class Sheet:
+    """One sheet's raw values; rows[i][j] is the cell at Excel row first_row + i, column first_col + j."""
+
+    name: str
+    visible: str  # "visible" | "hidden" | "veryhidden"
+    first_row: int  # 1-based
+    first_col: int  # 1-based
+    rows: list[list[object]] = field(default_factory=list)
+    merged: list[str] = field(default_factory=list)  # "B7:C7"; [] where the format does not tell
+
+    def cell(self, address: str) -> object:
+        """The raw value at an A1 address ("" when outside the read grid)."""
+        row, col = parse_a1(address)
+        i, j = row - self.first_row, col - self.first_col
+        if 0 <= i < len(self.rows) and 0 <= j < len(self.rows[i]):
+            return self.rows[i][j]
+        return ""
+
+
+@dataclass
+class Book:
+    """A read workbook: its kind (from content), custom document properties and sheets in workbook order."""
+
+    kind: str  # "xlsx" | "xlsm" | "xls" | "ods" | "xlsb"
+    properties: dict[str, str]
+    sheets: list[Sheet]
+
+    def sheet(self, name: str) -> Sheet | None:
+        return next((s for s in self.sheets if s.name == name), None)
+
+
+# --- cell addresses -------------------------------------------------------------------------------
+
+def column_letters(col: int) -> str:
+    """1 -> "A", 27 -> "AA"."""
+    letters = ""
+    while col > 0:
+        col, rest = divmod(col - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def column_number(letters: str) -> int:
+    """"A" -> 1, "AA" -> 27."""
+    number = 0
+    for ch in letters.upper():
+        number = number * 26 + ord(ch) - 64
+    return number
+
+
+def a1(row: int, col: int) -> str:
+    """1-based row and column -> "B7"."""
+    return f"{column_letters(col)}{row}"
+
+
+def parse_a1(address: str) -> tuple[int, int]:
+    """"B7" -> (7, 2)."""
+    found = re.fullmatch(r"\$?([A-Za-z]{1,3})\$?([0-9]+)", address.strip())
+    if not found:
+        raise ValueError(f"not an A1 cell address: {address!r}")
+    return int(found.group(2)), column_number(found.group(1))
+
+
+# --- sniffing -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Sniffed:
+    kind: str
+    detail: str
+    broken: bool = False  # the container itself is damaged (truncated zip, bad OLE)
+
+
+def sniff(data: bytes) -> str:
+    """The file's type from its content: a KINDS_READ kind, or "encrypted", "zip", "csv", "html", "pdf",
+    "text", "image", "empty", "unknown"."""
+    return _sniff(data).kind
+
+
+def _sniff(data: bytes) -> _Sniffed:
+    if not data:
+        return _Sniffed("empty", "空檔案")
+    if data[:4] in (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08"):
+        return _sniff_zip(data)
+    if data[:8] == OLE_MAGIC:
+        return _sniff_ole(data)
+    if data[:5] == b"%PDF-":
+        return _Sniffed("pdf", "PDF 文件")
+    image = _image_kind(data)
+    if image:
+        return _Sniffed("image", f"{image} 圖片")
+    if len(data) >= 8 and data[0] == 0x09 and data[1] in (0x00, 0x02, 0x04) and data[3] == 0 and data[2] < 32:
+        return _Sniffed("xls", "Excel 4.0 以前的舊格式")  # a bare BIFF2-4 stream, outside an OLE container
+    text = _as_text(data)
+    if text is None:
+        return _Sniffed("unknown", "無法辨識的檔案格式")
+    return _sniff_text(text)
+
+
+def _sniff_zip(data: bytes) -> _Sniffed:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = set(zf.namelist())
+            lower = {n.lower() for n in names}
+
+            def small(name: str) -> bytes:
+                info = zf.getinfo(name)
+                return zf.read(name) if info.file_size <= 1_000_000 else b""
+
+            if "[Content_Types].xml" in names:
+                types = small("[Content_Types].xml")
+                if "xl/workbook.bin" in lower:
+                    return _Sniffed("xlsb", "Excel 二進位活頁簿")
+                if "xl/workbook.xml" in lower or b"spreadsheetml" in types:
+                    macro = b"macroEnabled" in types or "xl/vbaproject.bin" in lower
+                    return _Sniffed("xlsm" if macro else "xlsx", "Excel 活頁簿")
+                if "word/document.xml" in lower:
+                    return _Sniffed("zip", "Word 文件")
+                if "ppt/presentation.xml" in lower:
+                    return _Sniffed("zip", "PowerPoint 簡報")
+                return _Sniffed("zip", "其他 Office 文件")
+            mimetype = small("mimetype").strip() if "mimetype" in names else b""
+            if not mimetype and "META-INF/manifest.xml" in names:
+                manifest = small("META-INF/manifest.xml")
+                found = re.search(
+                    rb'full-path="/"[^>]*media-type="([^"]+)"|media-type="([^"]+)"[^>]*full-path="/"',
+                    manifest,
+                )
+                mimetype = (found.group(1) or found.group(2)) if found else b""
+            if mimetype.startswith(b"application/vnd.oasis.opendocument.spreadsheet"):
+                return _Sniffed("ods", "OpenDocument 試算表")
+            if mimetype.startswith(b"application/vnd.oasis.opendocument.text"):
+                return _Sniffed("zip", "OpenDocument 文字文件")
+            if mimetype.startswith(b"application/vnd.oasis.opendocument"):
+                return _Sniffed("zip", "OpenDocument 文件")
+            if any(n.startswith("Index/") for n in names) or "Index.zip" in names:
+                return _Sniffed("zip", "Apple Numbers 試算表")
+            return _Sniffed("zip", "ZIP 壓縮檔")
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError, OSError, KeyError,
+            RuntimeError):
+        return _Sniffed("zip", "檔案不完整或 ZIP 結構損毀", broken=True)
+
+
+def _sniff_ole(data: bytes) -> _Sniffed:
+    import olefile
+
+    try:
+        ole = olefile.OleFileIO(io.BytesIO(data))
+        streams = {"/".join(parts).lower() for parts in ole.listdir(streams=True, storages=False)}
+        ole.close()
+    except Exception:
+        return _Sniffed("xls", "Office 檔案結構損毀", broken=True)
+    if "encryptedpackage" in streams:
+        return _Sniffed("encrypted", "設有開啟密碼的 Office 檔案")
+    if "workbook" in streams or "book" in streams:
+        if "workbook" in streams:
+            import msoffcrypto
+
+            with contextlib.suppress(Exception):
+                if msoffcrypto.OfficeFile(io.BytesIO(data)).is_encrypted():
+                    return _Sniffed("encrypted", "設有開啟密碼的 Excel 97-2003 活頁簿")
+        return _Sniffed("xls", "Excel 97-2003 活頁簿")
+    if "worddocument" in streams:
+        return _Sniffed("unknown", "Word 97-2003 文件")
+    if "powerpoint document" in streams:
+        return _Sniffed("unknown", "PowerPoint 97-2003 簡報")
+    if any(s.startswith("__substg1.0_") for s in streams):
+        return _Sniffed("unknown", "Outlook 郵件檔")
+    return _Sniffed("unknown", "非 Excel 的 Office 檔案")
+
+
+def _image_kind(data: bytes) -> str:
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "PNG"
+    if data[:3] == b"\xff\xd8\xff":
+        return "JPEG"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1"):
+        return "HEIC"
+    if data[:2] == b"BM" and len(data) >= 26 and int.from_bytes(data[2:6], "little") == len(data):
+        return "BMP"
+    return ""
+
+
+def _as_text(data: bytes) -> str | None:
+    """The start of the data as text if it is text (UTF-8/16/32 or Big5), else None."""
+    head = data[:65536]
+    encodings: list[str]
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        encodings = ["utf-32"]
+    elif head.startswith(codecs.BOM_UTF8):
+        encodings = ["utf-8-sig"]
+    elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encodings = ["utf-16"]
+    elif b"\x00" in head[:4096]:
+        if head[1:4] == b"\x00\x00\x00":
+            encodings = ["utf-32-le"]
+        elif head[:3] == b"\x00\x00\x00":
+            encodings = ["utf-32-be"]
+        elif head[1:2] == b"\x00":
+            encodings = ["utf-16-le"]
+        else:
+            encodings = ["utf-16-be"]
+    else:
+        encodings = ["utf-8", "cp950"]
+    for encoding in encodings:
+        decoder = codecs.getincrementaldecoder(encoding)()
+        try:
+            text = decoder.decode(head, final=len(head) == len(data))
+        except (UnicodeDecodeError, ValueError):
+            continue
+        sample = text[:8192]
+        if not sample:
+            continue
+        odd = sum(1 for ch in sample if not (ch.isprintable() or ch in "\t\r\n\f\v"))
+        if odd <= len(sample) * 0.02:
+            return text
+    return None
+
+
+def _sniff_text(text: str) -> _Sniffed:
+    start = text.lstrip("\ufeff \t\r\n")[:4096].lower()
+    if start.startswith("<?xml"):
+        if "urn:schemas-microsoft-com:office:spreadsheet" in start:
+            return _Sniffed("text", "Excel 2003 XML 試算表（請另存為 .xlsx）")
+        if "<html" in start:
+            return _Sniffed("html", "HTML 網頁檔")
+        return _Sniffed("text", "XML 文字檔")
+    if start.startswith(("<!doctype html", "<html", "<table", "<head", "<body", "<meta")) or "<html" in start:
+        return _Sniffed("html", "HTML 網頁檔")
+    sample = text[:16384]
+    if len(text) > len(sample) and "\n" in sample:
+        sample = sample[: sample.rindex("\n")]
+    for delimiter in (",", "\t", ";"):
+        try:
+            records = [r for r in csv.reader(io.StringIO(sample), delimiter=delimiter) if any(r)][:50]
+        except csv.Error:
+            continue
+        if not records:
+            continue
+        widths = Counter(len(r) for r in records)
+        common, seen = widths.most_common(1)[0]
+        multi = sum(n for width, n in widths.items() if width > 1)
+        if common > 1 and multi >= 0.8 * len(records) and seen >= 0.5 * len(records):
+            return _Sniffed("csv", "CSV 文字檔")
+    return _Sniffed("text", "純文字檔")
+
+
+# --- decryption -----------------------------------------------------------------------------------
+
+def decrypt_if_default(data: bytes, password: str = "VelvetSweatshop") -> bytes:
+    """Decrypt with Excel's built-in default password; ReadError("file.encrypted") if that does not open it.
+
+    Data that is not encrypted comes back unchanged."""
+    import msoffcrypto
+
+    try:
+        office = msoffcrypto.OfficeFile(io.BytesIO(data))
+        if not office.is_encrypted():
+            return data
+        office.load_key(password=password)
+        out = io.BytesIO()
+        office.decrypt(out)
+    except Exception as exc:
+        raise ReadError("file.encrypted", "設有開啟密碼") from exc
+    return out.getvalue()
+
+
+# --- package checks -------------------------------------------------------------------------------
+
+# Parts that never hold cells (every other XML part of an .xlsx/.xlsm is scanned, wherever its sheets are).
+_NOT_SHEET = re.compile(
+    r"(?i)(sharedstrings|styles|theme\d*|workbook|\[content_types\]|core|app|custom)\.xml$"
+)
+# The start tag of a cell that is not self-closing (an empty styled cell "<c r="Z9" s="1"/>" holds no
+# value, and calamine leaves such cells out of the grid).
+_CELL_TAG = re.compile(rb'<(?:[A-Za-z_][\w.-]*:)?c\s[^>]*?\br="([A-Z]{1,3})([0-9]{1,7})"[^>]*>')
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1_000_000:,.1f} MB"
+
+
+def _check_package(zf: zipfile.ZipFile, kind: str, limits: ReadLimits) -> None:
+    """Refuse zip bombs, XML entity tricks and absurd sheet extents before any reader parses the package."""
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise ReadError("file.suspicious", f"壓縮檔內含 {len(infos):,} 個項目")
+    total = 0
+    for info in infos:
+        total += info.file_size
+        if info.file_size > limits.max_member_bytes:
+            raise ReadError("file.suspicious", f"「{info.filename}」解壓縮後達 {_mb(info.file_size)}")
+        if info.file_size > RATIO_FLOOR and info.file_size > limits.max_ratio * max(info.compress_size, 1):
+            ratio = info.file_size / max(info.compress_size, 1)
+            raise ReadError("file.suspicious", f"「{info.filename}」壓縮比 1:{ratio:,.0f}")
+    if total > 2 * limits.max_member_bytes:
+        raise ReadError("file.suspicious", f"解壓縮後共 {_mb(total)}")
+    cells = 0
+    for info in infos:
+        name = info.filename.lower()
+        if info.is_dir() or not name.endswith((".xml", ".rels", ".bin")):
+            continue
+        xml = not name.endswith(".bin")
+        sheet_part = kind in ("xlsx", "xlsm") and xml and not _NOT_SHEET.search(name)
+        box = _scan_member(zf, info, xml=xml, cells=sheet_part)
+        if box is None:
+            continue
+        top, left, bottom, right = box
+        extent = (bottom - top + 1) * (right - left + 1)
+        shown = f"{a1(top, left)}:{a1(bottom, right)}"
+        if bottom > limits.max_rows or extent > limits.max_cells:
+            raise ReadError("file.suspicious", f"工作表資料範圍 {shown} 過大（{extent:,} 個儲存格）")
+        cells += extent
+    if cells > limits.max_cells:
+        raise ReadError("file.too_large", f"共 {cells:,} 個儲存格")
+
+
+def _scan_member(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, *, xml: bool, cells: bool
+) -> tuple[int, int, int, int] | None:
+    """Decompress one member (proving its size and CRC); refuse DTDs in XML; return a sheet's value extent."""
+    needles: list[bytes] = []
+    top = left = 1 << 30
+    bottom = right = 0
+    carry = b""
+    try:
+        stream: IO[bytes]
+        with zf.open(info) as stream:
+            first = True
+            while True:
+                chunk = stream.read(CHUNK)
+                if not chunk:
+                    break
+                if first and xml:
+                    needles = _needles(chunk)
+                first = False
+                buffer = carry + chunk
+                for needle in needles:
+                    if needle in buffer:
+                        raise ReadError(
+                            "file.suspicious", f"「{info.filename}」含 XML 實體宣告（DOCTYPE/ENTITY）"
+                        )
+                if cells:
+                    cut = buffer.rfind(b"<")
+                    if cut < 0 or len(buffer) - cut > CHUNK:
+                        cut = len(buffer)
+                    for found in _CELL_TAG.finditer(buffer, 0, cut):
+                        if found.group(0).endswith(b"/>"):
+                            continue
+                        row, col = int(found.group(2)), column_number(found.group(1).decode("ascii"))
+                        top, bottom = min(top, row), max(bottom, row)
+                        left, right = min(left, col), max(right, col)
+                    carry = buffer[cut:]
+                else:
+                    carry = buffer[-32:]
+    except ReadError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise ReadError("file.corrupt", f"「{info.filename}」資料損毀") from exc
+    except NotImplementedError as exc:
+        raise ReadError("file.corrupt", f"「{info.filename}」使用不支援的壓縮方式") from exc
+    except RuntimeError as exc:  # encrypted zip member
+        raise ReadError("file.encrypted", f"「{info.filename}」以密碼加密") from exc
+    if cells and bottom:
+        return top, left, bottom, right
+    return None
+
+
+def _needles(first_chunk: bytes) -> list[bytes]:
+    plain = [b"<!DOCTYPE", b"<!ENTITY"]
+    if first_chunk.startswith(codecs.BOM_UTF16_LE) or first_chunk[:4] == b"<\x00?\x00":
+        return [n.decode().encode("utf-16-le") for n in plain]
+    if first_chunk.startswith(codecs.BOM_UTF16_BE) or first_chunk[:4] == b"\x00<\x00?":
+        return [n.decode().encode("utf-16-be") for n in plain]
+    return plain
+
+
+# --- properties -----------------------------------------------------------------------------------
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _properties(zf: zipfile.ZipFile, kind: str) -> dict[str, str]:
+    """Custom document properties, name -> text; {} when there are none or they cannot be parsed."""
+    try:
+        if kind == "ods":
+            return _ods_properties(zf)
+        return _ooxml_properties(zf)
+    except (ElementTree.ParseError, KeyError, UnicodeDecodeError, ValueError, RuntimeError, zlib.error):
+        return {}
+
+
+def _ooxml_properties(zf: zipfile.ZipFile) -> dict[str, str]:
+    names = set(zf.namelist())
+    part = "docProps/custom.xml"
+    if "_rels/.rels" in names:
+        rels = ElementTree.fromstring(zf.read("_rels/.rels"))
+        for rel in rels:
+            if rel.get("Type", "").endswith("/custom-properties") and rel.get("Target"):
+                part = rel.get("Target", part).lstrip("/")
+    if part not in names:
+        return {}
+    root = ElementTree.fromstring(zf.read(part))
+    properties: dict[str, str] = {}
+    for prop in root:
+        name = prop.get("name")
+        if _local(prop.tag) != "property" or name is None:
+            continue
+        values = list(prop)
+        properties[name] = "".join(values[0].itertext()) if values else ""
+    return properties
+
+
+def _ods_properties(zf: zipfile.ZipFile) -> dict[str, str]:
+    if "meta.xml" not in zf.namelist():
+        return {}
+    root = ElementTree.fromstring(zf.read("meta.xml"))
+    name_attr = "{urn:oasis:names:tc:opendocument:xmlns:meta:1.0}name"
+    return {
+        element.get(name_attr, ""): "".join(element.itertext())
+        for element in root.iter()
+        if _local(element.tag) == "user-defined" and element.get(name_attr)
+    }
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+def read_book(data: bytes, limits: ReadLimits = ReadLimits()) -> Book:
+    """Read a returned file's bytes; ReadError (with a catalogue code) for anything that cannot be read."""
+    try:
+        return _read_book(data, limits)
+    except ReadError:
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # a safety net: no file may escape with anything but a ReadError
+        raise _reader_error(exc) from exc
+
+
+def _read_book(data: bytes, limits: ReadLimits) -> Book:
+    if not data:
+        raise ReadError("file.empty", "0 位元組")
+    if len(data) > limits.max_bytes:
+        raise ReadError("file.too_large", f"{_mb(len(data))}，上限 {_mb(limits.max_bytes)}")
+    found = _sniff(data)
+    if found.kind == "encrypted" and not found.broken:
+        data = decrypt_if_default(data, limits.default_password)
+        found = _sniff(data)
+        if found.kind == "encrypted":
+            raise ReadError("file.encrypted", "設有開啟密碼")
+    if found.broken:
+        raise ReadError("file.corrupt", found.detail)
+    if found.kind not in KINDS_READ:
+        raise ReadError("file.not_spreadsheet", found.detail)
+    if found.kind == "xls" and data[:8] != OLE_MAGIC:
+        raise ReadError("file.reader_failed", found.detail)
+    properties: dict[str, str] = {}
+    if found.kind in ZIP_KINDS:
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                _check_package(zf, found.kind, limits)
+                properties = _properties(zf, found.kind)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            raise ReadError("file.corrupt", "ZIP 結構損毀") from exc
+    return Book(found.kind, properties, _read_sheets(data, limits))
+
+
+def _read_sheets(data: bytes, limits: ReadLimits) -> list[Sheet]:
+    import python_calamine as calamine
+
+    try:
+        workbook = calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
+    except BaseException as exc:
+        raise _reader_error(exc) from exc
+    def visibility(value: Any) -> str:
+        if value == calamine.SheetVisibleEnum.Hidden:
+            return "hidden"
+        return "veryhidden" if value == calamine.SheetVisibleEnum.VeryHidden else "visible"
+
+    sheets: list[Sheet] = []
+    cells = 0
+    with workbook:
+        for meta in workbook.sheets_metadata:
+            visible = visibility(meta.visible)
+            try:
+                grid = workbook.get_sheet_by_name(meta.name)
+            except BaseException as exc:
+                if meta.typ != calamine.SheetTypeEnum.WorkSheet and isinstance(exc, Exception):
+                    sheets.append(Sheet(meta.name, visible, 1, 1, [], []))
+                    continue  # a chart or dialog sheet without cells calamine can give
+                raise _reader_error(exc) from exc
+            start = grid.start
+            if start is None:
+                sheets.append(Sheet(meta.name, visible, 1, 1, [], []))
+                continue
+            cells += grid.height * grid.width
+            if start[0] + grid.height > limits.max_rows:
+                raise ReadError("file.suspicious", f"工作表「{meta.name}」超過 {limits.max_rows:,} 列")
+            if cells > limits.max_cells:
+                raise ReadError("file.too_large", f"超過 {limits.max_cells:,} 個儲存格")
+            try:
+                rows: list[list[Any]] = grid.to_python(skip_empty_area=True)
+                ranges = grid.merged_cell_ranges or []
+            except BaseException as exc:
+                raise _reader_error(exc) from exc
+            merged = [f"{a1(r0 + 1, c0 + 1)}:{a1(r1 + 1, c1 + 1)}" for (r0, c0), (r1, c1) in ranges]
+            sheets.append(Sheet(meta.name, visible, start[0] + 1, start[1] + 1, rows, merged))
+    return sheets
+
+
+def _reader_error(exc: BaseException) -> ReadError:
+    """Map what the reader raised to a ReadError (KeyboardInterrupt and SystemExit pass through)."""
+    import python_calamine as calamine
+
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        raise exc
+    message = " ".join(str(exc).split())[:120]
+    if isinstance(exc, calamine.PasswordError):
+        return ReadError("file.encrypted", "設有密碼")
+    if isinstance(exc, MemoryError):
+        return ReadError("file.reader_failed", "記憶體不足")
+    if isinstance(exc, calamine.CalamineError | ValueError | OSError | UnicodeError | zipfile.BadZipFile):
+        return ReadError("file.corrupt", f"內容無法解析：{message}" if message else "內容無法解析")
+    # pyo3's PanicException (a BaseException) and anything unexpected: the reader itself failed.
+    return ReadError("file.reader_failed", f"{type(exc).__name__}: {message}")
+
+
+def read_in_sandbox(
+    sandbox: Sandbox, items: list[bytes], limits: ReadLimits = ReadLimits()
+) -> list[Book | ReadError]:
+    """read_book over items in the sandbox's workers; a crash, hang or other failure becomes a ReadError."""
+    results = sandbox.map(partial(read_book, limits=limits), items)
+    out: list[Book | ReadError] = []
+    for data, result in zip(items, results, strict=True):
+        if isinstance(result, Book | ReadError):
+            out.append(result)
+        elif isinstance(result, TooLarge):
+            limit = _mb(sandbox.limits.max_file_bytes)
+            out.append(ReadError("file.too_large", f"{_mb(len(data))}，上限 {limit}"))
+        elif isinstance(result, Crashed):
+            out.append(ReadError("file.reader_failed", "讀取程式異常終止（可能是記憶體不足）"))
+        elif isinstance(result, TimedOut):
+            out.append(ReadError("file.reader_failed", f"讀取超過 {sandbox.limits.seconds:g} 秒"))
+        elif isinstance(result, BaseException):
+            out.append(ReadError("file.reader_failed", f"{type(result).__name__}: {result}"[:160]))
+        else:
+            out.append(ReadError("file.reader_failed", f"unexpected result {type(result).__name__}"))
+    return out

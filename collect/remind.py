@@ -1,0 +1,89 @@
+"""Reminders: every agency in scope without an accepted return is mailed; accepted and exempt ones never are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from collect.findings import Finding
+from collect.mail.compose import OutgoingAttachment, compose
+from collect.mail.outbox import Transport, deliver
+from collect.notify import domain_of, render
+from collect.spec import roc_date, roc_round_label
+from collect.status import ANSWERED, AgencyStatus, State, deadline_passed, round_status
+from collect.workspace import Context
+
+
+@dataclass(frozen=True)
+class Reminder:
+    agency: str
+    name: str
+    kind: str  # "never" (nothing accepted or rejected yet: the workbook again) | "rejected" (the latest findings)
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    attachment: str | None
+    findings: int
+    path: Path | None = None
+
+
+def plan(ctx: Context, cid: str, round_id: str, now: datetime | None = None) -> list[Reminder]:
+    """Who would get what; nothing is sent or recorded."""
+    return [r for r, _ in _plan(ctx, cid, round_id, now or datetime.now(UTC))]
+
+
+def _plan(ctx: Context, cid: str, round_id: str, now: datetime) -> list[tuple[Reminder, AgencyStatus]]:
+    st = round_status(ctx, cid, round_id)
+    overdue = deadline_passed(st.deadline, now)
+    issued = ctx.ledger.issued_for(cid, round_id)
+    out = []
+    for row in st.rows:
+        if row.state in (*ANSWERED, State.EXEMPT) or not row.emails:
+            continue
+        kind = "rejected" if row.state == State.REJECTED else "never"
+        cc: tuple[str, ...] = ()
+        if overdue and row.supervisor != row.agency:
+            sup = ctx.registry.get(row.supervisor)
+            cc = tuple(sup.emails) if sup else ()
+        path = issued.get(row.agency, {}).get("path")
+        found = ctx.ledger.findings_of(row.latest.id) if kind == "rejected" and row.latest else []
+        out.append((Reminder(row.agency, row.name, kind, row.emails, cc,
+                             path if kind == "never" else None, len(found)), row))
+    return out
+
+
+def remind(ctx: Context, cid: str, round_id: str, *, now: datetime | None = None,
+           transport: Transport | None = None) -> list[Reminder]:
+    """Mail and record a reminder to every agency in scope without an accepted return."""
+    moment = now or datetime.now(UTC)
+    coll = ctx.collection(cid)
+    st_deadline = ctx.ledger.round_info(cid, round_id)
+    deadline = roc_date(datetime.fromisoformat(st_deadline["deadline"]).date()) if st_deadline else ""
+    settings = ctx.ws.settings
+    done = []
+    for item, row in _plan(ctx, cid, round_id, moment):
+        found: list[Finding] = ctx.ledger.findings_of(row.latest.id) if item.kind == "rejected" and row.latest else []
+        values = dict(agency_name=row.name, kind=item.kind, collection_title=coll.title,
+                      round_label=roc_round_label(round_id), receipt=row.receipt, deadline=deadline,
+                      overdue=bool(item.cc), supervisor_name=row.supervisor_name, office=settings.office,
+                      findings=[f.to_dict() for f in found])
+        attachments = []
+        if item.attachment:
+            p = ctx.ws.root / item.attachment
+            if p.is_file():
+                attachments.append(OutgoingAttachment(p.name, p.read_bytes()))
+        subject = (f"【催繳通知】{coll.title}（{roc_round_label(round_id)}）"
+                   f"{'逾期未繳' if item.cc else '尚未完成填報'}：{row.name}")
+        stamp = moment.strftime("%Y%m%d%H%M%S")
+        msg = compose(sender=settings.sender, sender_name=settings.office, to=list(item.to), cc=list(item.cc),
+                      subject=subject, text=render("remind.txt.j2", **values),
+                      html=render("remind.html.j2", **values), attachments=attachments,
+                      message_id=f"remind.{cid}.{round_id}.{row.agency}.{stamp}@{domain_of(settings.sender)}",
+                      domain=domain_of(settings.sender))
+        sent = deliver(ctx.ledger, ctx.ws.mail_outbox, msg, "reminder", transport)
+        oid = ctx.ledger.outgoing_by_message_id(sent.message_id)
+        ctx.ledger.record_reminder(cid, round_id, row.agency, item.kind, [*item.to, *item.cc],
+                                   oid["id"] if oid else None)
+        done.append(Reminder(item.agency, item.name, item.kind, item.to, item.cc, item.attachment, len(found),
+                             sent.path))
+    return done

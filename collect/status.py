@@ -1,0 +1,168 @@
+"""Who has answered a round: each agency's state, grouped under supervising agencies with completeness figures."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from collect.errors import NotFound
+from collect.ledger import Stage, SubmissionRow, Verdict
+from collect.notify import TAIPEI
+from collect.spec import Collection
+from collect.workspace import Context
+
+
+class State(enum.StrEnum):
+    """An agency's place in a round; named once, used by status, reminders and reports."""
+
+    ISSUED = "issued"  # the workbook went out; nothing has come back
+    RECEIVED = "received"  # something came back, but nothing that could be decided (quarantined, tampered ...)
+    REJECTED = "rejected"  # the latest decided return had errors and none was accepted
+    ACCEPTED = "accepted"  # an accepted return counts, received by the deadline
+    LATE = "late"  # an accepted return counts, received after the deadline
+    EXEMPT = "exempt"  # staff excused the agency from this round
+
+
+ANSWERED = (State.ACCEPTED, State.LATE)
+STATE_LABELS = {State.ISSUED: "已發出", State.RECEIVED: "已收件待確認", State.REJECTED: "退件待補正",
+                State.ACCEPTED: "已通過", State.LATE: "逾期通過", State.EXEMPT: "免填報"}
+
+
+@dataclass
+class AgencyStatus:
+    agency: str
+    name: str
+    kind: str
+    supervisor: str
+    supervisor_name: str
+    emails: tuple[str, ...]
+    state: State
+    last_received: datetime | None
+    errors: int
+    warnings: int
+    receipt: str | None  # the counting submission, else the latest decided one
+    counting: SubmissionRow | None
+    latest: SubmissionRow | None
+    last_reminded: datetime | None
+    exempt_reason: str | None
+    signed_off: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "agency": self.agency, "name": self.name, "supervisor": self.supervisor,
+            "supervisor_name": self.supervisor_name, "state": str(self.state),
+            "last_received": self.last_received.isoformat() if self.last_received else None,
+            "errors": self.errors, "warnings": self.warnings, "receipt": self.receipt,
+            "last_reminded": self.last_reminded.isoformat() if self.last_reminded else None,
+            "exempt_reason": self.exempt_reason,
+        }
+
+
+@dataclass
+class Completeness:
+    in_scope: int = 0
+    received: int = 0  # anything came back
+    accepted: int = 0  # valid: an accepted return counts (on time or late)
+    on_time: int = 0
+    exempt: int = 0
+
+    @property
+    def complete(self) -> int:
+        """Agencies that need nothing more: accepted or exempt."""
+        return self.accepted + self.exempt
+
+    def add(self, s: AgencyStatus) -> None:
+        self.in_scope += 1
+        self.received += s.latest is not None
+        self.accepted += s.state in ANSWERED
+        self.on_time += s.state == State.ACCEPTED
+        self.exempt += s.state == State.EXEMPT
+
+
+@dataclass
+class RoundStatus:
+    collection: Collection
+    round_id: str
+    deadline: date | None
+    rows: list[AgencyStatus]
+    groups: dict[str, Completeness] = field(default_factory=dict)  # by supervising agency code
+    total: Completeness = field(default_factory=Completeness)
+
+    @property
+    def missing(self) -> list[AgencyStatus]:
+        return [r for r in self.rows if r.state not in (*ANSWERED, State.EXEMPT)]
+
+
+def deadline_passed(deadline: date | None, moment: datetime) -> bool:
+    return deadline is not None and moment > end_of_day(deadline)
+
+
+def end_of_day(d: date) -> datetime:
+    return datetime.combine(d + timedelta(days=1), time(0), tzinfo=TAIPEI)
+
+
+def round_status(ctx: Context, cid: str, round_id: str) -> RoundStatus:
+    """Every agency in scope with its state, from the ledger."""
+    coll = ctx.collection(cid)
+    info = ctx.ledger.round_info(cid, round_id)
+    issued = ctx.ledger.issued_for(cid, round_id)
+    if info is None and not issued:
+        raise NotFound(f"The round {cid} {round_id} has not been issued.",
+                       f"Issue it with `collect issue {cid} --round {round_id}`.")
+    deadline = date.fromisoformat(info["deadline"]) if info else None
+    subs = [s for s in ctx.ledger.submissions_for_round(cid, round_id) if s.stage == Stage.PROCESSED]
+    by_agency: dict[str, list[SubmissionRow]] = {}
+    for s in subs:
+        if s.agency:
+            by_agency.setdefault(s.agency, []).append(s)
+    exempt = ctx.ledger.exemptions_for(cid, round_id)
+    reminded = ctx.ledger.last_reminded(cid, round_id)
+    signoffs = ctx.ledger.signoffs_for(cid, round_id)
+    reg = ctx.registry
+    codes = [a.code for a in reg.in_scope(coll.in_scope_codes())]
+    codes += [c for c in issued if c not in codes and reg.get(c) is not None]
+    rows = []
+    for code in codes:
+        agency = reg.get(code)
+        assert agency is not None
+        sup = reg.supervisor_of(code)
+        mine = by_agency.get(code, [])
+        decided = [s for s in mine if s.verdict in (Verdict.ACCEPTED, Verdict.REJECTED)]
+        accepted = [s for s in decided if s.verdict == Verdict.ACCEPTED]
+        counting = accepted[-1] if accepted else None
+        latest = decided[-1] if decided else (mine[-1] if mine else None)
+        if code in exempt:
+            state = State.EXEMPT
+        elif counting is not None:
+            state = State.LATE if deadline_passed(deadline, counting.received_at) else State.ACCEPTED
+        elif decided:
+            state = State.REJECTED
+        elif mine:
+            state = State.RECEIVED
+        else:
+            state = State.ISSUED
+        shown = counting or latest
+        rows.append(AgencyStatus(
+            code, agency.name, agency.kind, sup.code, sup.name, agency.emails, state,
+            max((s.received_at for s in mine), default=None), shown.errors if shown else 0,
+            shown.warnings if shown else 0, shown.receipt if shown else None, counting, latest,
+            reminded.get(code), exempt.get(code), sup.code in signoffs,
+        ))
+    result = RoundStatus(coll, round_id, deadline, rows)
+    for r in rows:
+        result.groups.setdefault(r.supervisor, Completeness()).add(r)
+        result.total.add(r)
+    return result
+
+
+def set_exempt(ctx: Context, cid: str, round_id: str, codes: list[str], reason: str | None) -> list[str]:
+    """Mark agencies exempt from a round (reason None clears it); returns the codes changed."""
+    ctx.collection(cid)
+    for code in codes:
+        if ctx.registry.get(code) is None:
+            raise NotFound(f"Agency {code} is not on the agency list.", "`collect agencies` lists every code.")
+    for code in codes:
+        ctx.ledger.set_exempt(cid, round_id, code, reason)
+    return codes
