@@ -232,6 +232,144 @@ def render_outcomes(outcomes: list[Any], as_json: bool) -> None:
     out.print(table)
 
 
+# -- following up ----------------------------------------------------------------------------------------------
+RoundOpt = Annotated[str, typer.Option("--round", "-r", help="The round, e.g. 2026-10.")]
+
+
+@app.command()
+def status(
+    collection: Annotated[str, typer.Argument(help="Collection id.")],
+    round_id: RoundOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per agency per line.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV (UTF-8 with BOM) on standard output.")] = False,
+) -> None:
+    """Who has answered: each agency's state, grouped under supervising agencies, with completeness."""
+    from collect.status import STATE_LABELS, round_status
+
+    st = round_status(ctx(), collection, round_id)
+    if as_json:
+        for r in st.rows:
+            print(json.dumps(r.to_json(), ensure_ascii=False), flush=True)
+        return
+    if as_csv:
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        sys.stdout.write("\ufeff")
+        writer.writerow(["agency", "name", "supervisor", "supervisor_name", "state", "last_received", "errors",
+                         "warnings", "receipt", "last_reminded", "exempt_reason"])
+        for r in st.rows:
+            j = r.to_json()
+            writer.writerow([j["agency"], j["name"], j["supervisor"], j["supervisor_name"], j["state"],
+                             j["last_received"] or "", j["errors"], j["warnings"], j["receipt"] or "",
+                             j["last_reminded"] or "", j["exempt_reason"] or ""])
+        return
+    table = Table(title=f"{st.collection.title} {round_id}（截止 {st.deadline or '未定'}）")
+    for name in ("機關代碼", "機關名稱", "狀態", "最後收件", "錯誤", "警告", "收件編號", "最後催繳"):
+        table.add_column(name, overflow="fold")
+    current = None
+    for r in st.rows:
+        if r.supervisor != current:
+            current = r.supervisor
+            g = st.groups[r.supervisor]
+            table.add_row(Text(f"{r.supervisor_name}", style="bold"), "",
+                          Text(f"通過 {g.accepted}/{g.in_scope}・準時 {g.on_time}/{g.in_scope}", style="bold"),
+                          "", "", "", "", "")
+        style = {"accepted": "green", "late": "yellow", "rejected": "red", "exempt": "dim"}.get(str(r.state), "")
+        table.add_row(r.agency, Text(r.name), Text(STATE_LABELS[r.state], style=style),
+                      f"{r.last_received:%Y-%m-%d %H:%M}" if r.last_received else "", str(r.errors),
+                      str(r.warnings), r.receipt or "", f"{r.last_reminded:%Y-%m-%d}" if r.last_reminded else "")
+    out.print(table)
+    t = st.total
+    out.print(f"應填 {t.in_scope}；已收件 {t.received}；通過 {t.accepted}（準時 {t.on_time}）；免填報 {t.exempt}；"
+              f"未完成 {len(st.missing)}")
+
+
+@app.command()
+def exempt(
+    collection: Annotated[str, typer.Argument(help="Collection id.")],
+    round_id: RoundOpt,
+    agency: Annotated[list[str], typer.Option("--agency", "-a", help="Agency code(s) to exempt.")],
+    reason: Annotated[str | None, typer.Option(help="Why (recorded in the ledger).")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the exemption instead.")] = False,
+) -> None:
+    """Mark agencies exempt from a round (with a reason), or clear it; exempt agencies are never reminded."""
+    from collect.status import set_exempt
+
+    if not clear and not reason:
+        raise typer.BadParameter("give --reason (or --clear)")
+    codes = set_exempt(ctx(), collection, round_id, agency, None if clear else reason)
+    out.print(f"{'cleared' if clear else 'exempted'}: {', '.join(codes)}")
+
+
+@app.command()
+def remind(
+    collection: Annotated[str, typer.Argument(help="Collection id.")],
+    round_id: RoundOpt,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List who would get what; send nothing.")] = False,
+) -> None:
+    """Mail a reminder to every agency in scope without an accepted return (supervisor copied after the deadline)."""
+    from collect import remind as reminding
+
+    c = ctx()
+    items = reminding.plan(c, collection, round_id) if dry_run else reminding.remind(c, collection, round_id,
+                                                                                     transport=transport_for(c))
+    table = Table(title=f"{'would remind' if dry_run else 'reminded'}: {len(items)}")
+    for name in ("機關代碼", "機關名稱", "類型", "收件者", "副本", "附件／待修正"):
+        table.add_column(name, overflow="fold")
+    for r in items:
+        what = Path(r.attachment).name if r.attachment else f"{r.findings} 項待修正"
+        table.add_row(r.agency, Text(r.name), "未繳交" if r.kind == "never" else "退件", ", ".join(r.to),
+                      ", ".join(r.cc), Text(what))
+    out.print(table)
+
+
+@app.command()
+def report(
+    collection: Annotated[str, typer.Argument(help="Collection id.")],
+    round_id: RoundOpt,
+) -> None:
+    """Write the master workbook, one workbook per supervising agency, and Parquet/CSV into the report folder."""
+    from collect.pipeline import make_report
+
+    result = make_report(ctx(), collection, round_id)
+    f = result.files
+    out.print(f"master report   {f.master}")
+    out.print(f"supervisors     {len(f.supervisors)} workbooks in {f.master.parent}")
+    out.print(f"data            {f.parquet.name}, {f.csv.name}")
+    t = result.merged.status.total
+    if result.merged.status.missing:
+        out.print(f"[yellow]provisional: {len(result.merged.status.missing)} of {t.in_scope} agencies have no "
+                  "accepted return yet[/yellow]")
+
+
+@app.command()
+def summary(
+    collection: Annotated[str, typer.Argument(help="Collection id.")],
+    round_id: RoundOpt,
+    send: Annotated[bool, typer.Option("--send", help="Mail it to the managers in collect.toml.")] = False,
+) -> None:
+    """The managers' summary email (completeness, totals, largest exceptions, chart, master workbook attached)."""
+    from collect.pipeline import make_report
+    from collect.summary import summarise
+
+    c = ctx()
+    result = make_report(c, collection, round_id)
+    s = summarise(c, result.merged, result.files, send=send, transport=transport_for(c) if send else None)
+    out.print(f"summary written to {s.path} (open {s.html} in a browser to review)")
+    if s.sent_to:
+        out.print(f"sent to {', '.join(s.sent_to)}")
+
+
+def transport_for(c: Context) -> Any:
+    """The configured backend's sender, or None for the files backend (messages stay in outbox/mail)."""
+    if c.ws.settings.mail.get("backend", "files") == "files":
+        return None
+    from collect.mail.backends import open_transport
+
+    return open_transport(c)
+
+
 def fail(message: str, hint: str = "") -> None:
     err.print(Text.assemble(("error: ", "red"), message))
     if hint:

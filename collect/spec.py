@@ -61,12 +61,14 @@ def column(
     carry: bool = False,
     hint: str = "",
     width: float | None = None,
+    compute: Callable[[pd.DataFrame], pd.Series] | None = None,
 ) -> Any:
     """A pandera Field carrying what collect needs: the zh-TW/en title, its kind, and the checks.
 
     `formula` is an Excel formula with {key} for the same row's cell of another column (the column is then
     computed by the template and locked); `carry` prefills the column from the agency's previous accepted round;
-    `cumulative` warns when the value went down from the previous round.
+    `cumulative` warns when the value went down from the previous round; `compute` gives a formula column's
+    value from the other columns for reports (the template's formula is for the agency's eyes).
     """
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r} is not one of {KINDS}")
@@ -82,6 +84,7 @@ def column(
     meta = {
         "kind": kind, "en": en or title, "money": money, "formula": formula, "round_end": not_after_round_end,
         "cumulative": cumulative, "carry": carry, "hint": hint, "width": width, "required": required,
+        "compute": compute,
     }
     return pa.Field(title=title, nullable=True if formula else not required, unique=unique,
                     metadata={"collect": meta}, **checks)
@@ -155,6 +158,7 @@ class ColumnSpec:
     carry: bool
     hint: str
     width: float | None
+    compute: Callable[[pd.DataFrame], pd.Series] | None = None
 
     @property
     def is_input(self) -> bool:
@@ -345,6 +349,7 @@ def _columns_of(model: type[pa.DataFrameModel], path: Path) -> tuple[ColumnSpec,
             money=meta["money"], unique=col.unique, choices=tuple(choices) if choices else None, ge=ge, le=le,
             max_length=max_length, formula=meta["formula"], round_end=meta["round_end"],
             cumulative=meta["cumulative"], carry=meta["carry"], hint=meta["hint"], width=meta["width"],
+            compute=meta.get("compute"),
         ))
     return tuple(out)
 
@@ -357,7 +362,7 @@ def version_of(template_path: Path, rules_path: Path) -> str:
 
 
 def load_collection(rules_dir: Path, templates_dir: Path, cid: str, *, need_template: bool = True) -> Collection:
-    """Load rules/<cid>.py and the layout of templates_xlsx/<cid>.xlsx."""
+    """Load rules/<cid>.py and (when need_template) the layout of templates_xlsx/<cid>.xlsx."""
     rules_path = rules_dir / f"{cid}.py"
     template_path = templates_dir / f"{cid}.xlsx"
     if not rules_path.is_file():
@@ -383,7 +388,7 @@ def _load_cached(rules_path: Path, template_path: Path, cid: str, need_template:
         if r.column not in keys:
             raise CollectionError(f"{rules_path}: row rule {r.name} blames column {r.column!r}, which is not a field.")
     layout = None
-    if need_template or template_path.exists():
+    if need_template:  # without: the rules alone, so `check` can list a broken template's every problem
         from collect.template import read_layout
 
         layout = read_layout(template_path, columns)

@@ -32,7 +32,8 @@ class Covid19(pa.DataFrameModel):
     committed: Series[pd.Int64Dtype] = column("已動支數", "Committed", kind="whole", money=True, ge=0)
     spent: Series[pd.Int64Dtype] = column("實支數", "Spent", kind="whole", money=True, ge=0, cumulative=True)
     rate: Series[float] = column("執行率", "Execution rate", kind="formula", required=False,
-                                 formula='=IF(N({approved})>0,N({spent})/N({approved}),"")', width=10)
+                                 formula='=IF(N({approved})>0,N({spent})/N({approved}),"")', width=10,
+                                 compute=lambda df: (df["spent"] / df["approved"].where(df["approved"] > 0)))
     approved_on: Series[pd.Timestamp] = column("核定日期", "Approved on", kind="date", ge=date(2020, 1, 1),
                                                not_after_round_end=True, carry=True)
     note: Series[str] = column("備註", "Note", kind="text", required=False, max_length=200, width=30)

@@ -25,8 +25,9 @@ class PropertyDiff(pa.DataFrameModel):
                                    width=18)
     property_amount: Series[pd.Int64Dtype] = column("財產帳金額", "Property books", kind="whole", money=True)
     accounting_amount: Series[pd.Int64Dtype] = column("會計帳金額", "Accounting books", kind="whole", money=True)
-    difference: Series[float] = column("差異數", "Difference", kind="formula", required=False,
-                                       formula="=N({property_amount})-N({accounting_amount})", width=16)
+    difference: Series[float] = column("差異數", "Difference", kind="formula", required=False, money=True,
+                                       formula="=N({property_amount})-N({accounting_amount})", width=16,
+                                       compute=lambda df: df["property_amount"] - df["accounting_amount"])
     reason: Series[str] = column("差異原因", "Reason for the difference", kind="text", required=False,
                                  max_length=200, width=36)
     action: Series[str] = column("處理情形", "Action taken", kind="text", required=False, max_length=200, width=30)

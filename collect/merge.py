@@ -1,0 +1,151 @@
+"""Merge: the latest accepted submission of every agency in a round, plus the findings, into one master frame."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from collect.findings import Finding
+from collect.ledger import SubmissionRow
+from collect.report import ReportColumn, ReportInput
+from collect.spec import Collection, roc_round_label
+from collect.status import RoundStatus, round_status
+from collect.workspace import Context
+
+
+@dataclass
+class Merged:
+    """A round brought together: the report's input and the status it was built from."""
+
+    status: RoundStatus
+    report: ReportInput
+
+
+def row_of(cell: str | None) -> int | None:
+    digits = "".join(ch for ch in cell or "" if ch.isdigit())
+    return int(digits) if digits else None
+
+
+def report_columns(coll: Collection) -> list[ReportColumn]:
+    out = []
+    for c in coll.columns:
+        kind = ("whole" if c.money else "rate") if c.formula else c.kind
+        out.append(ReportColumn(c.key, c.title, kind, c.money))
+    return out
+
+
+def _frame(ctx: Context, sub: SubmissionRow, coll: Collection) -> pd.DataFrame:
+    if not sub.frame_path:
+        return pd.DataFrame()
+    frame = pd.read_parquet(ctx.ws.state_dir / sub.frame_path)
+    for c in coll.columns:
+        if c.compute is not None:
+            frame[c.key] = c.compute(frame)
+    return frame
+
+
+def counting_agencies(ctx: Context, coll: Collection, st: RoundStatus) -> set[str]:
+    """Agencies whose accepted data counts; with required sign-off, only units of supervisors who signed off."""
+    answered = {r.agency for r in st.rows if r.counting is not None}
+    if not coll.meta.require_signoff:
+        return answered
+    return {r.agency for r in st.rows if r.counting is not None and r.signed_off}
+
+
+def merge(ctx: Context, cid: str, round_id: str, now: datetime | None = None) -> Merged:
+    """The master frame (one row per data row of each counting submission) and the findings to report."""
+    coll = ctx.collection(cid)
+    st = round_status(ctx, cid, round_id)
+    counting = counting_agencies(ctx, coll, st)
+    keys = [c.key for c in coll.columns]
+    money = [c for c in coll.columns if c.money]
+    parts = []
+    finding_rows: list[dict[str, Any]] = []
+    for row in st.rows:
+        head = {"agency": row.agency, "agency_name": row.name, "supervisor": row.supervisor,
+                "supervisor_name": row.supervisor_name}
+        if row.counting is not None and row.agency in counting:
+            frame = _frame(ctx, row.counting, coll)
+            if len(frame):
+                parts.append(frame[[k for k in keys if k in frame.columns]].assign(
+                    **head, receipt=row.counting.receipt))
+        seen: set[int] = set()
+        for which, sub in (("counting", row.counting), ("latest", row.latest)):
+            if sub is None or sub.id in seen:
+                continue
+            seen.add(sub.id)
+            found = ctx.ledger.findings_of(sub.id)
+            if not found:
+                continue
+            amounts = _amounts(_frame(ctx, sub, coll), found, money, coll)
+            for f, amount in zip(found, amounts, strict=True):
+                finding_rows.append({**head, "receipt": sub.receipt, "which": which, "code": f.code,
+                                     "severity": f.severity, "sheet": f.sheet, "cell": f.cell, "column": f.column,
+                                     "value": f.value, "message": f.message, "amount": amount})
+    head_cols = ["agency", "agency_name", "supervisor", "supervisor_name", "receipt"]
+    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*head_cols, *keys])
+    rows = rows[[*head_cols, *[k for k in keys if k in rows.columns]]]
+    for c in coll.columns:
+        if c.key not in rows.columns:
+            rows[c.key] = pd.NA
+        if c.kind == "whole" or (c.formula and c.money):
+            rows[c.key] = rows[c.key].astype("Int64")
+    findings = pd.DataFrame(finding_rows, columns=["agency", "agency_name", "supervisor", "receipt", "which",
+                                                   "code", "severity", "sheet", "cell", "column", "value",
+                                                   "message", "amount"])
+    findings["amount"] = findings["amount"].astype("Int64")
+    agencies = pd.DataFrame([{
+        "agency": r.agency, "agency_name": r.name, "kind": r.kind, "supervisor": r.supervisor,
+        "supervisor_name": r.supervisor_name, "state": str(r.state), "emails": "; ".join(r.emails),
+        "last_received": r.last_received, "last_reminded": r.last_reminded, "receipt": r.receipt,
+        "errors": r.errors, "warnings": r.warnings,
+    } for r in st.rows])
+    report = ReportInput(
+        collection_id=cid, collection_title=coll.title, round_id=round_id, round_label=roc_round_label(round_id),
+        generated_at=now or datetime.now(UTC), columns=report_columns(coll), rows=rows, agencies=agencies,
+        findings=findings,
+    )
+    return Merged(st, report)
+
+
+def _amounts(frame: pd.DataFrame, found: list[Finding], money: list[Any], coll: Collection) -> list[int | None]:
+    """For each finding, the NT$ amount on its row (its own cell when that is money), to sort the largest first."""
+    if not len(frame) or not money or "_row" not in frame.columns:
+        return [None] * len(found)
+    by_row = frame.set_index("_row")
+    titles = {c.title: c.key for c in money}
+    out: list[int | None] = []
+    for f in found:
+        r = row_of(f.cell)
+        if r is None or r not in by_row.index:
+            out.append(None)
+            continue
+        rec = by_row.loc[r]
+        key = titles.get(f.column or "")
+        values = [rec[key]] if key else [rec[c.key] for c in money if c.key in rec.index]
+        values = [int(v) for v in values if v is not None and not pd.isna(v)]
+        out.append(max(values, key=abs) if values else None)
+    return out
+
+
+def totals_by_supervisor(report: ReportInput) -> list[dict[str, Any]]:
+    """Exact integer sums of every money column per supervising agency, in list order, and the grand total last."""
+    money = [c for c in report.columns if c.money]
+    out = []
+    rows = report.rows
+    for (code, name), group in report.agencies.groupby(["supervisor", "supervisor_name"], sort=False):
+        mine = rows[rows["supervisor"] == code]
+        entry: dict[str, Any] = {"supervisor": code, "name": name, "in_scope": len(group),
+                                 "accepted": int(group["state"].isin(["accepted", "late"]).sum())}
+        for c in money:
+            entry[c.key] = sum(int(v) for v in mine[c.key].dropna())
+        out.append(entry)
+    total: dict[str, Any] = {"supervisor": "", "name": "合計", "in_scope": len(report.agencies),
+                             "accepted": sum(e["accepted"] for e in out)}
+    for c in money:
+        total[c.key] = sum(e[c.key] for e in out)
+    out.append(total)
+    return out

@@ -1,0 +1,23 @@
+"""The order of the stages of a round, in one place: merge then report (and the summary built on them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from collect.merge import Merged, merge
+from collect.report import ReportFiles, write_reports
+from collect.workspace import Context
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    merged: Merged
+    files: ReportFiles
+
+
+def make_report(ctx: Context, cid: str, round_id: str, now: datetime | None = None) -> ReportResult:
+    """Merge the counting returns of a round and write the master and supervising-agency reports."""
+    merged = merge(ctx, cid, round_id, now)
+    out_dir = ctx.ws.round_dir(cid, round_id) / "report"
+    return ReportResult(merged, write_reports(merged.report, out_dir))

@@ -1,0 +1,755 @@
+"""The master report of a round and one report per supervising agency (xlsx), plus Parquet and CSV exports."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import re
+import sys
+import unicodedata
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, tzinfo
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import xlsxwriter
+from xlsxwriter.format import Format
+from xlsxwriter.worksheet import Worksheet
+
+# Excel's worksheet row limit, header row included. Tests lower it to exercise the split into 明細2, 明細3 ...
+MAX_SHEET_ROWS = 1_048_576
+# Excel keeps 15 significant digits: a whole number at or above this is written as text so no digit is lost.
+EXCEL_EXACT_LIMIT = 10**15
+# Characters that make a spreadsheet program treat a CSV field as a formula (OWASP "CSV injection").
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# Workbooks are written in several processes (at most MAX_WORKERS) once a round has this many detail cells.
+PARALLEL_FROM_CELLS = 1_000_000
+MAX_WORKERS = 8
+
+KINDS = ("whole", "decimal", "date", "text", "choice", "code", "rate")
+ACCEPTED_STATES = ("accepted", "late")
+STATE_TITLES = {
+    "issued": "已發出",
+    "received": "已收件",
+    "rejected": "退件",
+    "accepted": "已核可",
+    "late": "逾期核可",
+    "exempt": "免填報",
+}
+WHICH_TITLES = {"counting": "計入版本", "latest": "最新版本"}
+SEVERITY_TITLES = {"error": "錯誤", "warning": "警告"}
+
+DETAIL_SHEET = "明細"
+SUMMARY_SHEET = "摘要"
+EXCEPTIONS_SHEET = "檢核例外"
+MISSING_SHEET = "未繳交"
+MONEY_CHART_SERIES = 3  # the chart on 摘要 shows at most this many money columns
+
+_ROW_KEYS = ("agency", "agency_name", "supervisor", "supervisor_name", "receipt")
+_AGENCY_KEYS = ("agency", "agency_name", "supervisor", "supervisor_name", "state", "emails",
+                "last_received", "last_reminded")
+_FINDING_KEYS = ("agency", "agency_name", "supervisor", "receipt", "which", "code", "severity", "sheet",
+                 "cell", "column", "value", "message", "amount")
+_UNSAFE_FILENAME = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
+_EXCEL_EPOCH = pd.Timestamp("1899-12-30")
+
+Cell = int | float | str | None  # a value ready for a worksheet: number, text, or nothing
+
+
+@dataclass(frozen=True)
+class ReportColumn:
+    """One data column of the collection as the report shows it."""
+
+    key: str
+    title: str  # title in zh-TW, e.g. "核定經費"
+    kind: str  # "whole" | "decimal" | "date" | "text" | "choice" | "code" | "rate" (float 0..1, shown as %)
+    money: bool = False  # True for NT$ amounts: thousands separators, summed in 摘要
+
+
+@dataclass
+class ReportInput:
+    """Everything the report shows: the merged rows, the agencies in scope and the findings of a round."""
+
+    collection_id: str
+    collection_title: str
+    round_id: str
+    round_label: str
+    generated_at: datetime
+    columns: list[ReportColumn]
+    rows: pd.DataFrame
+    agencies: pd.DataFrame
+    findings: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """The files written: master workbook, one workbook per supervising agency (by code), Parquet, CSV."""
+
+    master: Path
+    supervisors: dict[str, Path]
+    parquet: Path
+    csv: Path
+
+
+def master_name(inp: ReportInput) -> str:
+    """The master workbook's file name, e.g. "covid19-2026-10-總表.xlsx"."""
+    return _safe_filename(f"{inp.collection_id}-{inp.round_id}-總表.xlsx")
+
+
+def supervisor_file_name(inp: ReportInput, code: str, name: str) -> str:
+    """A supervising agency's workbook name, e.g. "covid19-2026-10-379000000A-臺北市政府教育局.xlsx"."""
+    return _safe_filename(f"{inp.collection_id}-{inp.round_id}-{code}-{name}.xlsx")
+
+
+def write_reports(inp: ReportInput, out_dir: Path, *, workers: int | None = None) -> ReportFiles:
+    """Write the master workbook, one workbook per supervising agency, and the Parquet and CSV exports.
+
+    Every text cell is written as a string (never a formula or a link). In the CSV export only, a text
+    value that begins with "=", "+", "-", "@", a tab or a carriage return is prefixed with a single quote "'"
+    so that a spreadsheet program opening the CSV does not run it as a formula; numbers and dates are never
+    prefixed. Whole numbers of 10**15 or more (beyond Excel's 15 significant digits) are written as text
+    with thousands separators, so no digit is lost; sums are exact Python integers, never spreadsheet
+    formulas. `workers` is the number of processes writing workbooks; by default several are used only
+    for large rounds.
+    """
+    _check_input(inp)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = _prepare(inp)
+    stem = _safe_filename(f"{inp.collection_id}-{inp.round_id}-{DETAIL_SHEET}")
+    parquet_path = out_dir / f"{stem}.parquet"
+    csv_path = out_dir / f"{stem}.csv"
+    exports = (parquet_path.name, csv_path.name)
+
+    master_path = out_dir / master_name(inp)
+    jobs = [_plan(inp, data, _Slice.whole(data), master_path, None, exports)]
+    supervisors: dict[str, Path] = {}
+    for code, name in data.supervisors.items():
+        path = out_dir / supervisor_file_name(inp, code, name)
+        jobs.append(_plan(inp, data, _Slice.of_supervisor(data, code), path, (code, name), exports))
+        supervisors[code] = path
+    _run(jobs, workers)
+
+    _atomic(parquet_path, lambda tmp: pq.write_table(_arrow_table(inp), tmp))
+    _atomic(csv_path, lambda tmp: _csv_frame(inp).to_csv(tmp, index=False, encoding="utf-8-sig",
+                                                         lineterminator="\r\n"))
+    return ReportFiles(master_path, supervisors, parquet_path, csv_path)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Preparation: every value is converted once; the master and each supervising agency's slice reuse it.
+
+
+@dataclass
+class _Table:
+    """A sheet's table, row-major, with each column's format names (for numbers, for text)."""
+
+    headers: list[str]
+    rows: list[tuple[Cell, ...]]
+    formats: list[tuple[str, str]]
+    widths: list[float]
+    freeze_cols: int = 0
+    empty_note: str = ""
+
+
+@dataclass
+class _Data:
+    detail: _Table
+    exceptions: _Table
+    missing: _Table
+    row_supervisor: np.ndarray  # supervisor code of each detail row
+    row_agency: np.ndarray
+    finding_supervisor: np.ndarray
+    finding_agency: np.ndarray
+    missing_supervisor: np.ndarray
+    missing_agency: np.ndarray
+    agency_code: np.ndarray  # the agencies in scope
+    agency_supervisor: np.ndarray
+    agency_state: np.ndarray
+    money_titles: list[str]
+    money_values: list[list[int | None]]  # exact ints of each money column, one per detail row
+    supervisors: dict[str, str] = field(default_factory=dict)  # code -> name, sorted by code
+    big_numbers: bool = False  # some whole number in the detail is written as text (beyond 15 digits)
+
+
+@dataclass
+class _Slice:
+    """Positions of the detail rows, findings, missing agencies and agencies in scope of one workbook."""
+
+    rows: np.ndarray
+    findings: np.ndarray
+    missing: np.ndarray
+    agencies: np.ndarray
+    group: np.ndarray  # supervising agency of each agency in scope (for the table on 摘要)
+    row_group: np.ndarray  # supervising agency of each detail row
+
+    @classmethod
+    def whole(cls, data: _Data) -> _Slice:
+        return cls(np.arange(len(data.row_agency)), np.arange(len(data.finding_agency)),
+                   np.arange(len(data.missing_agency)), np.arange(len(data.agency_code)),
+                   data.agency_supervisor, data.row_supervisor)
+
+    @classmethod
+    def of_supervisor(cls, data: _Data, code: str) -> _Slice:
+        """The supervising agency's units, its own row included even if the list files it under another."""
+
+        def where(sup: np.ndarray, agency: np.ndarray) -> np.ndarray:
+            return np.flatnonzero((sup == code) | (agency == code))
+
+        agencies = where(data.agency_supervisor, data.agency_code)
+        rows = where(data.row_supervisor, data.row_agency)
+        return cls(rows, where(data.finding_supervisor, data.finding_agency),
+                   where(data.missing_supervisor, data.missing_agency), agencies,
+                   np.full(len(agencies), code, dtype=object), np.full(len(rows), code, dtype=object))
+
+
+def _check_input(inp: ReportInput) -> None:
+    problems: list[str] = []
+    for col in inp.columns:
+        if col.kind not in KINDS:
+            problems.append(f"column {col.key!r} has unknown kind {col.kind!r}")
+        if col.money and col.kind != "whole":
+            problems.append(f"money column {col.key!r} must be of kind 'whole'")
+    for frame_name, frame, keys in (
+        ("rows", inp.rows, [*_ROW_KEYS, *(c.key for c in inp.columns)]),
+        ("agencies", inp.agencies, list(_AGENCY_KEYS)),
+        ("findings", inp.findings, list(_FINDING_KEYS)),
+    ):
+        missing = [k for k in keys if k not in frame.columns]
+        if missing:
+            problems.append(f"{frame_name} lacks columns {missing}")
+    if problems:
+        raise ValueError("report input is incomplete: " + "; ".join(problems))
+
+
+def _codes(series: pd.Series) -> np.ndarray:
+    """Agency codes as an object array of str ("" where missing), for fast comparisons."""
+    return np.array(["" if _isna(v) else str(v) for v in series.tolist()], dtype=object)
+
+
+def _prepare(inp: ReportInput) -> _Data:
+    rows, agencies = inp.rows, inp.agencies
+    naive = _naive_converter(inp.generated_at)
+
+    supervisors: dict[str, str] = {}
+    for frame in (agencies, rows):
+        for code, name in zip(_codes(frame["supervisor"]), frame["supervisor_name"].tolist(), strict=True):
+            if code and code not in supervisors and not _isna(name):
+                supervisors[code] = str(name)
+    for frame in (agencies, rows):
+        for code in _codes(frame["supervisor"]):
+            if code:
+                supervisors.setdefault(code, code)
+    supervisors = dict(sorted(supervisors.items()))
+
+    big = False
+    headers = ["機關代碼", "機關名稱", "主管機關"]
+    columns: list[list[Cell]] = [_texts(rows["agency"]), _texts(rows["agency_name"]),
+                                 _texts(rows["supervisor_name"])]
+    formats: list[tuple[str, str]] = [("", ""), ("", ""), ("", "")]
+    money_titles: list[str] = []
+    money_values: list[list[int | None]] = []
+    for col in inp.columns:
+        series = rows[col.key]
+        headers.append(col.title)
+        if col.kind == "whole":
+            ints = [_as_int(v, col.key) for v in series.tolist()]
+            cells, col_big = _whole_cells(ints, col.money)
+            big = big or col_big
+            columns.append(cells)
+            formats.append(("money" if col.money else "whole", "bignum"))
+            if col.money:
+                money_titles.append(col.title)
+                money_values.append(ints)
+        elif col.kind == "date":
+            columns.append(_date_cells(series))
+            formats.append(("date", ""))
+        elif col.kind in ("decimal", "rate"):
+            columns.append([_as_float(v) for v in series.tolist()])
+            formats.append(("rate" if col.kind == "rate" else "", ""))
+        else:
+            columns.append(_texts(series))
+            formats.append(("", ""))
+    detail = _Table(headers, list(zip(*columns, strict=True)), formats,
+                    _widths(headers, columns), freeze_cols=3)
+
+    findings = inp.findings.sort_values("amount", ascending=False, na_position="last", kind="stable")
+    sup_names = [supervisors.get(c, c) for c in _codes(findings["supervisor"])]
+    ex_columns: list[list[Cell]] = [
+        _texts(findings["agency"]), _texts(findings["agency_name"]), list(sup_names),
+        _texts(findings["receipt"]),
+        [WHICH_TITLES.get(str(v), str(v)) for v in findings["which"].tolist()],
+        [SEVERITY_TITLES.get(str(v), str(v)) for v in findings["severity"].tolist()],
+        *(_texts(findings[key]) for key in ("sheet", "cell", "column", "value", "message")),
+    ]
+    ex_headers = ["機關代碼", "機關名稱", "主管機關", "收件編號", "類型", "嚴重度", "工作表", "儲存格",
+                  "欄位", "填寫值", "說明"]
+    exceptions = _Table(ex_headers, list(zip(*ex_columns, strict=True)), [("", "")] * len(ex_headers),
+                        _widths(ex_headers, ex_columns), freeze_cols=2, empty_note="本期無檢核例外。")
+
+    agency_state = _codes(agencies["state"])
+    not_done = ~np.isin(agency_state, [*ACCEPTED_STATES, "exempt"])
+    missing = agencies[not_done].sort_values(["supervisor", "agency"], kind="stable")
+    mi_headers = ["機關代碼", "機關名稱", "主管機關", "狀態", "聯絡信箱", "最後收件", "最後催繳"]
+    mi_columns: list[list[Cell]] = [
+        _texts(missing["agency"]), _texts(missing["agency_name"]),
+        [supervisors.get(c, c) for c in _codes(missing["supervisor"])],
+        [STATE_TITLES.get(str(v), str(v)) for v in missing["state"].tolist()],
+        _texts(missing["emails"]),
+        [_datetime_cell(v, naive) for v in missing["last_received"].tolist()],
+        [_datetime_cell(v, naive) for v in missing["last_reminded"].tolist()],
+    ]
+    missing_table = _Table(mi_headers, list(zip(*mi_columns, strict=True)),
+                           [("", "")] * 5 + [("datetime", "")] * 2, _widths(mi_headers, mi_columns),
+                           freeze_cols=2, empty_note="所有機關均已完成繳交。")
+
+    return _Data(
+        detail=detail, exceptions=exceptions, missing=missing_table,
+        row_supervisor=_codes(rows["supervisor"]), row_agency=_codes(rows["agency"]),
+        finding_supervisor=_codes(findings["supervisor"]), finding_agency=_codes(findings["agency"]),
+        missing_supervisor=_codes(missing["supervisor"]), missing_agency=_codes(missing["agency"]),
+        agency_code=_codes(agencies["agency"]), agency_supervisor=_codes(agencies["supervisor"]),
+        agency_state=agency_state, money_titles=money_titles, money_values=money_values,
+        supervisors=supervisors, big_numbers=big,
+    )
+
+
+def _isna(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _texts(series: pd.Series) -> list[Cell]:
+    return [None if _isna(v) else str(v) for v in series.tolist()]
+
+
+def _as_int(value: Any, key: str) -> int | None:
+    """A whole number exactly, refusing anything with a fraction (money must never be rounded silently)."""
+    if _isna(value):
+        return None
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, Decimal | float | np.floating) and value == int(value):
+        return int(value)
+    raise ValueError(f"column {key!r} holds {value!r}, which is not a whole number")
+
+
+def _as_float(value: Any) -> Cell:
+    if _isna(value):
+        return None
+    if isinstance(value, int | float | Decimal | np.number):
+        return float(value)
+    return str(value)
+
+
+def _whole_cells(ints: list[int | None], money: bool) -> tuple[list[Cell], bool]:
+    cells: list[Cell] = []
+    big = False
+    for v in ints:
+        if v is not None and abs(v) >= EXCEL_EXACT_LIMIT:
+            cells.append(f"{v:,}" if money else str(v))
+            big = True
+        else:
+            cells.append(v)
+    return cells, big
+
+
+def _date_cells(series: pd.Series) -> list[Cell]:
+    """Excel serial day numbers (vectorised); text where the value is not a date Excel can hold."""
+    parsed = pd.to_datetime(series, errors="coerce")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_localize(None)
+    serial = ((parsed - _EXCEL_EPOCH) / pd.Timedelta(days=1)).tolist()
+    originals = series.tolist()
+    cells: list[Cell] = []
+    for s, original in zip(serial, originals, strict=True):
+        if _isna(original):
+            cells.append(None)
+        elif _isna(s) or s < 61:  # not a date, or before 1900-03-01 where Excel's calendar is off
+            cells.append(original.isoformat() if isinstance(original, date) else str(original))
+        else:
+            cells.append(s)
+    return cells
+
+
+def _naive_converter(reference: datetime) -> Callable[[datetime], datetime]:
+    """Time stamps shown in the generation time's zone (Excel has no zones)."""
+    zone: tzinfo | None = reference.tzinfo
+
+    def convert(value: datetime) -> datetime:
+        if value.tzinfo is None:
+            return value
+        return (value.astimezone(zone) if zone is not None else value).replace(tzinfo=None)
+
+    return convert
+
+
+def _datetime_cell(value: Any, naive: Callable[[datetime], datetime]) -> Cell:
+    if _isna(value):
+        return None
+    if isinstance(value, datetime):
+        local = naive(pd.Timestamp(value).to_pydatetime())
+        return (pd.Timestamp(local) - _EXCEL_EPOCH) / pd.Timedelta(days=1)
+    return str(value)
+
+
+def _display_width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _widths(headers: list[str], columns: list[list[Cell]], sample: int = 500) -> list[float]:
+    widths: list[float] = []
+    for title, cells in zip(headers, columns, strict=True):
+        longest = _display_width(title)
+        for v in cells[:sample]:
+            if isinstance(v, str):
+                longest = max(longest, _display_width(v))
+            elif isinstance(v, int):
+                longest = max(longest, len(f"{v:,}"))
+            elif isinstance(v, float):
+                longest = max(longest, 11)
+        widths.append(float(min(max(longest + 2, 8), 60)))
+    return widths
+
+
+# ----------------------------------------------------------------------------------------------------
+# Workbooks. The parent process plans every workbook as plain data (a _Job); writing a job needs nothing
+# else, so jobs can go to worker processes.
+
+
+@dataclass
+class _Sheets:
+    """One table cut into sheets of at most `per_sheet` data rows."""
+
+    names: list[str]
+    table: _Table  # its rows are only those of this workbook
+    per_sheet: int
+
+
+@dataclass
+class _Job:
+    path: Path
+    title: str
+    stamp: str
+    notes: list[tuple[str, str]]  # (format name, text) lines under the title
+    kpis: list[tuple[str, int]]
+    money_titles: list[str]
+    groups: list[tuple[str, int, int, list[int]]]  # supervising agency name, units, accepted, money sums
+    totals: tuple[int, int, list[int]]  # units, accepted, money sums
+    detail: _Sheets
+    exceptions: _Sheets
+    missing: _Sheets
+
+    @property
+    def size(self) -> int:
+        return len(self.detail.table.rows) + len(self.exceptions.table.rows)
+
+
+def _sheets(base: str, table: _Table, positions: np.ndarray) -> _Sheets:
+    per_sheet = MAX_SHEET_ROWS - 1
+    rows = table.rows if len(positions) == len(table.rows) else [table.rows[i] for i in positions.tolist()]
+    count = max(1, -(-len(rows) // per_sheet))
+    names = [base if i == 0 else f"{base}{i + 1}" for i in range(count)]
+    return _Sheets(names, replace(table, rows=rows), per_sheet)
+
+
+def _plan(inp: ReportInput, data: _Data, part: _Slice, path: Path, supervisor: tuple[str, str] | None,
+          exports: tuple[str, str]) -> _Job:
+    """Everything one workbook shows, computed exactly (Python ints) from the slice of the prepared data."""
+    states = data.agency_state[part.agencies]
+    accepted = int(np.isin(states, ACCEPTED_STATES).sum())
+    exempt = int((states == "exempt").sum())
+    missing = len(states) - accepted - exempt
+    units: dict[str, int] = {}
+    done: dict[str, int] = {}
+    for code, state in zip(part.group.tolist(), states.tolist(), strict=True):
+        units[code] = units.get(code, 0) + 1
+        done[code] = done.get(code, 0) + (state in ACCEPTED_STATES)
+    n_money = len(data.money_values)
+    sums: dict[str, list[int]] = {}
+    row_groups, positions = part.row_group.tolist(), part.rows.tolist()
+    for m, values in enumerate(data.money_values):
+        for code, position in zip(row_groups, positions, strict=True):
+            v = values[position]
+            if v is not None:
+                sums.setdefault(code, [0] * n_money)[m] += v
+    groups = [(data.supervisors.get(code, code) or "（未指定主管機關）", units.get(code, 0),
+               done.get(code, 0), sums.get(code, [0] * n_money)) for code in sorted(set(units) | set(sums))]
+    totals = [sum(g[3][m] for g in groups) for m in range(n_money)]
+
+    stamp = f"{inp.generated_at:%Y/%m/%d %H:%M}"
+    scope = "總表" if supervisor is None else f"{supervisor[1]}（{supervisor[0]}）"
+    detail = _sheets(DETAIL_SHEET, data.detail, part.rows)
+    notes: list[tuple[str, str]] = []
+    if missing:
+        notes.append(("warning", f"尚有 {missing} 個機關未完成繳交（截至 {stamp}），本表為暫定數。"))
+    if len(detail.names) > 1:
+        notes.append(("warning",
+                      f"明細共 {len(part.rows):,} 列，超過 Excel 單一工作表上限 {detail.per_sheet:,} 列，"
+                      f"已依序分置於工作表「{'」、「'.join(detail.names)}」；"
+                      f"完整資料另見 {exports[0]}（Parquet）及 {exports[1]}（CSV）。"))
+    if data.big_numbers or any(abs(v) >= EXCEL_EXACT_LIMIT for g in groups for v in [*g[3], *totals]):
+        notes.append(("note", "註：達 16 位數以上的數值超過 Excel 可精確保存的 15 位有效數字，"
+                              "以文字呈現以保留完整數值。"))
+    kpis = [("應填報機關數", len(states)), ("已完成繳交（含逾期）", accepted),
+            ("準時完成", int((states == "accepted").sum())), ("免填報", exempt), ("尚未完成", missing),
+            ("資料列數", len(part.rows))]
+    return _Job(path, f"{inp.collection_title}　{inp.round_label}　{scope}", stamp, notes, kpis,
+                data.money_titles, groups, (len(states), accepted, totals), detail,
+                _sheets(EXCEPTIONS_SHEET, data.exceptions, part.findings),
+                _sheets(MISSING_SHEET, data.missing, part.missing))
+
+
+def _formats(wb: xlsxwriter.Workbook) -> dict[str, Format | None]:
+    return {
+        "": None,
+        "money": wb.add_format({"num_format": "#,##0"}),
+        "whole": wb.add_format({"num_format": "0"}),
+        "bignum": wb.add_format({"align": "right"}),
+        "date": wb.add_format({"num_format": "yyyy/mm/dd"}),
+        "datetime": wb.add_format({"num_format": "yyyy/mm/dd hh:mm"}),
+        "rate": wb.add_format({"num_format": "0.0%"}),
+        "header": wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True,
+                                 "valign": "vcenter"}),
+        "title": wb.add_format({"bold": True, "font_size": 16}),
+        "warning": wb.add_format({"bold": True, "font_color": "#C00000", "font_size": 12}),
+        "note": wb.add_format({"italic": True, "font_color": "#595959"}),
+        "section": wb.add_format({"bold": True, "font_size": 12}),
+        "total_label": wb.add_format({"bold": True, "top": 1}),
+        "total_money": wb.add_format({"bold": True, "top": 1, "num_format": "#,##0"}),
+        "total_bignum": wb.add_format({"bold": True, "top": 1, "align": "right"}),
+    }
+
+
+def _write_job(job: _Job) -> Path:
+    """Write one planned workbook (runs in a worker process when writing in parallel)."""
+
+    def build(tmp: Path) -> None:
+        wb = xlsxwriter.Workbook(str(tmp), {
+            "constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
+            "strings_to_numbers": False,
+        })
+        try:
+            fmts = _formats(wb)
+            summary = wb.add_worksheet(SUMMARY_SHEET)
+            tables = [(sheets, [wb.add_worksheet(n) for n in sheets.names])
+                      for sheets in (job.detail, job.exceptions, job.missing)]
+            _write_summary(wb, summary, fmts, job)
+            for sheets, worksheets in tables:
+                _write_table(worksheets, sheets, fmts)
+        finally:
+            wb.close()
+
+    _atomic(job.path, build)
+    return job.path
+
+
+def _write_table(worksheets: list[Worksheet], sheets: _Sheets, fmts: dict[str, Format | None]) -> None:
+    """Write the table's rows, continuing on the next sheet when one is full."""
+    table, per_sheet = sheets.table, sheets.per_sheet
+    header = fmts["header"]
+    number_formats = [fmts[n] for n, _ in table.formats]
+    text_formats = [fmts[t] for _, t in table.formats]
+    for index, ws in enumerate(worksheets):
+        chunk = table.rows[index * per_sheet:(index + 1) * per_sheet]
+        for c, (title, width) in enumerate(zip(table.headers, table.widths, strict=True)):
+            ws.set_column(c, c, width)
+            ws.write_string(0, c, title, header)
+        ws.freeze_panes(1, table.freeze_cols)
+        if not chunk:
+            if index == 0 and table.empty_note:
+                ws.write_string(1, 0, table.empty_note, fmts["note"])
+            continue
+        ws.autofilter(0, 0, len(chunk), len(table.headers) - 1)
+        write_number, write_string = ws.write_number, ws.write_string
+        for r, values in enumerate(chunk, start=1):
+            for c, value in enumerate(values):
+                if value is None:
+                    continue
+                if value.__class__ is str:
+                    write_string(r, c, value, text_formats[c])
+                else:
+                    write_number(r, c, value, number_formats[c])
+
+
+def _write_summary(wb: xlsxwriter.Workbook, ws: Worksheet, fmts: dict[str, Format | None], job: _Job) -> None:
+    n_money = len(job.money_titles)
+    ws.set_column(0, 0, 34)
+    ws.set_column(1, 2 + n_money, 16)
+    ws.write_string(0, 0, job.title, fmts["title"])
+    ws.write_string(1, 0, f"產製時間：{job.stamp}", fmts["note"])
+    row = 2
+    for style, text in job.notes:
+        ws.write_string(row, 0, text, fmts[style])
+        row += 1
+
+    row += 1
+    ws.write_string(row, 0, "填報概況", fmts["section"])
+    for label, value in job.kpis:
+        row += 1
+        ws.write_string(row, 0, label)
+        ws.write_number(row, 1, value, fmts["money"])
+
+    row += 2
+    ws.write_string(row, 0, "各主管機關金額（新臺幣元）", fmts["section"])
+    row += 1
+    for c, title in enumerate(["主管機關", "機關數", "已完成", *job.money_titles]):
+        ws.write_string(row, c, title, fmts["header"])
+    header_row = row
+    for name, units, done, sums in job.groups:
+        row += 1
+        ws.write_string(row, 0, name)
+        ws.write_number(row, 1, units)
+        ws.write_number(row, 2, done)
+        for m, value in enumerate(sums):
+            _write_int(ws, row, 3 + m, value, fmts["money"], fmts["bignum"])
+    last = row
+    row += 1
+    ws.write_string(row, 0, "合計", fmts["total_label"])
+    ws.write_number(row, 1, job.totals[0], fmts["total_label"])
+    ws.write_number(row, 2, job.totals[1], fmts["total_label"])
+    for m, value in enumerate(job.totals[2]):
+        _write_int(ws, row, 3 + m, value, fmts["total_money"], fmts["total_bignum"])
+
+    if n_money and job.groups:
+        chart = wb.add_chart({"type": "column"})
+        if chart is None:  # pragma: no cover - xlsxwriter returns None only for unknown chart types
+            return
+        for m in range(min(n_money, MONEY_CHART_SERIES)):
+            chart.add_series({
+                "name": [SUMMARY_SHEET, header_row, 3 + m],
+                "categories": [SUMMARY_SHEET, header_row + 1, 0, last, 0],
+                "values": [SUMMARY_SHEET, header_row + 1, 3 + m, last, 3 + m],
+            })
+        chart.set_title({"name": "各主管機關金額"})
+        chart.set_y_axis({"num_format": "#,##0"})
+        chart.set_legend({"position": "bottom"})
+        chart.set_size({"width": max(640, 40 * len(job.groups)), "height": 400})
+        ws.insert_chart(row + 2, 0, chart)
+
+
+def _write_int(ws: Worksheet, row: int, col: int, value: int, number: Format | None,
+               text: Format | None) -> None:
+    if abs(value) >= EXCEL_EXACT_LIMIT:
+        ws.write_string(row, col, f"{value:,}", text)
+    else:
+        ws.write_number(row, col, value, number)
+
+
+def _run(jobs: list[_Job], workers: int | None) -> None:
+    """Write the jobs, largest first, in `workers` processes (None: by size and the machine's cores).
+
+    Worker processes are forked where the platform allows it (Linux), else spawned: a script calling
+    write_reports on a large round on Windows or macOS then needs the `if __name__ == "__main__":` guard,
+    or workers=1.
+    """
+    jobs = sorted(jobs, key=lambda job: job.size, reverse=True)
+    if workers is None:
+        cells = sum(job.size for job in jobs) * len(jobs[0].detail.table.headers)
+        workers = min(os.cpu_count() or 1, MAX_WORKERS) if cells >= PARALLEL_FROM_CELLS else 1
+    workers = max(1, min(workers, len(jobs)))
+    if workers == 1:
+        for job in jobs:
+            _write_job(job)
+        return
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        for _ in pool.map(_write_job, jobs):
+            pass
+
+
+# ----------------------------------------------------------------------------------------------------
+# Parquet and CSV.
+
+
+def _arrow_table(inp: ReportInput) -> pa.Table:
+    rows = inp.rows
+    arrays: list[pa.Array] = []
+    fields: list[pa.Field] = []
+    titles = {"agency": "機關代碼", "agency_name": "機關名稱", "supervisor": "主管機關代碼",
+              "supervisor_name": "主管機關", "receipt": "收件編號"}
+    for key, title in titles.items():
+        arrays.append(pa.array(_texts(rows[key]), type=pa.string()))
+        fields.append(pa.field(key, pa.string(), metadata={"title": title}))
+    for col in inp.columns:
+        series = rows[col.key]
+        if col.kind == "whole":
+            array = pa.array([_as_int(v, col.key) for v in series.tolist()], type=pa.int64())
+        elif col.kind == "date":
+            array = pa.array(pd.to_datetime(series, errors="coerce").to_numpy(dtype="datetime64[D]"),
+                             type=pa.date32())
+        elif col.kind == "rate":
+            array = pa.array([None if _isna(v) else float(v) for v in series.tolist()], type=pa.float64())
+        elif col.kind == "decimal":
+            values = [None if _isna(v) else v for v in series.tolist()]
+            if all(v is None or isinstance(v, Decimal) for v in values):
+                array = pa.array(values)
+            else:
+                array = pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+        else:
+            array = pa.array(_texts(series), type=pa.string())
+        arrays.append(array)
+        fields.append(pa.field(col.key, array.type, metadata={"title": col.title, "kind": col.kind,
+                                                              "money": str(col.money).lower()}))
+    metadata = {"collection": inp.collection_id, "collection_title": inp.collection_title,
+                "round": inp.round_id, "round_label": inp.round_label,
+                "generated_at": inp.generated_at.isoformat()}
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=metadata))
+
+
+def _csv_text(value: Any) -> str | None:
+    if _isna(value):
+        return None
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def _csv_frame(inp: ReportInput) -> pd.DataFrame:
+    rows = inp.rows
+    out: dict[str, Any] = {
+        "機關代碼": [_csv_text(v) for v in rows["agency"].tolist()],
+        "機關名稱": [_csv_text(v) for v in rows["agency_name"].tolist()],
+        "主管機關": [_csv_text(v) for v in rows["supervisor_name"].tolist()],
+    }
+    for col in inp.columns:
+        series = rows[col.key]
+        if col.kind == "whole":
+            value: Any = pd.array([_as_int(v, col.key) for v in series.tolist()], dtype="Int64")
+        elif col.kind == "date":
+            value = pd.to_datetime(series, errors="coerce").dt.strftime("%Y-%m-%d").tolist()
+        elif col.kind in ("decimal", "rate"):
+            value = [None if _isna(v) else str(v) for v in series.tolist()]
+        else:
+            value = [_csv_text(v) for v in series.tolist()]
+        out[col.title] = value
+    return pd.DataFrame(out, columns=list(out))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Files.
+
+
+def _safe_filename(name: str) -> str:
+    return _UNSAFE_FILENAME.sub("_", name).strip(" .")
+
+
+def _atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """Write through a temporary file in the same folder so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+__all__ = ["MAX_SHEET_ROWS", "ReportColumn", "ReportFiles", "ReportInput", "master_name",
+           "supervisor_file_name", "write_reports"]
