@@ -361,6 +361,23 @@ def summary(
         out.print(f"sent to {', '.join(s.sent_to)}")
 
 
+@app.command()
+def demo(
+    workspace: Annotated[Path | None, typer.Option("--workspace", "-w", help="Where to make the demo workspace "
+                                                   "(default: a new folder under outbox/demo/).")] = None,
+    collection: Annotated[str, typer.Option(help="Which collection's round to run.")] = "covid19",
+) -> None:
+    """Run a complete round on the embedded defaults in a fresh workspace: issue, answers, receipts, report."""
+    from collect.demo import run_demo
+
+    def say(line: str) -> None:
+        out.print(Text(line))
+
+    result = run_demo(workspace or State.workspace, collection, say=say)
+    out.print(f"\ndone in {result.seconds:.1f} s. Open the master report: {result.outputs['master']}")
+    out.print(f"and the managers' summary: {result.outputs['summary']}")
+
+
 def transport_for(c: Context) -> Any:
     """The configured backend's sender, or None for the files backend (messages stay in outbox/mail)."""
     if c.ws.settings.mail.get("backend", "files") == "files":
