@@ -144,7 +144,8 @@ def apply_mistake(rows: list[dict[str, Any]], mistake: str, coll: Collection) ->
     choices = [c for c in coll.inputs if c.choices]
     required = [c for c in coll.inputs if c.required]
     if mistake == "fullwidth_amount" and money:
-        first[money[0].key] = f"{first[money[0].key]:,}".translate(str.maketrans("0123456789,", "０１２３４５６７８９，"))
+        wide = str.maketrans("0123456789,", "０１２３４５６７８９，")
+        first[money[0].key] = f"{first[money[0].key]:,}".translate(wide)
     elif mistake == "roc_date" and dates:
         d = first[dates[0].key]
         first[dates[0].key] = f"{d.year - 1911}/{d.month:02d}/{d.day:02d}"
@@ -155,7 +156,7 @@ def apply_mistake(rows: list[dict[str, Any]], mistake: str, coll: Collection) ->
     elif mistake == "total_row":
         text = next((c for c in coll.inputs if c.kind == "text"), None)
         if text is not None:
-            total = {text.key: "合計"}
+            total: dict[str, Any] = {text.key: "合計"}
             for c in money:
                 total[c.key] = sum(int(r[c.key]) for r in rows if isinstance(r.get(c.key), int))
             rows.append(total)
