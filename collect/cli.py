@@ -29,8 +29,8 @@ app = typer.Typer(
 template_app = typer.Typer(help="Work with collection templates.", no_args_is_help=True)
 app.add_typer(template_app, name="template")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class State:
@@ -114,7 +114,12 @@ def check(collection: Annotated[str | None, typer.Argument(help="Collection id; 
     ids = [collection] if collection else c.collection_ids()
     bad = 0
     for cid in ids:
-        problems = check_collection(c.ws.rules_dir, c.ws.templates_dir, cid)
+        try:
+            problems = check_collection(c.ws.rules_dir, c.ws.templates_dir, cid)
+        except CollectError as exc:
+            if collection:
+                raise
+            problems = [exc.message]
         if problems:
             bad += 1
             err.print(f"[red]✗ {cid}[/red]: {len(problems)} mismatch(es)")

@@ -68,6 +68,10 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "tenant": (str, ""),
         "client_id": (str, ""),
         "server": (str, ""),
+        "mailbox": (str, ""),
+        "smtp_username": (str, ""),
+        "ca_file": (str, ""),
+        "timeout": ((int, float), 60),
     },
     "report": {"managers": (list, ["manager@example.test"])},
 }
@@ -166,11 +170,21 @@ class Workspace:
         return key.encode("utf-8")
 
 
+_SECRET_KEYS = {
+    "password": "the environment (COLLECT_MAIL_PASSWORD) or the system keyring",
+    "client_secret": "the environment or the system keyring",
+    "secret": "COLLECT_SECRET in the environment or the key file state/collect.key",
+}
+_TYPE_NAMES = {int: "a whole number", float: "a number", str: "a text in quotes", list: "a list [...]"}
+
+
 def _check(section: str, key: str, value: Any, path: Path) -> Any:
     expected, _ = _SCHEMA[section][key]
     if isinstance(value, bool) or not isinstance(value, expected):
-        names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
-        raise ConfigError(f"{path}: [{section}] {key} = {value!r}: expected a {names}.")
+        names = ("a number" if expected == (int, float) else
+                 _TYPE_NAMES.get(expected, expected.__name__) if isinstance(expected, type) else
+                 " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in expected))
+        raise ConfigError(f"{path}: [{section}] {key} = {value!r}: expected {names}.")
     choices = _CHOICES.get((section, key))
     if choices and value not in choices:
         raise ConfigError(f"{path}: [{section}] {key} = {value!r}: expected one of {', '.join(choices)}.")
@@ -194,11 +208,12 @@ def parse_settings(text: str, path: Path) -> Settings:
         if not isinstance(body, dict):
             raise ConfigError(f"{path}: {section} must be a [section].")
         for key, value in body.items():
+            if key in _SECRET_KEYS:  # before the unknown-key check: none of them is in the schema
+                raise ConfigError(f"{path}: [{section}] {key}: secrets never go in collect.toml; expected "
+                                  f"{_SECRET_KEYS[key]} instead. Remove the line.")
             if key not in _SCHEMA[section]:
                 known = ", ".join(_SCHEMA[section])
                 raise ConfigError(f"{path}: unknown key {key!r} in [{section}]; expected one of {known}.")
-            if key in ("password", "secret", "client_secret"):
-                raise ConfigError(f"{path}: [{section}] {key}: secrets never go in collect.toml.")
             _check(section, key, value, path)
             if section == "mail":
                 mail[key] = value

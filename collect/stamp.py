@@ -9,7 +9,8 @@ import os
 import re
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from copy import copy as shallow_copy
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -35,9 +36,8 @@ from collect.spec import (
     Layout,
     roc_date,
     roc_round_label,
-    round_end,
 )
-from collect.template import DATE_FORMAT
+from collect.template import DATE_FORMAT, MONEY_FORMAT, PREFILL_FILL
 
 PROP_PREFIX = "collect."
 STAMP_FIELDS = ("collection", "round", "agency", "version", "token")
@@ -83,6 +83,7 @@ class AgencyCopy:
     name: str
     supervisor: str
     rows: Sequence[Mapping[str, Any]] = ()  # prefilled data rows: column key -> value
+    fields: Mapping[str, Any] = field(default_factory=dict)  # header field key -> value (Meta.fields)
 
 
 def file_name(code: str, name: str) -> str:
@@ -100,6 +101,7 @@ class RoundBook:
         self.round_id = round_id
         self.deadline = deadline
         self.letters = {c.key: get_column_letter(self.layout.first_col + i) for i, c in enumerate(coll.columns)}
+        self._locked_style: dict[str, int] = {}  # locked_prefill column key -> xf index of its locked look
         self._members, self._data_part, self._stamp_part = self._build()
 
     # The base workbook is built once with openpyxl; each copy only rewrites three XML parts.
@@ -111,6 +113,11 @@ class RoundBook:
             cell = ws[lay.identity[key]]
             cell.number_format = "@"
         ws[lay.identity[NAME_DEADLINE]].number_format = DATE_FORMAT
+        for f in coll.meta.fields:
+            cell = ws[lay.fields[f.key]]
+            cell.number_format = (MONEY_FORMAT if f.money else DATE_FORMAT if f.kind == "date" else
+                                  "@" if f.kind == "text" else cell.number_format)
+            cell.protection = Protection(locked=True)
         lists = wb.create_sheet(LISTS_SHEET)
         lists.sheet_state = "hidden"
         list_col = 0
@@ -119,6 +126,8 @@ class RoundBook:
             rng = f"{letter}{lay.data_first_row}:{letter}{lay.data_last_row}"
             if not col.is_input:
                 continue
+            if col.locked_prefill and coll.meta.fixed_rows:
+                continue  # rows come only from the prefill: the whole column stays locked
             for r in range(lay.data_first_row, lay.data_last_row + 1):
                 ws[f"{letter}{r}"].protection = Protection(locked=False)
             dv = self._validation(col, lists, list_col)
@@ -127,6 +136,12 @@ class RoundBook:
             if dv is not None:
                 dv.add(rng)
                 ws.add_data_validation(dv)
+        # Excel locks a cell by its own style, else its row's, else its column's. openpyxl drops empty cells of
+        # the default style when it saves, so an unlocked row or column style (whole columns unlocked in Excel)
+        # would unlock them: only the data range's input cells, unlocked one by one above, are for typing.
+        for dim in [*ws.column_dimensions.values(), *ws.row_dimensions.values()]:
+            if dim.has_style and not dim.protection.locked:
+                dim.protection = Protection(locked=True)
         ws.protection.sheet = True
         ws.protection.formatColumns = False
         ws.protection.formatRows = False
@@ -140,6 +155,15 @@ class RoundBook:
             stamp_ws.cell(i, 2).number_format = "@"
         stamp_ws.protection.sheet = True
         stamp_ws.sheet_state = "veryHidden"
+        # A locked, greyed twin of each locked_prefill column's input style, for the cells render() prefills. The
+        # twin is parked on the stamp sheet so openpyxl writes it to the style sheet; its index is stable.
+        for i, col in enumerate(c for c in coll.columns if c.locked_prefill and c.is_input):
+            source = ws[f"{self.letters[col.key]}{lay.data_first_row}"]
+            twin = stamp_ws.cell(1, 4 + i)
+            twin._style = shallow_copy(source._style)
+            twin.protection = Protection(locked=True)
+            twin.fill = PREFILL_FILL
+            self._locked_style[col.key] = twin.style_id
         if not lists.max_row or (lists.max_column == 1 and lists["A1"].value is None):
             wb.remove(lists)
         wb.active = wb.sheetnames.index(lay.sheet)
@@ -181,9 +205,9 @@ class RoundBook:
             return DataValidation(type="list", formula1=formula, prompt=_cut(f"{hint}請從清單選擇：{shown}"),
                                   error=_cut(f"「{col.title}」只能選擇：{shown}"), **common)
         if col.kind == "date":
-            lo = col.ge.date() if col.ge is not None else date(1912, 1, 1)
-            hi = round_end(self.round_id) if col.round_end else (col.le.date() if col.le is not None else
-                                                                  date(2111, 12, 31))
+            lo_d, hi_d = col.date_bounds(self.round_id)
+            lo = lo_d or date(1912, 1, 1)
+            hi = hi_d or date(2111, 12, 31)
             return DataValidation(type="date", operator="between", formula1=str(serial(lo)),
                                   formula2=str(serial(hi)),
                                   prompt=_cut(f"{hint}請填日期，介於 {roc_date(lo)} 與 {roc_date(hi)} 之間（例如 "
@@ -215,19 +239,26 @@ class RoundBook:
             lay.identity[NAME_PERIOD]: roc_round_label(self.round_id),
             lay.identity[NAME_DEADLINE]: self.deadline,
         }
+        for key, value in copy.fields.items():
+            if key in lay.fields and value is not None:
+                cells[lay.fields[key]] = value
         if len(copy.rows) > lay.max_rows:
             raise ValueError(f"{copy.code}: {len(copy.rows)} prefilled rows exceed the form's {lay.max_rows}")
+        styles: dict[str, int] = {}
         for i, row in enumerate(copy.rows):
             r = lay.data_first_row + i
             for key, value in row.items():
                 if key in self.letters and value is not None and self.coll.column(key).is_input:
-                    cells[f"{self.letters[key]}{r}"] = value
+                    ref = f"{self.letters[key]}{r}"
+                    cells[ref] = value
+                    if key in self._locked_style:
+                        styles[ref] = self._locked_style[key]
         stamp_cells = {f"B{i}": v for i, v in enumerate(stamp.fields().values(), start=1)}
         out = io.BytesIO()
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
             for name, (info, data) in self._members.items():
                 if name == self._data_part:
-                    data = fill_cells(data, cells)
+                    data = fill_cells(data, cells, styles)
                 elif name == self._stamp_part:
                     data = fill_cells(data, stamp_cells)
                 elif name == "docProps/custom.xml":
@@ -250,12 +281,15 @@ def serial(d: date | datetime) -> int | float:
     return (d - EXCEL_EPOCH).days
 
 
-_EMPTY_CELL = re.compile(rb'<c r="([A-Z]{1,3}[0-9]{1,7})"((?: [a-z]+="[^"]*")*)\s*/>')
+# openpyxl writes an empty cell as <c .../> with xml.etree and as <c ...></c> when lxml is installed.
+_EMPTY_CELL = re.compile(rb'<c r="([A-Z]{1,3}[0-9]{1,7})"((?: [a-z]+="[^"]*")*)\s*(?:/>|></c>)')
 
 
-def cell_xml(ref: str, attrs: str, value: Any) -> str:
-    """One filled <c> element; strings go inline so sharedStrings.xml never changes."""
+def cell_xml(ref: str, attrs: str, value: Any, style: int | None = None) -> str:
+    """One filled <c> element; strings go inline so sharedStrings.xml never changes; `style` replaces its xf."""
     attrs = re.sub(r' t="[^"]*"', "", attrs)
+    if style is not None:
+        attrs = re.sub(r' s="[^"]*"', "", attrs) + f' s="{style}"'
     if isinstance(value, bool):
         return f'<c r="{ref}"{attrs} t="b"><v>{int(value)}</v></c>'
     if isinstance(value, int | float | Decimal):
@@ -270,15 +304,19 @@ def _xml_safe(text: str) -> str:
     return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", "", text)
 
 
-def fill_cells(xml: bytes, cells: Mapping[str, Any]) -> bytes:
-    """Fill empty (styled) cells of a worksheet part in place; every target cell must exist as an empty <c/>."""
+def fill_cells(xml: bytes, cells: Mapping[str, Any], styles: Mapping[str, int] | None = None) -> bytes:
+    """Fill empty (styled) cells of a worksheet part in place; every target cell must exist as an empty <c/>.
+
+    `styles` gives some of those cells another xf index (e.g. the locked look of a prefilled locked cell).
+    """
     remaining = dict(cells)
+    restyle = styles or {}
 
     def sub(m: re.Match[bytes]) -> bytes:
         ref = m.group(1).decode()
         if ref not in remaining:
             return m.group(0)
-        return cell_xml(ref, m.group(2).decode(), remaining.pop(ref)).encode("utf-8")
+        return cell_xml(ref, m.group(2).decode(), remaining.pop(ref), restyle.get(ref)).encode("utf-8")
 
     out = _EMPTY_CELL.sub(sub, xml)
     if remaining:
