@@ -28,6 +28,8 @@ app = typer.Typer(
 )
 template_app = typer.Typer(help="Work with collection templates.", no_args_is_help=True)
 app.add_typer(template_app, name="template")
+mail_app = typer.Typer(help="Check the mail settings.", no_args_is_help=True)
+app.add_typer(mail_app, name="mail")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -235,6 +237,42 @@ def render_outcomes(outcomes: list[Any], as_json: bool) -> None:
             o.round or "", o.agency or "", o.receipt, str(errors), str(len(o.findings) - errors),
             Text(f"{first.cell or ''} {first.message}".strip() if first else ""))
     out.print(table)
+
+
+@app.command("fetch")
+def fetch_cmd() -> None:
+    """Take every waiting message from the mailbox once: ingest, answer, move it; one line per message."""
+    from collect.mail.cli_commands import run_fetch, setup_logging
+
+    setup_logging(State.debug)
+    for r in run_fetch(ctx()):
+        out.print(Text(r.line()))
+
+
+@app.command("watch")
+def watch_cmd(
+    interval: Annotated[float | None, typer.Option(help="Seconds between polls (default [mail] poll_seconds).")] = None,
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+) -> None:
+    """Fetch, wait for mail (IMAP IDLE or polling), repeat until SIGTERM / Ctrl-C; one watcher per workspace."""
+    from collect.mail.cli_commands import run_watch, setup_logging
+
+    setup_logging(State.debug)
+    run_watch(ctx(), interval, once)
+
+
+@mail_app.command("test")
+def mail_test_cmd(
+    no_send: Annotated[bool, typer.Option("--no-send", help="Do not send the test message.")] = False,
+) -> None:
+    """Log in, list the folder, check the processed/failed folders, send a message to the mailbox itself."""
+    from collect.mail.cli_commands import run_mail_test
+
+    steps, ok = run_mail_test(ctx(), not no_send)
+    for s in steps:
+        out.print(Text.assemble(("✓ " if s.ok else "✗ ", "green" if s.ok else "red"), f"{s.step}: {s.message}"))
+    if not ok:
+        raise typer.Exit(1)
 
 
 # -- following up ----------------------------------------------------------------------------------------------

@@ -489,6 +489,50 @@ class Ledger:
                                                        signoffs.c.round == round_id))
             return {r.supervisor: dict(r._mapping) for r in rows}
 
+    # -- mail backends: failed messages and their retry (collect.watch) ------------------------------------------
+    def message_by_key(self, message_key: str) -> dict[str, Any] | None:
+        with self.begin() as c:
+            row = c.execute(sa.select(messages).where(messages.c.message_key == message_key)).first()
+            return dict(row._mapping) if row else None
+
+    def fail_message(self, message_key: str, sha256: str, sender: str, subject: str, source: str,
+                     error: str) -> int:
+        """Record that a message could not be processed (stage failed, with the reason); never dropped.
+
+        Its files still undecided are marked failed too. Returns the message row's id."""
+        with self.begin() as c:
+            row = c.execute(sa.select(messages.c.id).where(messages.c.message_key == message_key)).first()
+            if row is None:
+                res = c.execute(messages.insert().values(
+                    message_key=message_key, sha256=sha256, sender=sender, subject=subject, source=source,
+                    received_at=stamp_time(), stage=Stage.FAILED, error=error))
+                return _new_id(res)
+            mid = int(row.id)
+            c.execute(messages.update().where(messages.c.id == mid).values(stage=Stage.FAILED, error=error))
+            c.execute(submissions.update().where(submissions.c.message_id == mid,
+                                                 submissions.c.stage == Stage.RECEIVED)
+                      .values(stage=Stage.FAILED, error=error))
+            return mid
+
+    def reopen_message(self, message_key: str) -> bool:
+        """A failed message that arrives again (staff moved it back to the inbox) is processed again: its stage
+        and its failed files go back to received. True when there was something to reopen."""
+        with self.begin() as c:
+            row = c.execute(sa.select(messages.c.id, messages.c.stage)
+                            .where(messages.c.message_key == message_key)).first()
+            if row is None or row.stage != Stage.FAILED:
+                return False
+            c.execute(messages.update().where(messages.c.id == row.id).values(stage=Stage.RECEIVED, error=None))
+            c.execute(submissions.update().where(submissions.c.message_id == row.id,
+                                                 submissions.c.stage == Stage.FAILED)
+                      .values(stage=Stage.RECEIVED, error=None))
+            return True
+
+    def failed_messages(self) -> list[dict[str, Any]]:
+        with self.begin() as c:
+            rows = c.execute(sa.select(messages).where(messages.c.stage == Stage.FAILED).order_by(messages.c.id))
+            return [dict(r._mapping) for r in rows]
+
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()

@@ -89,6 +89,13 @@ class ReceiptFacts:
     annotated: OutgoingAttachment | None = None
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
+    revision: str = ""  # set when a reprocess changed the decision: a new Message-ID, so the new receipt is sent
+
+
+def decision_key(f: ReceiptFacts) -> str:
+    """A short digest of the decision a receipt announces (verdict, duplicate-of, findings)."""
+    parts = [str(f.verdict), f.duplicate_of or "", *(f"{x.code}|{x.sheet}|{x.cell}|{x.value}" for x in f.findings)]
+    return sha256("\n".join(parts).encode("utf-8")).hexdigest()[:8]
 
 
 def receipt_message(f: ReceiptFacts) -> EmailMessage:
@@ -109,13 +116,16 @@ def receipt_message(f: ReceiptFacts) -> EmailMessage:
     who = f"{f.agency_name}：" if f.agency_name else ""
     subject = f"【收件回覆】{f.collection_title}{f.round_label} {who}{label}（{f.receipt}）".replace("  ", " ")
     values["subject"] = subject
-    return compose(
+    msg = compose(
         sender=f.sender, sender_name=f.office, to=f.to, subject=subject,
         text=render("receipt.txt.j2", **values), html=render("receipt.html.j2", **values),
         attachments=[f.annotated] if f.annotated else [], in_reply_to=f.in_reply_to, references=f.references,
-        message_id=f"{f.receipt}.{f.sha256[:8]}@{domain_of(f.sender)}", domain=domain_of(f.sender),
+        message_id=f"{f.receipt}.{f.sha256[:8]}{'.' + f.revision if f.revision else ''}@{domain_of(f.sender)}",
+        domain=domain_of(f.sender),
         date=datetime.now(UTC),
     )
+    msg["Auto-Submitted"] = "auto-replied"  # RFC 3834: autoresponders must not answer a receipt
+    return msg
 
 
 def nothing_found_message(settings: Any, inc: Incoming, too_large: list[str], max_bytes: int) -> EmailMessage:
@@ -129,13 +139,15 @@ def nothing_found_message(settings: Any, inc: Incoming, too_large: list[str], ma
     text = f"您好：\n\n{body}\n\n{settings.office} 敬上\n（本信由系統自動寄出。）\n"
     html = (f"<!doctype html><html lang=\"zh-Hant\"><body><p>您好：</p><p>{html_escape(body)}</p>"
             f"<p>{html_escape(settings.office)} 敬上</p></body></html>")
-    return compose(
+    msg = compose(
         sender=settings.sender, sender_name=settings.office, to=[inc.sender],
         subject=f"【收件回覆】未找到填報檔案：{inc.subject}", text=text, html=html, in_reply_to=inc.message_id,
         references=inc.references,
         message_id=f"notice.{sha256(inc.message_id.encode()).hexdigest()[:16]}@{domain_of(settings.sender)}",
         domain=domain_of(settings.sender),
     )
+    msg["Auto-Submitted"] = "auto-replied"
+    return msg
 
 
 def issue_notice(settings: Any, *, to: list[str], agency_name: str, collection_title: str, round_label: str,
