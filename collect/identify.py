@@ -50,7 +50,8 @@ def describe(book: Book) -> str:
 
 def check_stamp(found: Identified, secret: bytes, locale: str) -> Finding | None:
     if not verify(found.stamp, secret):
-        return F.make("stamp.invalid", locale)
+        s = found.stamp  # what the file claims, kept for staff; nothing is attributed to that agency
+        return F.make("stamp.invalid", locale, value=f"{s.collection} {s.round} {s.agency} {s.version}")
     return None
 
 

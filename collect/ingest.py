@@ -19,7 +19,7 @@ from collect.ledger import Stage, SubmissionRow, Verdict
 from collect.mail.compose import OutgoingAttachment
 from collect.mail.message import parse_message
 from collect.mail.outbox import Transport, deliver
-from collect.notify import ReceiptFacts, nothing_found_message, receipt_message
+from collect.notify import ReceiptFacts, decision_key, nothing_found_message, receipt_message
 from collect.read import Book, ReadError, read_in_sandbox
 from collect.sandbox import Sandbox
 from collect.spec import Collection, previous_round, roc_date, roc_round_label
@@ -158,10 +158,16 @@ class Ingestor:
         outcomes = []
         for row in rows:
             dup = None if again else self._duplicate_of(row)
-            if dup is not None:
-                outcome = self._decide_duplicate(row, dup, envelope)
-            else:
-                outcome = self._decide(row, datas[row.id], books[row.id], envelope)
+            try:
+                if dup is not None:
+                    outcome = self._decide_duplicate(row, dup, envelope)
+                else:
+                    outcome = self._decide(row, datas[row.id], books[row.id], envelope, again)
+            except Exception as exc:
+                # Kept for staff (stage failed, with the reason) and never resumed on its own, so one file the
+                # program cannot decide does not stop every later run; `collect reprocess` retries it.
+                ctx.ledger.fail_submission(row.id, f"{exc.__class__.__name__}: {exc}")
+                raise
             outcomes.append(outcome)
             if self.on_outcome:
                 self.on_outcome(outcome)
@@ -181,7 +187,8 @@ class Ingestor:
         return Outcome(row.file_name, row.sha256, Verdict.DUPLICATE, row.receipt or "", first.collection, first.round,
                        first.agency, [], None, mail, first.receipt)
 
-    def _decide(self, row: SubmissionRow, data: bytes, book: Book | ReadError, env: Envelope) -> Outcome:
+    def _decide(self, row: SubmissionRow, data: bytes, book: Book | ReadError, env: Envelope,
+                again: bool = False) -> Outcome:
         ctx, locale = self.ctx, self.ctx.locale
         coll: Collection | None = None
         verdict: Verdict | None
@@ -201,6 +208,8 @@ class Ingestor:
                 verdict, found, coll = self._identify(book, ident, env)
                 if verdict is None and coll is not None:
                     verdict, found, frame = self._validate(book, coll, stamp.round, stamp.agency, found)
+                elif any(f.code == "stamp.invalid" for f in found):
+                    stamp = None  # a stamp that does not verify names nobody: no agency, no receipt to it
         assert verdict is not None
         agency = stamp.agency if stamp else None
         facts = self._facts(row, verdict, env, stamp.collection if stamp else None, stamp.round if stamp else None,
@@ -213,7 +222,8 @@ class Ingestor:
             values["frame_path"] = rel
             values["rows"] = len(frame)
         annotated_path = None
-        if found and not isinstance(book, ReadError) and coll is not None and stamp is not None:
+        if (found and not isinstance(book, ReadError) and coll is not None and stamp is not None
+                and verdict != Verdict.QUARANTINED):  # held for staff: nothing to mark, no copy to an unknown sender
             annotated_path, attachment = self._annotate(row, data, book.kind, found, coll, stamp.round, stamp.agency,
                                                         verdict)
             facts.annotated = attachment
@@ -223,7 +233,14 @@ class Ingestor:
             if counting is not None:
                 facts.counting_note = (f"貴機關先前於 {counting.received_at:%Y-%m-%d} 通過的版本（收件編號 "
                                        f"{counting.receipt}）仍為本期計入的資料。")
-        mail = self._answer(facts, row, agency)
+        decided_before = again and row.verdict is not None
+        if decided_before and row.verdict == verdict and [f.to_dict() for f in found] == [
+                f.to_dict() for f in ctx.ledger.findings_of(row.id)]:
+            mail = Path(row.receipt_path) if row.receipt_path else None  # reprocessed, same decision: told already
+        else:
+            if decided_before:
+                facts.revision = decision_key(facts)  # reprocessed to a new decision: the agency is told again
+            mail = self._answer(facts, row, agency)
         ctx.ledger.decide(row.id, verdict=verdict, found=found, collection=stamp.collection if stamp else None,
                           round=stamp.round if stamp else None, agency=agency,
                           version=stamp.version if stamp else None, receipt_path=str(mail) if mail else None,
@@ -239,10 +256,7 @@ class Ingestor:
             return Verdict.TAMPERED, [bad], None
         if stamp.collection not in ctx.collection_ids():
             return Verdict.UNIDENTIFIED, [F.make("stamp.unknown_collection", locale, value=stamp.collection)], None
-        try:
-            coll = ctx.collection(stamp.collection)
-        except CollectionError:
-            return Verdict.UNIDENTIFIED, [F.make("stamp.unknown_collection", locale, value=stamp.collection)], None
+        coll = ctx.collection(stamp.collection)  # broken rules are the office's failure: raised, never a verdict
         agency = ctx.registry.get(stamp.agency)
         if agency is None:
             return Verdict.UNIDENTIFIED, [F.make("stamp.unknown_agency", locale, value=stamp.agency)], coll

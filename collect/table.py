@@ -146,12 +146,15 @@ def extract(book: Book, coll: Collection, locale: str = "zh-TW") -> Table | list
                 and c2 >= min(table_cols):
             found.append(F.make("table.merged", locale, sheet=lay.sheet, cell=rng.split(":")[0], detail=rng))
     first_text = next((c.key for c in inputs if c.kind == "text"), None)
+    # 合計 is typed under the first text column, or under the first column (項次) as on paper forms
+    label_keys = list(dict.fromkeys(k for k in (first_text, inputs[0].key if inputs else None) if k))
     for r in list(rows):
-        label = rows[r].get(first_text) if first_text else None
-        if first_text and is_total_row(label):
+        key = next((k for k in label_keys if is_total_row(rows[r].get(k))), None)
+        if key is not None:
+            label = rows[r].get(key)
             found.append(F.make("table.total_row", locale, sheet=lay.sheet,
-                                cell=f"{get_column_letter(positions[first_text])}{r}", column=coll.column(first_text)
-                                .title, value=shown(label)))
+                                cell=f"{get_column_letter(positions[key])}{r}", column=coll.column(key).title,
+                                value=shown(label)))
             del rows[r]
     if not rows:
         found.append(F.make("table.empty", locale, sheet=lay.sheet))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -11,9 +12,10 @@ import pandas as pd
 import pandera.pandas as pa
 
 from collect import findings as F
+from collect.errors import CollectionError
 from collect.findings import Finding
 from collect.normalise import normalise_column
-from collect.spec import Collection, ColumnSpec
+from collect.spec import Collection, ColumnSpec, IssuedFacts, RuleEnv
 from collect.table import Table, shown
 
 TEXT_DTYPE = "string[pyarrow]"
@@ -48,8 +50,13 @@ def _bound(value: Any) -> str:
 
 
 def validate(table: Table, coll: Collection, round_id: str, locale: str = "zh-TW",
-             previous: pd.DataFrame | None = None) -> Checked:
-    """Normalise, coerce and validate lazily, so every problem is found in one pass."""
+             previous: pd.DataFrame | None = None, *, issued: IssuedFacts | None = None) -> Checked:
+    """Normalise, coerce and validate lazily, so every problem is found in one pass.
+
+    `issued` is what this agency's copy was prefilled with (collect.issuing.issued_facts): table rules see its
+    header fields, and locked prefilled cells and rows are held to it. Without it, table rules see every header
+    field as None and the comparison with the issued prefill is skipped.
+    """
     out: list[Finding] = []
     raw = table.raw
     typed: dict[str, pd.Series] = {}
@@ -62,6 +69,13 @@ def validate(table: Table, coll: Collection, round_id: str, locale: str = "zh-TW
             unconvertible.add((int(row), col.key))
             out.append(F.make(str(code), locale, sheet=sheet, cell=table.cell(col.key, int(row)), column=col.title,
                               value=shown(raw.at[row, col.key])))
+        if col.kind == "date":  # pandas holds dates from 1677 to 2262 only; 9999-12-31 must not crash the run
+            far = values.map(_out_of_range).astype(bool)
+            for row in values.index[far.to_numpy()]:
+                unconvertible.add((int(row), col.key))
+                out.append(F.make("value.invalid", locale, sheet=sheet, cell=table.cell(col.key, int(row)),
+                                  column=col.title, value=shown(raw.at[row, col.key]), detail=DATE_RANGE_TEXT))
+            values = values.where(~far, None)
         typed[col.key] = _typed(values, col)
     frame = pd.DataFrame(typed, index=raw.index)
     for col in coll.columns:
@@ -72,13 +86,39 @@ def validate(table: Table, coll: Collection, round_id: str, locale: str = "zh-TW
         try:
             schema.validate(frame[[c.key for c in coll.inputs]], lazy=True)
         except pa.errors.SchemaErrors as exc:
+            _raise_rule_errors(exc, coll)
             out.extend(_failures(exc.failure_cases, table, coll, locale, unconvertible))
     if previous is not None and len(frame):
         out.extend(_compare(frame, previous, table, coll, locale))
+    if len(frame):
+        out.extend(_table_rules(frame, table, coll, round_id, locale, issued))
+    if issued is not None:
+        out.extend(_against_issued(frame, table, coll, locale, issued, unconvertible))
     order = {c.key: i for i, c in enumerate(coll.columns)}
     titles = {c.title: c.key for c in coll.columns}
     out.sort(key=lambda f: (_row_of(f.cell), order.get(titles.get(f.column or "", ""), 99), f.code))
     return Checked(frame, out)
+
+
+DATE_RANGE_TEXT = "日期的年份應在 1678 至 2261 年之間"
+_FIRST_DAY, _LAST_DAY = pd.Timestamp.min.date() + timedelta(days=1), pd.Timestamp.max.date()
+
+
+def _out_of_range(value: Any) -> bool:
+    if isinstance(value, datetime):
+        value = value.date()
+    return isinstance(value, date) and not _FIRST_DAY <= value <= _LAST_DAY
+
+
+def _raise_rule_errors(exc: pa.errors.SchemaErrors, coll: Collection) -> None:
+    """A check that raised (a bug in rules/<id>.py) is the office's failure, not the agency's: never pass it."""
+    for err in exc.schema_errors:
+        if err.reason_code == pa.errors.SchemaErrorReason.CHECK_ERROR:
+            name = getattr(err.check, "error", None) or getattr(err.check, "name", None) or "?"
+            cause = " ".join(str(err.failure_cases).split())[:200]
+            raise CollectionError(f"A rule of collection {coll.id} failed while checking a return: {name}: {cause}",
+                                  f"Fix rules/{coll.id}.py (`collect check {coll.id}`), then "
+                                  "`collect reprocess RECEIPT` the submissions marked failed.")
 
 
 def _row_of(cell: str | None) -> int:
@@ -92,7 +132,7 @@ def _failures(cases: pd.DataFrame, table: Table, coll: Collection, locale: str,
     by_title = {c.key: c for c in coll.columns}
     rules = {r.message: r for r in coll.rules}
     out: list[Finding] = []
-    seen: set[tuple[str, int, str]] = set()
+    seen: set[tuple[str, int, str, str]] = set()
     for case in cases.itertuples(index=False):
         key = str(case.column)
         index = case.index
@@ -101,10 +141,14 @@ def _failures(cases: pd.DataFrame, table: Table, coll: Collection, locale: str,
         row = int(index)
         col = by_title[key]
         check = str(case.check)
+        name = ""
         if case.schema_context == "DataFrameSchema":
+            # pandera lists a failing row once per column but leaves out the columns that are blank there, which
+            # is often the blamed one (a required-if value left out): any column's case names the row.
             rule = rules.get(check)
-            if rule is None or rule.column != key:
+            if rule is None or rule.column not in by_title:
                 continue
+            key, col, name = rule.column, by_title[rule.column], rule.name
             code = "row.rule_warning" if rule.warning else "row.rule"
             message = rule.message_en if locale == "en" else rule.message
             finding = F.make(code, locale, sheet=table.sheet, cell=table.cell(key, row), column=col.title,
@@ -115,7 +159,7 @@ def _failures(cases: pd.DataFrame, table: Table, coll: Collection, locale: str,
             code, detail = _code_for(check, col)
             finding = F.make(code, locale, sheet=table.sheet, cell=table.cell(key, row), column=col.title,
                              value=_value(table, key, row, code), detail=detail)
-        marker = (finding.code, row, key)
+        marker = (finding.code, row, key, name)
         if marker not in seen:
             seen.add(marker)
             out.append(finding)
@@ -129,15 +173,32 @@ def _value(table: Table, key: str, row: int, code: str) -> Any:
     return shown(raw)
 
 
+def _check_bound(check: str, col: ColumnSpec) -> str | None:
+    """The bound named in pandera's check text, e.g. "less_than_or_equal_to(2026-10-31 00:00:00)" -> 115/10/31.
+
+    Round-dependent bounds (the round's last day) exist only in the check, not in the column's spec."""
+    found = re.fullmatch(r"[a-z_]+\((.+)\)", check)
+    if not found:
+        return None
+    arg = found.group(1)
+    try:
+        if col.kind == "date":
+            return _bound(pd.Timestamp(arg))
+        number = Decimal(arg)
+    except (ValueError, ArithmeticError):
+        return None
+    return _bound(int(number)) if number == number.to_integral_value() else str(number)
+
+
 def _code_for(check: str, col: ColumnSpec) -> tuple[str, Any]:
     if check == "not_nullable":
         return "value.required", ""
     if check.startswith("isin"):
         return "value.choice", "、".join(col.choices or ())
     if check.startswith("greater_than"):
-        return "value.min", _bound(col.ge)
+        return "value.min", _check_bound(check, col) or _bound(col.ge)
     if check.startswith("less_than"):
-        return "value.max", _bound(col.le) if col.le is not None else "本期期末"
+        return "value.max", _check_bound(check, col) or (_bound(col.le) if col.le is not None else "本期期末")
     if check.startswith("str_length"):
         return "value.too_long", col.max_length
     if "uniqueness" in check or check.startswith("unique"):
@@ -171,3 +232,144 @@ def _compare(frame: pd.DataFrame, previous: pd.DataFrame, table: Table, coll: Co
                 out.append(F.make("compare.tenfold", locale, sheet=table.sheet, cell=cell, column=col.title,
                                   value=f"{now_i:,}", detail=f"{before_i:,}"))
     return out
+
+
+# -- table rules and the issued prefill ----------------------------------------------------------------------------
+class _Keep(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _field_text(value: Any) -> str:
+    if value is None or value is pd.NA:
+        return "（未提供）"
+    if isinstance(value, pd.Timestamp):
+        value = value.date()
+    if isinstance(value, date):
+        return f"{value.year - 1911}/{value.month:02d}/{value.day:02d}"
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _table_rules(frame: pd.DataFrame, table: Table, coll: Collection, round_id: str, locale: str,
+                 issued: IssuedFacts | None) -> list[Finding]:
+    """Run the collection's @table_rule checks with the round and the issued header fields."""
+    if not coll.table_rules:
+        return []
+    fields: dict[str, Any] = {f.key: None for f in coll.meta.fields}
+    fields.update(issued.fields if issued is not None else {})
+    env = RuleEnv(round_id, fields)
+    texts = _Keep({k: _field_text(v) for k, v in fields.items()})
+    inputs = frame[[c.key for c in coll.inputs]]
+    out: list[Finding] = []
+    for rule in coll.table_rules:
+        col = coll.column(rule.column)
+        result = rule.fn(coll.model, inputs.copy(), env)
+        template = rule.message_en if locale == "en" else rule.message
+        try:
+            message = template.format_map(texts)
+        except (ValueError, IndexError, AttributeError):
+            message = template
+        if isinstance(result, pd.Series):
+            ok = result.reindex(frame.index).astype("boolean").fillna(True).astype(bool)
+            rows = [int(r) for r in ok.index[~ok.to_numpy()]]
+        else:
+            if result is None or result is pd.NA or bool(result):
+                continue
+            filled = frame.index[frame[rule.column].notna().to_numpy()]
+            rows = [int(filled[-1] if len(filled) else frame.index[-1])]
+        code = "row.rule_warning" if rule.warning else "row.rule"
+        for row in rows:
+            raw = table.raw.at[row, rule.column] if rule.column in table.raw.columns else None
+            out.append(F.make(code, locale, sheet=table.sheet, cell=table.cell(rule.column, row), column=col.title,
+                              value=shown(raw), detail=message))
+    return out
+
+
+def _comparable(value: Any, kind: str) -> Any:
+    """A value reduced so that what was issued and what came back compare equal when the agency left it alone."""
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return None
+    if kind == "whole":
+        return int(value)
+    if kind == "decimal":
+        return round(float(value), 6)
+    if kind == "date":
+        return pd.Timestamp(value).date()
+    return " ".join(str(value).split())
+
+
+def _against_issued(frame: pd.DataFrame, table: Table, coll: Collection, locale: str, issued: IssuedFacts,
+                    unconvertible: set[tuple[int, str]]) -> list[Finding]:
+    """Hold a return to what was prefilled and locked: no prefilled row deleted, no locked value changed.
+
+    Rows are matched by Meta.key when the key column is locked_prefill, else by their Excel row.
+    """
+    locked = coll.locked_columns
+    if not locked:
+        return []
+    key = coll.meta.key
+    key_col = coll.column(key) if key is not None else None
+    by_key = key_col is not None and key_col.locked_prefill
+    out: list[Finding] = []
+    en = locale == "en"
+    returned: dict[Any, int] = {}
+    if by_key and key_col is not None:
+        for row, value in frame[key_col.key].items():
+            ck = _comparable(value, key_col.kind)
+            if ck is not None:
+                returned.setdefault(ck, int(row))
+    issued_keys: set[Any] = set()
+    for issued_row, values in issued.rows:
+        if by_key and key_col is not None:
+            expected_key = values.get(key_col.key)
+            if expected_key is None:
+                continue
+            ck = _comparable(expected_key, key_col.kind)
+            issued_keys.add(ck)
+            where = returned.get(ck)
+            if where is None:
+                detail = (f"The prefilled {key_col.en} {expected_key} (row {issued_row}) is missing: rows we "
+                          f"prefilled may not be deleted and their {key_col.en} may not be changed." if en else
+                          f"本處預填的{key_col.title}「{expected_key}」（第 {issued_row} 列）不見了：預填的列不可刪除，"
+                          f"{key_col.title}也不可修改。")
+                out.append(F.make("row.rule", locale, sheet=table.sheet, cell=table.cell(key_col.key, issued_row),
+                                  column=key_col.title, value=shown(_raw_at(table, issued_row, key_col.key)),
+                                  detail=detail))
+                continue
+        else:
+            where = issued_row
+            if where not in frame.index:
+                first = next(iter(values))
+                col = coll.column(first)
+                detail = (f"Row {issued_row} was prefilled by us and may not be deleted." if en else
+                          f"第 {issued_row} 列為本處預填，不可刪除。")
+                out.append(F.make("row.rule", locale, sheet=table.sheet, cell=table.cell(first, issued_row),
+                                  column=col.title, value="", detail=detail))
+                continue
+        for col in locked:
+            if (by_key and col.key == key) or col.key not in values or (where, col.key) in unconvertible:
+                continue
+            expected = values[col.key]
+            if _comparable(frame.at[where, col.key], col.kind) == _comparable(expected, col.kind):
+                continue
+            was = _field_text(expected)
+            detail = (f"{col.en} was prefilled by us and may not be changed (it was {was})." if en else
+                      f"「{col.title}」為本處預填，不可修改（原為「{was}」）。")
+            out.append(F.make("row.rule", locale, sheet=table.sheet, cell=table.cell(col.key, where),
+                              column=col.title, value=shown(_raw_at(table, where, col.key)), detail=detail))
+    if coll.meta.fixed_rows and by_key and key_col is not None:
+        for ck, row in returned.items():
+            if ck not in issued_keys:
+                detail = (f"{key_col.en} {ck} is not on the list we prefilled; this form takes no added rows." if en
+                          else f"{key_col.title}「{ck}」不在本處預填的清單中；本表不可自行新增列。")
+                out.append(F.make("row.rule", locale, sheet=table.sheet, cell=table.cell(key_col.key, row),
+                                  column=key_col.title, value=shown(_raw_at(table, row, key_col.key)), detail=detail))
+    return out
+
+
+def _raw_at(table: Table, row: int, key: str) -> Any:
+    if row in table.raw.index and key in table.raw.columns:
+        return table.raw.at[row, key]
+    return None
