@@ -8,13 +8,16 @@ import os
 import re
 import sys
 import unicodedata
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
+from xml.sax.saxutils import escape as xml_escape
 
 import numpy as np
 import pandas as pd
@@ -135,6 +138,7 @@ def write_reports(inp: ReportInput, out_dir: Path, *, workers: int | None = None
         path = out_dir / supervisor_file_name(inp, code, name)
         jobs.append(_plan(inp, data, _Slice.of_supervisor(data, code), path, (code, name), exports))
         supervisors[code] = path
+    _POSITIONS.clear()
     _run(jobs, workers)
 
     _atomic(parquet_path, lambda tmp: pq.write_table(_arrow_table(inp), tmp))
@@ -144,19 +148,54 @@ def write_reports(inp: ReportInput, out_dir: Path, *, workers: int | None = None
 
 
 # ----------------------------------------------------------------------------------------------------
-# Preparation: every value is converted once; the master and each supervising agency's slice reuse it.
+# Preparation: every value is converted once, column by column (numpy arrays); the master and each
+# supervising agency's workbook select their rows by position.
+
+
+@dataclass
+class _Col:
+    """One column of a table: per row a text (str), else a number where `has_number`, else a blank."""
+
+    texts: np.ndarray  # object array: str or None
+    numbers: np.ndarray | None = None  # int64 or float64
+    has_number: np.ndarray | None = None  # bool
+
+    def sample(self, n: int) -> list[Cell]:
+        out: list[Cell] = []
+        for i in range(min(n, len(self.texts))):
+            text = self.texts[i]
+            if text is not None:
+                out.append(str(text))
+            elif self.numbers is not None and self.has_number is not None and self.has_number[i]:
+                value = self.numbers[i]
+                out.append(int(value) if self.numbers.dtype.kind == "i" else float(value))
+            else:
+                out.append(None)
+        return out
 
 
 @dataclass
 class _Table:
-    """A sheet's table, row-major, with each column's format names (for numbers, for text)."""
+    """A sheet's table, column by column, with each column's format names (for numbers, for text)."""
 
     headers: list[str]
-    rows: list[tuple[Cell, ...]]
+    columns: list[_Col]
     formats: list[tuple[str, str]]
     widths: list[float]
     freeze_cols: int = 0
     empty_note: str = ""
+
+    def __len__(self) -> int:
+        return len(self.columns[0].texts) if self.columns else 0
+
+
+@dataclass
+class _Money:
+    """A money column's exact values: int64 where they fit, Python ints by position where they do not."""
+
+    values: np.ndarray  # int64 (0 where missing or beyond int64)
+    present: np.ndarray  # bool
+    beyond: dict[int, int]  # position -> value too large for int64
 
 
 @dataclass
@@ -174,7 +213,7 @@ class _Data:
     agency_supervisor: np.ndarray
     agency_state: np.ndarray
     money_titles: list[str]
-    money_values: list[list[int | None]]  # exact ints of each money column, one per detail row
+    money: list[_Money]
     supervisors: dict[str, str] = field(default_factory=dict)  # code -> name, sorted by code
     big_numbers: bool = False  # some whole number in the detail is written as text (beyond 15 digits)
 
@@ -201,13 +240,29 @@ class _Slice:
         """The supervising agency's units, its own row included even if the list files it under another."""
 
         def where(sup: np.ndarray, agency: np.ndarray) -> np.ndarray:
-            return np.flatnonzero((sup == code) | (agency == code))
+            return np.union1d(_positions(sup).get(code, _NONE), _positions(agency).get(code, _NONE))
 
         agencies = where(data.agency_supervisor, data.agency_code)
         rows = where(data.row_supervisor, data.row_agency)
         return cls(rows, where(data.finding_supervisor, data.finding_agency),
                    where(data.missing_supervisor, data.missing_agency), agencies,
                    np.full(len(agencies), code, dtype=object), np.full(len(rows), code, dtype=object))
+
+
+_NONE = np.array([], dtype=np.int64)
+_POSITIONS: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+
+
+def _positions(codes: np.ndarray) -> dict[str, np.ndarray]:
+    """Each code's positions in `codes` (computed once per array, kept while the array lives)."""
+    cached = _POSITIONS.get(id(codes))
+    if cached is not None and cached[0] is codes:
+        return cached[1]
+    found = {str(k): np.asarray(v, dtype=np.int64)
+             for k, v in pd.Series(np.arange(len(codes))).groupby(codes, sort=False).indices.items()} if len(
+        codes) else {}
+    _POSITIONS[id(codes)] = (codes, found)
+    return found
 
 
 def _check_input(inp: ReportInput) -> None:
@@ -231,7 +286,10 @@ def _check_input(inp: ReportInput) -> None:
 
 def _codes(series: pd.Series) -> np.ndarray:
     """Agency codes as an object array of str ("" where missing), for fast comparisons."""
-    return np.array(["" if _isna(v) else str(v) for v in series.tolist()], dtype=object)
+    values = series.to_numpy(dtype=object, na_value=None)
+    if all(v is None or v.__class__ is str for v in values):
+        return np.where(pd.isna(values), "", values).astype(object)
+    return np.array(["" if _isna(v) else str(v) for v in values], dtype=object)
 
 
 def _prepare(inp: ReportInput) -> _Data:
@@ -239,76 +297,76 @@ def _prepare(inp: ReportInput) -> _Data:
     naive = _naive_converter(inp.generated_at)
 
     supervisors: dict[str, str] = {}
+    for frame in (agencies, rows):  # each code's first name, the agency list first
+        named = pd.DataFrame({"code": _codes(frame["supervisor"]), "name": frame["supervisor_name"].to_numpy()})
+        named = named[(named["code"] != "") & named["name"].notna()].drop_duplicates("code")
+        for code, name in zip(named["code"].tolist(), named["name"].tolist(), strict=True):
+            supervisors.setdefault(code, str(name))
     for frame in (agencies, rows):
-        for code, name in zip(_codes(frame["supervisor"]), frame["supervisor_name"].tolist(), strict=True):
-            if code and code not in supervisors and not _isna(name):
-                supervisors[code] = str(name)
-    for frame in (agencies, rows):
-        for code in _codes(frame["supervisor"]):
+        for code in pd.unique(_codes(frame["supervisor"])):
             if code:
                 supervisors.setdefault(code, code)
     supervisors = dict(sorted(supervisors.items()))
 
     big = False
     headers = ["機關代碼", "機關名稱", "主管機關"]
-    columns: list[list[Cell]] = [_texts(rows["agency"]), _texts(rows["agency_name"]),
-                                 _texts(rows["supervisor_name"])]
+    columns: list[_Col] = [_text_col(rows["agency"]), _text_col(rows["agency_name"]),
+                           _text_col(rows["supervisor_name"])]
     formats: list[tuple[str, str]] = [("", ""), ("", ""), ("", "")]
     money_titles: list[str] = []
-    money_values: list[list[int | None]] = []
+    money: list[_Money] = []
     for col in inp.columns:
         series = rows[col.key]
         headers.append(col.title)
         if col.kind == "whole":
-            ints = [_as_int(v, col.key) for v in series.tolist()]
-            cells, col_big = _whole_cells(ints, col.money)
+            exact = _int_values(series, col.key)
+            cells, col_big = _whole_col(exact, col.money)
             big = big or col_big
             columns.append(cells)
             formats.append(("money" if col.money else "whole", "bignum"))
             if col.money:
                 money_titles.append(col.title)
-                money_values.append(ints)
+                money.append(exact)
         elif col.kind == "date":
-            columns.append(_date_cells(series))
+            columns.append(_cells_col(_date_cells(series)))
             formats.append(("date", ""))
         elif col.kind in ("decimal", "rate"):
-            columns.append([_as_float(v) for v in series.tolist()])
+            columns.append(_float_col(series))
             formats.append(("rate" if col.kind == "rate" else "", ""))
         else:
-            columns.append(_texts(series))
+            columns.append(_text_col(series))
             formats.append(("", ""))
-    detail = _Table(headers, list(zip(*columns, strict=True)), formats,
-                    _widths(headers, columns), freeze_cols=3)
+    detail = _Table(headers, columns, formats, _widths(headers, columns), freeze_cols=3)
 
     findings = inp.findings.sort_values("amount", ascending=False, na_position="last", kind="stable")
-    sup_names = [supervisors.get(c, c) for c in _codes(findings["supervisor"])]
-    ex_columns: list[list[Cell]] = [
+    sup_names: list[Cell] = [supervisors.get(c, c) for c in _codes(findings["supervisor"])]
+    ex_cells: tuple[list[Cell], ...] = (
         _texts(findings["agency"]), _texts(findings["agency_name"]), list(sup_names),
         _texts(findings["receipt"]),
         [WHICH_TITLES.get(str(v), str(v)) for v in findings["which"].tolist()],
         [SEVERITY_TITLES.get(str(v), str(v)) for v in findings["severity"].tolist()],
         *(_texts(findings[key]) for key in ("sheet", "cell", "column", "value", "message")),
-    ]
+    )
+    ex_columns = [_cells_col(c) for c in ex_cells]
     ex_headers = ["機關代碼", "機關名稱", "主管機關", "收件編號", "類型", "嚴重度", "工作表", "儲存格",
                   "欄位", "填寫值", "說明"]
-    exceptions = _Table(ex_headers, list(zip(*ex_columns, strict=True)), [("", "")] * len(ex_headers),
-                        _widths(ex_headers, ex_columns), freeze_cols=2, empty_note="本期無檢核例外。")
+    exceptions = _Table(ex_headers, ex_columns, [("", "")] * len(ex_headers), _widths(ex_headers, ex_columns),
+                        freeze_cols=2, empty_note="本期無檢核例外。")
 
     agency_state = _codes(agencies["state"])
     not_done = ~np.isin(agency_state, [*ACCEPTED_STATES, "exempt"])
     missing = agencies[not_done].sort_values(["supervisor", "agency"], kind="stable")
     mi_headers = ["機關代碼", "機關名稱", "主管機關", "狀態", "聯絡信箱", "最後收件", "最後催繳"]
-    mi_columns: list[list[Cell]] = [
+    mi_columns = [_cells_col(c) for c in (
         _texts(missing["agency"]), _texts(missing["agency_name"]),
         [supervisors.get(c, c) for c in _codes(missing["supervisor"])],
         [STATE_TITLES.get(str(v), str(v)) for v in missing["state"].tolist()],
         _texts(missing["emails"]),
         [_datetime_cell(v, naive) for v in missing["last_received"].tolist()],
         [_datetime_cell(v, naive) for v in missing["last_reminded"].tolist()],
-    ]
-    missing_table = _Table(mi_headers, list(zip(*mi_columns, strict=True)),
-                           [("", "")] * 5 + [("datetime", "")] * 2, _widths(mi_headers, mi_columns),
-                           freeze_cols=2, empty_note="所有機關均已完成繳交。")
+    )]
+    missing_table = _Table(mi_headers, mi_columns, [("", "")] * 5 + [("datetime", "")] * 2,
+                           _widths(mi_headers, mi_columns), freeze_cols=2, empty_note="所有機關均已完成繳交。")
 
     return _Data(
         detail=detail, exceptions=exceptions, missing=missing_table,
@@ -316,7 +374,7 @@ def _prepare(inp: ReportInput) -> _Data:
         finding_supervisor=_codes(findings["supervisor"]), finding_agency=_codes(findings["agency"]),
         missing_supervisor=_codes(missing["supervisor"]), missing_agency=_codes(missing["agency"]),
         agency_code=_codes(agencies["agency"]), agency_supervisor=_codes(agencies["supervisor"]),
-        agency_state=agency_state, money_titles=money_titles, money_values=money_values,
+        agency_state=agency_state, money_titles=money_titles, money=money,
         supervisors=supervisors, big_numbers=big,
     )
 
@@ -331,6 +389,22 @@ def _texts(series: pd.Series) -> list[Cell]:
     return [None if _isna(v) else str(v) for v in series.tolist()]
 
 
+def _text_col(series: pd.Series) -> _Col:
+    values = series.to_numpy(dtype=object, na_value=None)
+    if not all(v is None or v.__class__ is str for v in values):
+        values = np.array([None if _isna(v) else str(v) for v in values], dtype=object)
+    return _Col(values)
+
+
+def _cells_col(cells: Sequence[Cell]) -> _Col:
+    """A column from cells of any kind (text, number, blank)."""
+    texts = np.array([v if isinstance(v, str) else None for v in cells], dtype=object)
+    numbers = np.array([v if isinstance(v, int | float) and not isinstance(v, bool) else np.nan for v in cells],
+                       dtype=np.float64)
+    has = np.array([isinstance(v, int | float) and not isinstance(v, bool) for v in cells], dtype=bool)
+    return _Col(texts, numbers, has)
+
+
 def _as_int(value: Any, key: str) -> int | None:
     """A whole number exactly, refusing anything with a fraction (money must never be rounded silently)."""
     if _isna(value):
@@ -342,24 +416,61 @@ def _as_int(value: Any, key: str) -> int | None:
     raise ValueError(f"column {key!r} holds {value!r}, which is not a whole number")
 
 
+_INT64_MAX = 2**63 - 1
+
+
+def _int_values(series: pd.Series, key: str) -> _Money:
+    """A whole-number column's exact values (vectorised for integer dtypes, value by value otherwise)."""
+    if pd.api.types.is_integer_dtype(series.dtype):
+        present = series.notna().to_numpy(dtype=bool)
+        return _Money(series.to_numpy(dtype=np.int64, na_value=0), present, {})
+    ints = [_as_int(v, key) for v in series.tolist()]
+    values = np.zeros(len(ints), dtype=np.int64)
+    present = np.zeros(len(ints), dtype=bool)
+    beyond: dict[int, int] = {}
+    for i, v in enumerate(ints):
+        if v is None:
+            continue
+        present[i] = True
+        if -_INT64_MAX <= v <= _INT64_MAX:
+            values[i] = v
+        else:
+            beyond[i] = v
+    return _Money(values, present, beyond)
+
+
+def _whole_col(exact: _Money, money: bool) -> tuple[_Col, bool]:
+    """Numbers, except whole numbers beyond Excel's 15 digits: text (with separators for money)."""
+    texts = np.full(len(exact.values), None, dtype=object)
+    big = exact.present & (np.abs(exact.values) >= EXCEL_EXACT_LIMIT)
+    for i in [*np.flatnonzero(big).tolist(), *exact.beyond]:
+        v = exact.beyond.get(i, int(exact.values[i]))
+        texts[i] = f"{v:,}" if money else str(v)
+    has = exact.present & ~big
+    if exact.beyond:
+        has[list(exact.beyond)] = False
+    return _Col(texts, exact.values, has), bool(big.any() or exact.beyond)
+
+
+def _float_col(series: pd.Series) -> _Col:
+    if pd.api.types.is_float_dtype(series.dtype) or pd.api.types.is_integer_dtype(series.dtype):
+        numbers = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        has = np.isfinite(numbers)
+        texts = np.full(len(numbers), None, dtype=object)
+        odd = np.flatnonzero(~has & ~np.isnan(numbers))  # infinities: shown as text
+        for i in odd.tolist():
+            texts[i] = str(numbers[i])
+        return _Col(texts, numbers, has)
+    return _cells_col([_as_float(v) for v in series.tolist()])
+
+
 def _as_float(value: Any) -> Cell:
     if _isna(value):
         return None
     if isinstance(value, int | float | Decimal | np.number):
-        return float(value)
+        number = float(value)
+        return number if math.isfinite(number) else str(value)
     return str(value)
-
-
-def _whole_cells(ints: list[int | None], money: bool) -> tuple[list[Cell], bool]:
-    cells: list[Cell] = []
-    big = False
-    for v in ints:
-        if v is not None and abs(v) >= EXCEL_EXACT_LIMIT:
-            cells.append(f"{v:,}" if money else str(v))
-            big = True
-        else:
-            cells.append(v)
-    return cells, big
 
 
 def _date_cells(series: pd.Series) -> list[Cell]:
@@ -397,7 +508,7 @@ def _datetime_cell(value: Any, naive: Callable[[datetime], datetime]) -> Cell:
         return None
     if isinstance(value, datetime):
         local = naive(pd.Timestamp(value).to_pydatetime())
-        return (pd.Timestamp(local) - _EXCEL_EPOCH) / pd.Timedelta(days=1)
+        return float((pd.Timestamp(local) - _EXCEL_EPOCH) / pd.Timedelta(days=1))
     return str(value)
 
 
@@ -405,11 +516,11 @@ def _display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
-def _widths(headers: list[str], columns: list[list[Cell]], sample: int = 500) -> list[float]:
+def _widths(headers: list[str], columns: list[_Col], sample: int = 500) -> list[float]:
     widths: list[float] = []
-    for title, cells in zip(headers, columns, strict=True):
+    for title, col in zip(headers, columns, strict=True):
         longest = _display_width(title)
-        for v in cells[:sample]:
+        for v in col.sample(sample):
             if isinstance(v, str):
                 longest = max(longest, _display_width(v))
             elif isinstance(v, int):
@@ -422,15 +533,18 @@ def _widths(headers: list[str], columns: list[list[Cell]], sample: int = 500) ->
 
 # ----------------------------------------------------------------------------------------------------
 # Workbooks. The parent process plans every workbook as plain data (a _Job); writing a job needs nothing
-# else, so jobs can go to worker processes.
+# else, so jobs can go to worker processes. xlsxwriter writes each workbook's summary sheet and the header
+# row, widths, frozen panes and autofilter of each table sheet; the table rows themselves are rendered here
+# as sheet XML (about 40x faster than a write call per cell), their texts added to the shared-string table.
 
 
 @dataclass
 class _Sheets:
-    """One table cut into sheets of at most `per_sheet` data rows."""
+    """One table cut into sheets of at most `per_sheet` data rows; `positions` are this workbook's rows."""
 
     names: list[str]
-    table: _Table  # its rows are only those of this workbook
+    table: _Table
+    positions: np.ndarray
     per_sheet: int
 
 
@@ -450,15 +564,45 @@ class _Job:
 
     @property
     def size(self) -> int:
-        return len(self.detail.table.rows) + len(self.exceptions.table.rows)
+        return len(self.detail.positions) + len(self.exceptions.positions)
 
 
 def _sheets(base: str, table: _Table, positions: np.ndarray) -> _Sheets:
     per_sheet = MAX_SHEET_ROWS - 1
-    rows = table.rows if len(positions) == len(table.rows) else [table.rows[i] for i in positions.tolist()]
-    count = max(1, -(-len(rows) // per_sheet))
+    count = max(1, -(-len(positions) // per_sheet))
     names = [base if i == 0 else f"{base}{i + 1}" for i in range(count)]
-    return _Sheets(names, replace(table, rows=rows), per_sheet)
+    return _Sheets(names, table, positions, per_sheet)
+
+
+def _group_sums(data: _Data, part: _Slice) -> dict[str, list[int]]:
+    """Exact sums of each money column per supervising agency of the slice's rows."""
+    n_money = len(data.money)
+    sums: dict[str, list[int]] = {}
+    if not len(part.rows):
+        return sums
+    groups = pd.Series(part.row_group)
+    for m, exact in enumerate(data.money):
+        values = exact.values[part.rows]
+        present = exact.present[part.rows]
+        peak = int(np.abs(values).max()) if len(values) else 0
+        if peak * len(values) < _INT64_MAX:  # int64 sums cannot overflow: exact
+            totals = pd.Series(np.where(present, values, 0)).groupby(groups, sort=False).sum()
+            by_code = {str(k): int(v) for k, v in totals.items()}
+        else:
+            by_code = {}
+            for code, v, ok in zip(part.row_group.tolist(), values.tolist(), present.tolist(), strict=True):
+                if ok:
+                    by_code[code] = by_code.get(code, 0) + int(v)
+        seen = set(pd.unique(part.row_group[present]).tolist()) if present.any() else set()
+        if exact.beyond:
+            where = {int(p): i for i, p in enumerate(part.rows.tolist()) if int(p) in exact.beyond}
+            for position, i in where.items():
+                code = str(part.row_group[i])
+                by_code[code] = by_code.get(code, 0) + exact.beyond[position]
+                seen.add(code)
+        for code in seen:
+            sums.setdefault(code, [0] * n_money)[m] = by_code.get(code, 0)
+    return sums
 
 
 def _plan(inp: ReportInput, data: _Data, part: _Slice, path: Path, supervisor: tuple[str, str] | None,
@@ -473,14 +617,8 @@ def _plan(inp: ReportInput, data: _Data, part: _Slice, path: Path, supervisor: t
     for code, state in zip(part.group.tolist(), states.tolist(), strict=True):
         units[code] = units.get(code, 0) + 1
         done[code] = done.get(code, 0) + (state in ACCEPTED_STATES)
-    n_money = len(data.money_values)
-    sums: dict[str, list[int]] = {}
-    row_groups, positions = part.row_group.tolist(), part.rows.tolist()
-    for m, values in enumerate(data.money_values):
-        for code, position in zip(row_groups, positions, strict=True):
-            v = values[position]
-            if v is not None:
-                sums.setdefault(code, [0] * n_money)[m] += v
+    n_money = len(data.money)
+    sums = _group_sums(data, part)
     groups = [(data.supervisors.get(code, code) or "（未指定主管機關）", units.get(code, 0),
                done.get(code, 0), sums.get(code, [0] * n_money)) for code in sorted(set(units) | set(sums))]
     totals = [sum(g[3][m] for g in groups) for m in range(n_money)]
@@ -509,7 +647,7 @@ def _plan(inp: ReportInput, data: _Data, part: _Slice, path: Path, supervisor: t
 
 
 def _formats(wb: xlsxwriter.Workbook) -> dict[str, Format | None]:
-    return {
+    formats: dict[str, Format | None] = {
         "": None,
         "money": wb.add_format({"num_format": "#,##0"}),
         "whole": wb.add_format({"num_format": "0"}),
@@ -527,57 +665,226 @@ def _formats(wb: xlsxwriter.Workbook) -> dict[str, Format | None]:
         "total_money": wb.add_format({"bold": True, "top": 1, "num_format": "#,##0"}),
         "total_bignum": wb.add_format({"bold": True, "top": 1, "align": "right"}),
     }
+    return formats
+
+
+def _xf(fmt: Format | None) -> int | None:
+    """The style index a format gets in styles.xml (registered now, so cells we render can name it)."""
+    return None if fmt is None else int(fmt._get_xf_index())
 
 
 def _write_job(job: _Job) -> Path:
     """Write one planned workbook (runs in a worker process when writing in parallel)."""
 
     def build(tmp: Path) -> None:
-        wb = xlsxwriter.Workbook(str(tmp), {
-            "constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
-            "strings_to_numbers": False,
-        })
+        draft = tmp.with_name(tmp.name + ".draft")
         try:
-            fmts = _formats(wb)
-            summary = wb.add_worksheet(SUMMARY_SHEET)
-            tables = [(sheets, [wb.add_worksheet(n) for n in sheets.names])
-                      for sheets in (job.detail, job.exceptions, job.missing)]
-            _write_summary(wb, summary, fmts, job)
-            for sheets, worksheets in tables:
-                _write_table(worksheets, sheets, fmts)
+            styles = _write_frame(job, draft)
+            _splice(job, draft, tmp, styles)
         finally:
-            wb.close()
+            draft.unlink(missing_ok=True)
 
     _atomic(job.path, build)
     return job.path
 
 
-def _write_table(worksheets: list[Worksheet], sheets: _Sheets, fmts: dict[str, Format | None]) -> None:
-    """Write the table's rows, continuing on the next sheet when one is full."""
+def _write_frame(job: _Job, path: Path) -> dict[str, int | None]:
+    """xlsxwriter's part: the summary, and each table sheet's header, widths, frozen panes and autofilter."""
+    wb = xlsxwriter.Workbook(str(path), {
+        "strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False, "in_memory": True,
+    })
+    try:
+        fmts = _formats(wb)
+        styles = {name: _xf(fmt) for name, fmt in fmts.items()}
+        summary = wb.add_worksheet(SUMMARY_SHEET)
+        tables = [(sheets, [wb.add_worksheet(n) for n in sheets.names])
+                  for sheets in (job.detail, job.exceptions, job.missing)]
+        _write_summary(wb, summary, fmts, job)
+        for sheets, worksheets in tables:
+            _write_table_frame(worksheets, sheets, fmts)
+    finally:
+        wb.close()
+    return styles
+
+
+def _write_table_frame(worksheets: list[Worksheet], sheets: _Sheets, fmts: dict[str, Format | None]) -> None:
     table, per_sheet = sheets.table, sheets.per_sheet
     header = fmts["header"]
-    number_formats = [fmts[n] for n, _ in table.formats]
-    text_formats = [fmts[t] for _, t in table.formats]
     for index, ws in enumerate(worksheets):
-        chunk = table.rows[index * per_sheet:(index + 1) * per_sheet]
+        count = min(per_sheet, max(0, len(sheets.positions) - index * per_sheet))
         for c, (title, width) in enumerate(zip(table.headers, table.widths, strict=True)):
             ws.set_column(c, c, width)
             ws.write_string(0, c, title, header)
         ws.freeze_panes(1, table.freeze_cols)
-        if not chunk:
+        if not count:
             if index == 0 and table.empty_note:
                 ws.write_string(1, 0, table.empty_note, fmts["note"])
             continue
-        ws.autofilter(0, 0, len(chunk), len(table.headers) - 1)
-        write_number, write_string = ws.write_number, ws.write_string
-        for r, values in enumerate(chunk, start=1):
-            for c, value in enumerate(values):
-                if value is None:
-                    continue
-                if value.__class__ is str:
-                    write_string(r, c, value, text_formats[c])
-                else:
-                    write_number(r, c, value, number_formats[c])
+        ws.autofilter(0, 0, count, len(table.headers) - 1)
+
+
+_MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_PKG_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
+_ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_ESCAPED_LOOKALIKE = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
+_CHUNK_ROWS = 20_000
+_MAX_CELL_TEXT = 32_767
+
+
+def _sheet_parts(zf: zipfile.ZipFile) -> dict[str, str]:
+    """Sheet name -> its part in the package."""
+    book = ElementTree.fromstring(zf.read("xl/workbook.xml"))
+    rels = ElementTree.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
+    targets = {r.get("Id"): r.get("Target", "") for r in rels.iter(f"{{{_PKG_NS}}}Relationship")}
+    out: dict[str, str] = {}
+    for sheet in book.iter(f"{{{_MAIN_NS}}}sheet"):
+        target = targets[sheet.get(f"{{{_REL_NS}}}id")]
+        out[str(sheet.get("name"))] = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+    return out
+
+
+def _sst_text(text: str) -> str:
+    text = _ILLEGAL_XML.sub("", text[:_MAX_CELL_TEXT])
+    return _ESCAPED_LOOKALIKE.sub(r"_x005F_\1", xml_escape(text))
+
+
+@dataclass
+class _Rendered:
+    """A workbook's table texts as shared strings: each column's string index per selected row (-1: none)."""
+
+    strings: list[str]
+    codes: dict[tuple[int, int], np.ndarray]  # (table number, column number) -> int64 per position
+    references: int
+
+
+def _shared_strings(tables: list[_Sheets]) -> _Rendered:
+    pieces: list[np.ndarray] = []
+    where: list[tuple[int, int, np.ndarray]] = []
+    for t, sheets in enumerate(tables):
+        for c, col in enumerate(sheets.table.columns):
+            texts = col.texts[sheets.positions] if len(sheets.positions) else col.texts[:0]
+            mask = pd.notna(texts)
+            where.append((t, c, mask))
+            pieces.append(texts[mask])
+    joined = np.concatenate(pieces) if pieces else np.array([], dtype=object)
+    codes, uniques = pd.factorize(joined) if len(joined) else (np.array([], dtype=np.int64), [])
+    out: dict[tuple[int, int], np.ndarray] = {}
+    start = 0
+    for t, c, mask in where:
+        per_row = np.full(len(mask), -1, dtype=np.int64)
+        n = int(mask.sum())
+        per_row[mask] = codes[start:start + n]
+        start += n
+        out[(t, c)] = per_row
+    return _Rendered([str(u) for u in uniques], out, len(joined))
+
+
+def _render_rows(sheets: _Sheets, t: int, rendered: _Rendered, offset: int, styles: dict[str, int | None],
+                 lo: int, hi: int, first_row: int) -> str:
+    """The <row> elements of positions lo..hi of the table, the first one on sheet row `first_row`."""
+    table = sheets.table
+    numbers_ = [f' s="{styles[n]}"' if styles.get(n) is not None else "" for n, _ in table.formats]
+    texts_ = [f' s="{styles[x]}"' if styles.get(x) is not None else "" for _, x in table.formats]
+    positions = sheets.positions[lo:hi]
+    row_numbers = [str(r) for r in range(first_row, first_row + len(positions))]
+    columns: list[list[str]] = []
+    for c, col in enumerate(table.columns):
+        letter = _column_letter(c)
+        codes = rendered.codes[(t, c)][lo:hi]
+        has_text = codes >= 0
+        text_values = (codes + offset).tolist()
+        ts, ns = texts_[c], numbers_[c]
+        if col.numbers is None or col.has_number is None:
+            cells = [f'<c r="{letter}{r}"{ts} t="s"><v>{v}</v></c>' if ok else ""
+                     for r, v, ok in zip(row_numbers, text_values, has_text.tolist(), strict=True)]
+        else:
+            raw = col.numbers[positions]
+            if raw.dtype.kind == "f":
+                whole = np.isfinite(raw) & (raw == np.round(raw)) & (np.abs(raw) < 1e15)
+                shown = np.where(whole, np.where(whole, raw, 0).astype(np.int64).astype(str), raw.astype(str))
+            else:
+                shown = raw.astype(str)
+            has_num = col.has_number[positions] & ~has_text
+            if not has_text.any():
+                cells = [f'<c r="{letter}{r}"{ns}><v>{v}</v></c>' if ok else ""
+                         for r, v, ok in zip(row_numbers, shown.tolist(), has_num.tolist(), strict=True)]
+            else:
+                cells = [f'<c r="{letter}{r}"{ts} t="s"><v>{tv}</v></c>' if tok else
+                         (f'<c r="{letter}{r}"{ns}><v>{v}</v></c>' if ok else "")
+                         for r, tv, tok, v, ok in zip(row_numbers, text_values, has_text.tolist(), shown.tolist(),
+                                                      has_num.tolist(), strict=True)]
+        columns.append(cells)
+    return "".join([f'<row r="{r}">{"".join(cells)}</row>' for r, cells in zip(row_numbers, zip(*columns,
+                                                                                               strict=True),
+                                                                                strict=True)])
+
+
+def _column_letter(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def _member(name: str, date_time: tuple[int, int, int, int, int, int] = (1980, 1, 1, 0, 0, 0)) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=date_time)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info._compresslevel = 1  # type: ignore[attr-defined]  # fast: the sheets are large and compress well anyway
+    return info
+
+
+def _splice(job: _Job, draft: Path, out: Path, styles: dict[str, int | None]) -> None:
+    """Copy xlsxwriter's package, adding every table's rows to its sheets and its texts to the string table."""
+    tables = [job.detail, job.exceptions, job.missing]
+    rendered = _shared_strings(tables)
+    with zipfile.ZipFile(draft) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as dst:
+        parts = _sheet_parts(src)
+        targets: dict[str, tuple[int, int]] = {}  # part -> (table number, sheet number)
+        for t, sheets in enumerate(tables):
+            for s, name in enumerate(sheets.names):
+                targets[parts[name]] = (t, s)
+        sst = src.read("xl/sharedStrings.xml").decode("utf-8")
+        unique_before = int(re.search(r'uniqueCount="(\d+)"', sst).group(1))  # type: ignore[union-attr]
+        count_before = int(re.search(r' count="(\d+)"', sst).group(1))  # type: ignore[union-attr]
+        for info in src.infolist():
+            if info.filename == "xl/sharedStrings.xml":
+                continue
+            data = src.read(info)
+            target = targets.get(info.filename)
+            if target is None:
+                dst.writestr(info, data)
+                continue
+            t, s = target
+            sheets = tables[t]
+            lo = s * sheets.per_sheet
+            hi = min(len(sheets.positions), lo + sheets.per_sheet)
+            xml = data.decode("utf-8")
+            if hi <= lo:
+                dst.writestr(info, data)
+                continue
+            last = f"{_column_letter(len(sheets.table.headers) - 1)}{hi - lo + 1}"
+            xml = re.sub(r'<dimension ref="[^"]*"/>', f'<dimension ref="A1:{last}"/>', xml, count=1)
+            head, tail = xml.split("</sheetData>", 1)
+            with dst.open(_member(info.filename, info.date_time), "w", force_zip64=True) as fh:
+                fh.write(head.encode("utf-8"))
+                for start in range(lo, hi, _CHUNK_ROWS):
+                    stop = min(hi, start + _CHUNK_ROWS)
+                    fh.write(_render_rows(sheets, t, rendered, unique_before, styles, start, stop,
+                                          2 + start - lo).encode("utf-8"))
+                fh.write(("</sheetData>" + tail).encode("utf-8"))
+        with dst.open(_member("xl/sharedStrings.xml"), "w", force_zip64=True) as fh:
+            head, tail = sst.rsplit("</sst>", 1)
+            head = re.sub(r' count="\d+"', f' count="{count_before + rendered.references}"', head, count=1)
+            head = re.sub(r'uniqueCount="\d+"', f'uniqueCount="{unique_before + len(rendered.strings)}"', head,
+                          count=1)
+            fh.write(head.encode("utf-8"))
+            for start in range(0, len(rendered.strings), 50_000):
+                fh.write("".join(f'<si><t xml:space="preserve">{_sst_text(s)}</t></si>'
+                                 for s in rendered.strings[start:start + 50_000]).encode("utf-8"))
+            fh.write(("</sst>" + tail).encode("utf-8"))
 
 
 def _write_summary(wb: xlsxwriter.Workbook, ws: Worksheet, fmts: dict[str, Format | None], job: _Job) -> None:
@@ -644,12 +951,19 @@ def _write_int(ws: Worksheet, row: int, col: int, value: int, number: Format | N
         ws.write_number(row, col, value, number)
 
 
+_FORKED_JOBS: list[_Job] = []  # the jobs, inherited by forked workers (nothing large is pickled)
+
+
+def _write_forked(index: int) -> Path:
+    return _write_job(_FORKED_JOBS[index])
+
+
 def _run(jobs: list[_Job], workers: int | None) -> None:
     """Write the jobs, largest first, in `workers` processes (None: by size and the machine's cores).
 
-    Worker processes are forked where the platform allows it (Linux), else spawned: a script calling
-    write_reports on a large round on Windows or macOS then needs the `if __name__ == "__main__":` guard,
-    or workers=1.
+    Worker processes are forked where the platform allows it (Linux) and find the jobs in memory; elsewhere
+    they are spawned and each job is sent to them: a script calling write_reports on a large round on Windows
+    or macOS then needs the `if __name__ == "__main__":` guard, or workers=1.
     """
     jobs = sorted(jobs, key=lambda job: job.size, reverse=True)
     if workers is None:
@@ -660,8 +974,16 @@ def _run(jobs: list[_Job], workers: int | None) -> None:
         for job in jobs:
             _write_job(job)
         return
-    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    if sys.platform == "linux":
+        _FORKED_JOBS[:] = jobs
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                for _ in pool.map(_write_forked, range(len(jobs))):
+                    pass
+        finally:
+            _FORKED_JOBS.clear()
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         for _ in pool.map(_write_job, jobs):
             pass
 
@@ -677,12 +999,16 @@ def _arrow_table(inp: ReportInput) -> pa.Table:
     titles = {"agency": "機關代碼", "agency_name": "機關名稱", "supervisor": "主管機關代碼",
               "supervisor_name": "主管機關", "receipt": "收件編號"}
     for key, title in titles.items():
-        arrays.append(pa.array(_texts(rows[key]), type=pa.string()))
+        arrays.append(pa.array(_text_col(rows[key]).texts, type=pa.string()))
         fields.append(pa.field(key, pa.string(), metadata={"title": title}))
     for col in inp.columns:
         series = rows[col.key]
         if col.kind == "whole":
-            array = pa.array([_as_int(v, col.key) for v in series.tolist()], type=pa.int64())
+            exact = _int_values(series, col.key)
+            if exact.beyond:  # pyarrow refuses them, as int64 cannot hold them
+                array = pa.array([_as_int(v, col.key) for v in series.tolist()], type=pa.int64())
+            else:
+                array = pa.array(exact.values, type=pa.int64(), mask=~exact.present)
         elif col.kind == "date":
             array = pa.array(pd.to_datetime(series, errors="coerce").to_numpy(dtype="datetime64[D]"),
                              type=pa.date32())
@@ -695,7 +1021,7 @@ def _arrow_table(inp: ReportInput) -> pa.Table:
             else:
                 array = pa.array([None if v is None else float(v) for v in values], type=pa.float64())
         else:
-            array = pa.array(_texts(series), type=pa.string())
+            array = pa.array(_text_col(series).texts, type=pa.string())
         arrays.append(array)
         fields.append(pa.field(col.key, array.type, metadata={"title": col.title, "kind": col.kind,
                                                               "money": str(col.money).lower()}))
@@ -705,30 +1031,36 @@ def _arrow_table(inp: ReportInput) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=metadata))
 
 
-def _csv_text(value: Any) -> str | None:
-    if _isna(value):
-        return None
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+def _csv_texts(series: pd.Series) -> np.ndarray:
+    """Texts for the CSV export, a formula-looking one with a leading quote ."""
+    texts = pd.Series(_text_col(series).texts, dtype=object)
+    risky = texts.str.startswith(FORMULA_PREFIXES).fillna(False).to_numpy(dtype=bool)
+    out = texts.to_numpy(dtype=object)
+    if risky.any():
+        out = out.copy()
+        out[risky] = ["'" + t for t in out[risky].tolist()]
+    return out
 
 
 def _csv_frame(inp: ReportInput) -> pd.DataFrame:
     rows = inp.rows
     out: dict[str, Any] = {
-        "機關代碼": [_csv_text(v) for v in rows["agency"].tolist()],
-        "機關名稱": [_csv_text(v) for v in rows["agency_name"].tolist()],
-        "主管機關": [_csv_text(v) for v in rows["supervisor_name"].tolist()],
+        "機關代碼": _csv_texts(rows["agency"]),
+        "機關名稱": _csv_texts(rows["agency_name"]),
+        "主管機關": _csv_texts(rows["supervisor_name"]),
     }
     for col in inp.columns:
         series = rows[col.key]
         if col.kind == "whole":
-            value: Any = pd.array([_as_int(v, col.key) for v in series.tolist()], dtype="Int64")
+            exact = _int_values(series, col.key)
+            value: Any = (pd.array([_as_int(v, col.key) for v in series.tolist()], dtype="object") if exact.beyond
+                          else pd.arrays.IntegerArray(exact.values, ~exact.present))
         elif col.kind == "date":
             value = pd.to_datetime(series, errors="coerce").dt.strftime("%Y-%m-%d").tolist()
         elif col.kind in ("decimal", "rate"):
             value = [None if _isna(v) else str(v) for v in series.tolist()]
         else:
-            value = [_csv_text(v) for v in series.tolist()]
+            value = _csv_texts(series)
         out[col.title] = value
     return pd.DataFrame(out, columns=list(out))
 
