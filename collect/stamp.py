@@ -7,7 +7,9 @@ import hmac
 import io
 import os
 import re
+import struct
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from copy import copy as shallow_copy
 from dataclasses import dataclass, field
@@ -103,6 +105,7 @@ class RoundBook:
         self.letters = {c.key: get_column_letter(self.layout.first_col + i) for i, c in enumerate(coll.columns)}
         self._locked_style: dict[str, int] = {}  # locked_prefill column key -> xf index of its locked look
         self._members, self._data_part, self._stamp_part = self._build()
+        self._zip = ZipTemplate([(name, data, info.date_time) for name, (info, data) in self._members.items()])
 
     # The base workbook is built once with openpyxl; each copy only rewrites three XML parts.
     def _build(self) -> tuple[dict[str, tuple[zipfile.ZipInfo, bytes]], str, str]:
@@ -254,20 +257,66 @@ class RoundBook:
                     if key in self._locked_style:
                         styles[ref] = self._locked_style[key]
         stamp_cells = {f"B{i}": v for i, v in enumerate(stamp.fields().values(), start=1)}
+        changed: dict[str, bytes] = {
+            self._data_part: self._fill_data(cells, styles),
+            self._stamp_part: fill_cells(self._members[self._stamp_part][1], stamp_cells),
+        }
+        if "docProps/custom.xml" in self._members:
+            custom = self._members["docProps/custom.xml"][1]
+            for fname in ("agency", "token"):
+                custom = custom.replace(_PLACEHOLDER.format(fname).encode(), escape(getattr(stamp, fname)).encode())
+            changed["docProps/custom.xml"] = custom
+        return self._zip.build(changed)
+
+    def _fill_data(self, cells: dict[str, Any], styles: dict[str, int]) -> bytes:
+        """Fill the data sheet; without prefilled rows only the part above the input rows is scanned."""
+        xml = self._members[self._data_part][1]
+        first = self.layout.data_first_row
+        if any(int(re.sub(r"[A-Z]", "", ref)) >= first for ref in cells):
+            return fill_cells(xml, cells, styles)
+        cut = xml.find(f'<row r="{first}"'.encode())
+        if cut < 0:
+            return fill_cells(xml, cells, styles)
+        return fill_cells(xml[:cut], cells, styles) + xml[cut:]
+
+
+class ZipTemplate:
+    """A zip package whose unchanged members are compressed once; build() writes a copy with some parts replaced."""
+
+    def __init__(self, members: list[tuple[str, bytes, tuple[int, ...]]]) -> None:
+        self._members = [(name, _dos_time(when), *_pack(data)) for name, data, when in members]
+
+    def build(self, changed: Mapping[str, bytes]) -> bytes:
         out = io.BytesIO()
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-            for name, (info, data) in self._members.items():
-                if name == self._data_part:
-                    data = fill_cells(data, cells, styles)
-                elif name == self._stamp_part:
-                    data = fill_cells(data, stamp_cells)
-                elif name == "docProps/custom.xml":
-                    for fname in ("agency", "token"):
-                        data = data.replace(_PLACEHOLDER.format(fname).encode(), escape(getattr(stamp, fname)).encode())
-                zi = zipfile.ZipInfo(name, date_time=info.date_time)
-                zi.compress_type = zipfile.ZIP_DEFLATED
-                zf.writestr(zi, data)
+        central = []
+        for name, (dtime, ddate), crc, size, packed in self._members:
+            if name in changed:
+                crc, size, packed = _pack(changed[name])
+            raw_name = name.encode("utf-8")
+            flags = 0x800 if not raw_name.isascii() else 0
+            offset = out.tell()
+            out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flags, 8, dtime, ddate, crc, len(packed), size,
+                                  len(raw_name), 0))
+            out.write(raw_name)
+            out.write(packed)
+            central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, flags, 8, dtime, ddate, crc,
+                                       len(packed), size, len(raw_name), 0, 0, 0, 0, 0, offset) + raw_name)
+        start = out.tell()
+        for entry in central:
+            out.write(entry)
+        out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(central), len(central), out.tell() - start, start,
+                              0))
         return out.getvalue()
+
+
+def _pack(data: bytes) -> tuple[int, int, bytes]:
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return zlib.crc32(data), len(data), deflate.compress(data) + deflate.flush()
+
+
+def _dos_time(when: tuple[int, ...]) -> tuple[int, int]:
+    year, month, day, hour, minute, second = (tuple(when) + (0,) * 6)[:6]
+    return (hour << 11) | (minute << 5) | (second // 2), (max(year, 1980) - 1980) << 9 | (month << 5) | day
 
 
 def _cut(text: str, limit: int = 255) -> str:
