@@ -421,6 +421,22 @@ def demo(
     out.print(f"and the managers' summary: {result.outputs['summary']}")
 
 
+@app.command("forward")
+def forward_cmd(
+    collection: Annotated[str, typer.Argument(help="Collection id, e.g. review_public.")],
+    round_id: RoundOpt,
+    supervisor: Annotated[str, typer.Option("--supervisor", "-s", help="The supervising agency's code.")],
+    by: Annotated[str, typer.Option("--by", help="Who signs off (name or title).")],
+    note: Annotated[str | None, typer.Option(help="A note kept with the sign-off.")] = None,
+) -> None:
+    """Record a supervising agency's sign-off of its units' returns (needed where the collection requires it)."""
+    from collect.signoff import forward
+
+    done = forward(ctx(), collection, round_id, supervisor, by, note)
+    out.print(f"{done.supervisor} {done.supervisor_name}: {collection} {round_id} signed off by {done.by}; "
+              f"{len(done.units)} unit(s) with accepted returns now count")
+
+
 def transport_for(c: Context) -> Any:
     """The configured backend's sender, or None for the files backend (messages stay in outbox/mail)."""
     if c.ws.settings.mail.get("backend", "files") == "files":

@@ -15,6 +15,7 @@ from collect.annotate import annotate
 from collect.errors import CollectionError, NotFound
 from collect.findings import Finding, has_errors
 from collect.identify import check_identity, check_stamp, describe, read_stamp
+from collect.issuing import issued_facts
 from collect.ledger import Stage, SubmissionRow, Verdict
 from collect.mail.compose import OutgoingAttachment
 from collect.mail.message import parse_message
@@ -283,7 +284,8 @@ class Ingestor:
         if isinstance(table, list):
             return Verdict.REJECTED, found + table, None
         previous = self._previous(coll, round_id, agency)
-        checked = validate(table, coll, round_id, locale, previous)
+        issued = issued_facts(self.ctx, coll, round_id, agency)
+        checked = validate(table, coll, round_id, locale, previous, issued=issued)
         all_found = found + table.findings + checked.findings
         return (Verdict.REJECTED if has_errors(all_found) else Verdict.ACCEPTED), all_found, checked.frame
 

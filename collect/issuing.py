@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,8 @@ import pandas as pd
 from collect.agencies import Agency
 from collect.errors import CollectError, NotFound
 from collect.normalise import normalise_value
-from collect.spec import Collection, parse_round, previous_round, round_end
-from collect.stamp import AgencyCopy, Issued, issue_round
+from collect.spec import Collection, IssuedFacts, parse_round, previous_round, round_end
+from collect.stamp import AgencyCopy, Issued, issue_round, write_atomic
 from collect.workspace import Context
 
 
@@ -31,9 +33,25 @@ class IssueResult:
     by_supervisor: dict[str, int]
 
 
-def scope_agencies(ctx: Context, coll: Collection, only: Sequence[str] = ()) -> list[Agency]:
-    """The active agencies a collection's round goes to, or the ones named with --agency."""
-    in_scope = ctx.registry.in_scope(coll.in_scope_codes())
+def scope_agencies(ctx: Context, coll: Collection, only: Sequence[str] = (),
+                   prefill_codes: Sequence[str] | None = None) -> list[Agency]:
+    """The active agencies a collection's round goes to, or the ones named with --agency.
+
+    A collection with Meta(scope="prefill") goes to the agencies named in the round's prefill file
+    (`prefill_codes`), and cannot be issued without one.
+    """
+    if coll.meta.scope == "prefill":
+        if prefill_codes is None:
+            raise CollectError(f"{coll.id} goes to the agencies named in its prefill file; none was given.",
+                               f"Pass --prefill FILE (a CSV/xlsx with 機關代碼 and the form's columns), e.g. "
+                               f"samples/{coll.id}-<round>.csv.")
+        unknown = sorted({c for c in prefill_codes if ctx.registry.get(c) is None})
+        if unknown:
+            raise NotFound(f"The prefill file names agency codes not on the agency list: {', '.join(unknown)}.",
+                           "`collect agencies` lists every agency code.")
+        in_scope = ctx.registry.in_scope(list(prefill_codes))
+    else:
+        in_scope = ctx.registry.in_scope(coll.in_scope_codes())
     if not only:
         return in_scope
     by_code = {a.code: a for a in in_scope}
@@ -45,8 +63,39 @@ def scope_agencies(ctx: Context, coll: Collection, only: Sequence[str] = ()) -> 
     return [by_code[c] for c in only]
 
 
+def round_agencies(ctx: Context, coll: Collection, round_id: str) -> list[Agency]:
+    """The agencies a round concerns: those in scope plus any issued a copy (for a "prefill" scope: the issued)."""
+    reg = ctx.registry
+    issued = ctx.ledger.issued_for(coll.id, round_id)
+    codes = {a.code for a in reg.in_scope(coll.in_scope_codes())} | {c for c in issued if reg.get(c) is not None}
+    return [a for a in reg if a.code in codes]
+
+
+@dataclass(frozen=True)
+class Prefill:
+    """A prefill file read: data rows and header field values per agency code."""
+
+    rows: dict[str, list[dict[str, Any]]]
+    fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def codes(self) -> list[str]:
+        """Every agency code the file names, in file order."""
+        return list(dict.fromkeys([*self.rows, *self.fields]))
+
+
 def read_prefill(path: Path, coll: Collection) -> dict[str, list[dict[str, Any]]]:
     """A prefill file (CSV or xlsx) keyed by 機關代碼, with columns titled as the form's -> rows per agency."""
+    return read_prefill_file(path, coll).rows
+
+
+def read_prefill_file(path: Path, coll: Collection) -> Prefill:
+    """A prefill file keyed by 機關代碼 whose other columns are titled as the form's columns or header fields.
+
+    A line whose form columns are all blank adds no data row (a line may carry only header fields, or only the
+    code of an agency in a "prefill" scope). Header field values may repeat on each line of an agency but must
+    agree.
+    """
     if not path.is_file():
         raise NotFound(f"The prefill file {path} does not exist.")
     if path.suffix.lower() in (".xlsx", ".xlsm", ".xls", ".ods"):
@@ -59,22 +108,109 @@ def read_prefill(path: Path, coll: Collection) -> dict[str, list[dict[str, Any]]
         raise CollectError(f"The prefill file {path} has no 機關代碼 column.",
                            "Its first row must name 機關代碼 and the form's column titles.")
     by_title = {c.title: c for c in coll.inputs}
-    unknown = [t for t in frame.columns if t != "機關代碼" and t not in by_title]
+    field_by_title = {f.title: f for f in coll.meta.fields}
+    unknown = [t for t in frame.columns if t != "機關代碼" and t not in by_title and t not in field_by_title]
     if unknown:
         raise CollectError(f"The prefill file {path} has columns the form does not: {', '.join(map(str, unknown))}.")
-    out: dict[str, list[dict[str, Any]]] = {}
+    rows: dict[str, list[dict[str, Any]]] = {}
+    fields: dict[str, dict[str, Any]] = {}
     for line, rec in enumerate(frame.to_dict("records"), start=2):
-        code = str(rec.pop("機關代碼") or "").strip()
+        code_value = rec.pop("機關代碼")
+        code = str(code_value).strip() if _present(code_value) else ""
+        if not code:
+            if any(_present(v) for v in rec.values()):
+                raise CollectError(f"{path}, row {line}: 機關代碼 is blank.")
+            continue
         row: dict[str, Any] = {}
         for title, raw_value in rec.items():
+            f = field_by_title.get(str(title))
+            if f is not None:
+                value, error = normalise_value(raw_value, f.kind)
+                if error:
+                    raise CollectError(f"{path}, row {line}, {title}: {raw_value!r} is not a valid {f.kind}.")
+                mine = fields.setdefault(code, {})
+                if value is not None and f.key in mine and mine[f.key] != value:
+                    raise CollectError(f"{path}, row {line}, {title}: {code} has {mine[f.key]!r} on an earlier row "
+                                       f"and {value!r} here.")
+                if value is not None:
+                    mine[f.key] = value
+                continue
             col = by_title[str(title)]
             value, error = normalise_value(raw_value, col.kind if col.kind != "formula" else "text")
             if error:
                 raise CollectError(f"{path}, row {line}, {title}: {raw_value!r} is not a valid {col.kind}.")
             if value is not None:
                 row[col.key] = value
-        out.setdefault(code, []).append(row)
-    return out
+        agency_rows = rows.setdefault(code, [])
+        if row:
+            agency_rows.append(row)
+    return Prefill(rows, fields)
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and pd.isna(value)) and str(value).strip() != ""
+
+
+# -- what was prefilled, kept under state/issued/ for validating the returns ------------------------------------
+def issued_facts_path(ctx: Context, cid: str, round_id: str, agency: str) -> Path:
+    return ctx.ws.state_dir / "issued" / cid / round_id / f"{agency}.json"
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat()
+    if isinstance(value, datetime | date):
+        return value.isoformat()[:10]
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def record_issued_facts(ctx: Context, coll: Collection, round_id: str, copy: AgencyCopy) -> Path | None:
+    """Keep what an agency's copy was prefilled with that its return is held to: header fields, locked cells."""
+    locked = [c.key for c in coll.locked_columns]
+    if not locked and not coll.meta.fields:
+        return None
+    assert coll.layout is not None
+    rows = []
+    for i, row in enumerate(copy.rows):
+        values = {k: _json_value(row[k]) for k in locked if row.get(k) is not None}
+        if values:
+            rows.append({"row": coll.layout.data_first_row + i, "values": values})
+    doc = {"collection": coll.id, "round": round_id, "agency": copy.code, "version": coll.version,
+           "fields": {k: _json_value(v) for k, v in copy.fields.items() if v is not None}, "rows": rows}
+    path = issued_facts_path(ctx, coll.id, round_id, copy.code)
+    write_atomic(path, json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8"))
+    return path
+
+
+def issued_facts(ctx: Context, coll: Collection, round_id: str, agency: str) -> IssuedFacts | None:
+    """What one agency's copy of a round was prefilled with (header fields, locked cells), or None if not kept.
+
+    ingest hands this to validate(..., issued=...), so a return is held to what was issued, not to what the
+    returned file says was issued (sheet protection is a convenience, not security).
+    """
+    path = issued_facts_path(ctx, coll.id, round_id, agency)
+    if not path.is_file():
+        return None
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    kinds = {c.key: c.kind for c in coll.columns} | {f.key: f.kind for f in coll.meta.fields}
+    fields = {k: _from_json(v, kinds.get(k, "text")) for k, v in doc.get("fields", {}).items()}
+    rows = tuple((int(r["row"]), {k: _from_json(v, kinds.get(k, "text")) for k, v in r["values"].items()})
+                 for r in doc.get("rows", []))
+    return IssuedFacts(fields, rows)
+
+
+def _from_json(value: Any, kind: str) -> Any:
+    if value is None:
+        return None
+    if kind == "date":
+        return date.fromisoformat(str(value)[:10])
+    if kind == "whole":
+        return int(value)
+    if kind == "decimal":
+        return Decimal(str(value))
+    return value
 
 
 def carried_rows(ctx: Context, coll: Collection, round_id: str, agency: str) -> list[dict[str, Any]]:
@@ -112,16 +248,17 @@ def issue(
     coll = ctx.collection(cid)
     parse_round(round_id)
     secret = ctx.ws.secret()
-    targets = scope_agencies(ctx, coll, agencies)
+    pre = read_prefill_file(prefill, coll) if prefill else Prefill({})
+    targets = scope_agencies(ctx, coll, agencies, pre.codes if prefill else None)
     deadline = deadline or default_deadline(ctx, coll, round_id, today or date.today())
-    prefilled = read_prefill(prefill, coll) if prefill else {}
+    prefilled = pre.rows
     reg = ctx.registry
     copies = []
     for agency in targets:
         rows = prefilled.get(agency.code) or (carried_rows(ctx, coll, round_id, agency.code)
                                               if coll.meta.prefill_previous else [])
         sup = reg.supervisor_of(agency.code)
-        copies.append(AgencyCopy(agency.code, agency.name, sup.name, rows))
+        copies.append(AgencyCopy(agency.code, agency.name, sup.name, rows, pre.fields.get(agency.code, {})))
     out_dir = ctx.ws.round_dir(cid, round_id) / "issued"
     new_version = ctx.ledger.record_version(cid, coll.version)
     ctx.ledger.upsert_round(cid, round_id, deadline.isoformat(), coll.version)
@@ -135,6 +272,8 @@ def issue(
             progress(count, total)
 
     issued = issue_round(coll, round_id, deadline, copies, secret, out_dir, tick)
+    for copy in copies:
+        record_issued_facts(ctx, coll, round_id, copy)
     ctx.ledger.record_issued(cid, round_id, [
         (i.agency, i.stamp.version, i.stamp.token, str(i.path.relative_to(ctx.ws.root))) for i in issued])
     by_sup: dict[str, int] = {}

@@ -11,6 +11,7 @@ import pandas as pd
 from collect.findings import Finding
 from collect.ledger import SubmissionRow
 from collect.report import ReportColumn, ReportInput
+from collect.signoff import counting_agencies
 from collect.spec import Collection, roc_round_label
 from collect.status import RoundStatus, round_status
 from collect.workspace import Context
@@ -47,19 +48,11 @@ def _frame(ctx: Context, sub: SubmissionRow, coll: Collection) -> pd.DataFrame:
     return frame
 
 
-def counting_agencies(ctx: Context, coll: Collection, st: RoundStatus) -> set[str]:
-    """Agencies whose accepted data counts; with required sign-off, only units of supervisors who signed off."""
-    answered = {r.agency for r in st.rows if r.counting is not None}
-    if not coll.meta.require_signoff:
-        return answered
-    return {r.agency for r in st.rows if r.counting is not None and r.signed_off}
-
-
 def merge(ctx: Context, cid: str, round_id: str, now: datetime | None = None) -> Merged:
     """The master frame (one row per data row of each counting submission) and the findings to report."""
     coll = ctx.collection(cid)
     st = round_status(ctx, cid, round_id)
-    counting = counting_agencies(ctx, coll, st)
+    counting = counting_agencies(ctx, coll, round_id)
     keys = [c.key for c in coll.columns]
     money = [c for c in coll.columns if c.money]
     parts = []

@@ -8,7 +8,7 @@ import importlib.util
 import re
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -31,6 +31,7 @@ NAME_PERIOD = "COLLECT_PERIOD"
 NAME_DEADLINE = "COLLECT_DEADLINE"
 NAME_HEADER = "COLLECT_HEADER"
 NAME_DATA = "COLLECT_DATA"
+FIELD_PREFIX = "COLLECT_FIELD_"  # + the header field's key in capitals: a prefilled header-level value
 IDENTITY_NAMES = {
     NAME_AGENCY_CODE: "機關代碼",
     NAME_AGENCY_NAME: "機關名稱",
@@ -62,6 +63,10 @@ def column(
     hint: str = "",
     width: float | None = None,
     compute: Callable[[pd.DataFrame], pd.Series] | None = None,
+    locked_prefill: bool = False,
+    not_before_round_start: bool = False,
+    within_round_year: bool = False,
+    after_round_year: bool = False,
 ) -> Any:
     """A pandera Field carrying what collect needs: the zh-TW/en title, its kind, and the checks.
 
@@ -69,6 +74,11 @@ def column(
     computed by the template and locked); `carry` prefills the column from the agency's previous accepted round;
     `cumulative` warns when the value went down from the previous round; `compute` gives a formula column's
     value from the other columns for reports (the template's formula is for the agency's eyes).
+    `locked_prefill`: a cell of this column prefilled at issue time stays locked, and the returned value must still
+    be the issued one (when the Meta.key column is so marked, a deleted prefilled row is an error too).
+    Date bounds relative to the round, resolved by `Collection.schema_for(round_id)`: `not_after_round_end`,
+    `not_before_round_start`, `within_round_year` (the round's fiscal year, Jan 1 - Dec 31) and
+    `after_round_year` (from Jan 1 of the following year on).
     """
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r} is not one of {KINDS}")
@@ -84,7 +94,8 @@ def column(
     meta = {
         "kind": kind, "en": en or title, "money": money, "formula": formula, "round_end": not_after_round_end,
         "cumulative": cumulative, "carry": carry, "hint": hint, "width": width, "required": required,
-        "compute": compute,
+        "compute": compute, "locked_prefill": locked_prefill, "round_start": not_before_round_start,
+        "round_year": within_round_year, "after_year": after_round_year,
     }
     return pa.Field(title=title, nullable=True if formula else not required, unique=unique,
                     metadata={"collect": meta}, **checks)
@@ -121,12 +132,94 @@ def row_rule(column: str, message: str, message_en: str = "", *, warning: bool =
 
 
 @dataclass(frozen=True)
+class TableRule:
+    """A check that sees the whole table and the round's facts (header fields); blamed on one column.
+
+    Its function returns a bool (the table as a whole: one finding on the column's last filled cell) or a
+    Series[bool] indexed like the frame (True where the row is fine; NA counts as fine). The message may name
+    header fields as {key}; they are shown as the form shows them (amounts with thousands separators).
+    """
+
+    name: str
+    column: str
+    message: str
+    message_en: str
+    warning: bool
+    fn: Callable[..., Any]
+
+
+_PENDING_TABLE_RULES: list[TableRule] = []
+
+
+def table_rule(column: str, message: str, message_en: str = "", *, warning: bool = False) -> Callable[..., Any]:
+    """Decorate a `def rule(cls, df, env: RuleEnv) -> bool | Series[bool]` method (see TableRule)."""
+
+    def wrap(fn: Callable[..., Any]) -> Any:
+        _PENDING_TABLE_RULES.append(TableRule(fn.__name__, column, message, message_en or message, warning, fn))
+        return staticmethod(fn)
+
+    return wrap
+
+
+@dataclass(frozen=True)
+class FormField:
+    """A header-level value of a form (one per workbook, not per row), prefilled at issue time and locked.
+
+    The template marks its cell with the defined name COLLECT_FIELD_<KEY>; the prefill file gives it in a column
+    titled `title`; table rules read it from `RuleEnv.fields[key]`.
+    """
+
+    key: str
+    title: str
+    en: str = ""
+    kind: str = "whole"  # whole, decimal, date, text
+    money: bool = False
+
+    @property
+    def defined_name(self) -> str:
+        return FIELD_PREFIX + self.key.upper()
+
+
+def form_field(key: str, title: str, en: str = "", *, kind: str = "whole", money: bool = False) -> FormField:
+    """A header-level value for Meta(fields=...)."""
+    if kind not in ("whole", "decimal", "date", "text"):
+        raise ValueError(f"a form field's kind is whole, decimal, date or text, not {kind!r}")
+    if not re.match(r"^[a-z][a-z0-9_]{0,30}$", key):
+        raise ValueError(f"a form field's key must be lower-case ASCII (it becomes a defined name): {key!r}")
+    return FormField(key, title, en or title, kind, money)
+
+
+@dataclass(frozen=True)
+class RuleEnv:
+    """What a table rule may know besides the rows: the round and the header fields issued to this agency."""
+
+    round_id: str
+    fields: Mapping[str, Any]  # field key -> value issued (None when not known)
+
+    @property
+    def start(self) -> date:
+        return round_start(self.round_id)
+
+    @property
+    def end(self) -> date:
+        return round_end(self.round_id)
+
+
+@dataclass(frozen=True)
+class IssuedFacts:
+    """What was prefilled into one agency's workbook that its return is held to (kept under state/issued/)."""
+
+    fields: Mapping[str, Any]  # header field key -> value
+    rows: tuple[tuple[int, Mapping[str, Any]], ...]  # (Excel row, {locked column key -> value})
+
+
+@dataclass(frozen=True)
 class Meta:
     """What a collection is besides its columns."""
 
     title: str
     title_en: str = ""
-    scope: str | tuple[str, ...] = "all"  # "public", "funds", "all", or agency codes
+    scope: str | tuple[str, ...] = "all"  # "public", "funds", "all", "prefill" (agencies in the prefill file), codes
     period: str = "month"  # month, year, quarter, session, any
     deadline_days: int | None = None
     max_rows: int = 200
@@ -137,6 +230,8 @@ class Meta:
     prefill_previous: bool = False
     instructions: str = ""
     require_signoff: bool = False
+    fields: tuple[FormField, ...] = ()  # header-level prefilled values (see FormField)
+    fixed_rows: bool = False  # True: a returned row whose key was not prefilled is an error (no rows added)
 
 
 @dataclass(frozen=True)
@@ -159,10 +254,36 @@ class ColumnSpec:
     hint: str
     width: float | None
     compute: Callable[[pd.DataFrame], pd.Series] | None = None
+    locked_prefill: bool = False
+    round_start: bool = False
+    round_year: bool = False
+    after_year: bool = False
 
     @property
     def is_input(self) -> bool:
         return self.formula is None
+
+    def date_bounds(self, round_id: str) -> tuple[date | None, date | None]:
+        """The tightest (earliest, latest) dates this column accepts in a round; None where unbounded."""
+        lo: date | None = self.ge.date() if isinstance(self.ge, pd.Timestamp) else None
+        hi: date | None = self.le.date() if isinstance(self.le, pd.Timestamp) else None
+        if self.kind != "date":
+            return lo, hi
+        year = parse_round(round_id)[0]
+        if self.round_start:
+            lo = max(d for d in (lo, round_start(round_id)) if d is not None)
+        if self.round_year:
+            lo = max(d for d in (lo, date(year, 1, 1)) if d is not None)
+            hi = min(d for d in (hi, date(year, 12, 31)) if d is not None)
+        if self.after_year:
+            lo = max(d for d in (lo, date(year + 1, 1, 1)) if d is not None)
+        if self.round_end:
+            hi = min(d for d in (hi, round_end(round_id)) if d is not None)
+        return lo, hi
+
+    @property
+    def round_dependent(self) -> bool:
+        return self.round_end or self.round_start or self.round_year or self.after_year
 
 
 @dataclass(frozen=True)
@@ -175,6 +296,7 @@ class Layout:
     data_first_row: int
     data_last_row: int
     identity: dict[str, str]  # defined name -> A1 cell on `sheet`
+    fields: dict[str, str] = field(default_factory=dict)  # header field key -> A1 cell on `sheet`
 
     @property
     def max_rows(self) -> int:
@@ -192,10 +314,19 @@ class Collection:
     template_path: Path
     version: str
     layout: Layout | None = field(default=None)
+    table_rules: tuple[TableRule, ...] = ()
 
     @property
     def title(self) -> str:
         return self.meta.title
+
+    @property
+    def fields(self) -> tuple[FormField, ...]:
+        return self.meta.fields
+
+    @property
+    def locked_columns(self) -> tuple[ColumnSpec, ...]:
+        return tuple(c for c in self.columns if c.locked_prefill and c.is_input)
 
     def column(self, key: str) -> ColumnSpec:
         return next(c for c in self.columns if c.key == key)
@@ -205,18 +336,29 @@ class Collection:
         return tuple(c for c in self.columns if c.is_input)
 
     def schema_for(self, round_id: str) -> pa.DataFrameSchema:
-        """The pandera schema with round-dependent bounds (dates not after the round's end) filled in."""
+        """The pandera schema with round-dependent date bounds (see `column`) filled in."""
         schema = self.model.to_schema()
         end = pd.Timestamp(round_end(round_id))
         updates: dict[str, dict[str, Any]] = {}
         for col in self.columns:
+            if not col.round_dependent:
+                continue
+            checks = list(schema.columns[col.key].checks)
             if col.round_end:
-                checks = [*schema.columns[col.key].checks, pa.Check.le(end)]
-                updates[col.key] = {"checks": checks}
+                checks.append(pa.Check.le(end))
+            lo, hi = col.date_bounds(round_id)
+            if (col.round_start or col.round_year or col.after_year) and lo is not None:
+                checks.append(pa.Check.ge(pd.Timestamp(lo)))
+            if col.round_year and hi is not None:
+                checks.append(pa.Check.le(pd.Timestamp(hi)))
+            updates[col.key] = {"checks": checks}
         formulas = [c.key for c in self.columns if c.formula]
         return schema.update_columns(updates).remove_columns(formulas) if updates or formulas else schema
 
     def in_scope_codes(self) -> str | list[str]:
+        """The scope for Registry.in_scope; a "prefill" scope is known per round only (the issued list), so []."""
+        if self.meta.scope == "prefill":
+            return []
         return list(self.meta.scope) if isinstance(self.meta.scope, tuple) else self.meta.scope
 
 
@@ -315,6 +457,7 @@ def _import_rules(cid: str, path: Path) -> Any:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     _PENDING_RULES.clear()
+    _PENDING_TABLE_RULES.clear()
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
@@ -328,7 +471,9 @@ def _import_rules(cid: str, path: Path) -> Any:
             "full error, or use --debug.",
         ) from exc
     module.__dict__["__collect_rules__"] = tuple(_PENDING_RULES)
+    module.__dict__["__collect_table_rules__"] = tuple(_PENDING_TABLE_RULES)
     _PENDING_RULES.clear()
+    _PENDING_TABLE_RULES.clear()
     return module
 
 
@@ -350,6 +495,8 @@ def _columns_of(model: type[pa.DataFrameModel], path: Path) -> tuple[ColumnSpec,
             max_length=max_length, formula=meta["formula"], round_end=meta["round_end"],
             cumulative=meta["cumulative"], carry=meta["carry"], hint=meta["hint"], width=meta["width"],
             compute=meta.get("compute"),
+            locked_prefill=meta.get("locked_prefill", False), round_start=meta.get("round_start", False),
+            round_year=meta.get("round_year", False), after_year=meta.get("after_year", False),
         ))
     return tuple(out)
 
@@ -383,13 +530,24 @@ def _load_cached(rules_path: Path, template_path: Path, cid: str, need_template:
                               f"(found {len(models)}).")
     columns = _columns_of(models[0], rules_path)
     rules = tuple(module.__dict__["__collect_rules__"])
+    table_rules = tuple(module.__dict__.get("__collect_table_rules__", ()))
     keys = {c.key for c in columns}
     for r in rules:
         if r.column not in keys:
             raise CollectionError(f"{rules_path}: row rule {r.name} blames column {r.column!r}, which is not a field.")
+    for t in table_rules:
+        if t.column not in keys:
+            raise CollectionError(f"{rules_path}: table rule {t.name} blames column {t.column!r}, which is not a "
+                                  f"field.")
+    field_keys = [f.key for f in meta.fields]
+    if len(set(field_keys)) != len(field_keys):
+        raise CollectionError(f"{rules_path}: META.fields names a key twice.")
+    if meta.scope == "prefill" and meta.prefill_previous:
+        raise CollectionError(f"{rules_path}: a collection scoped by its prefill file cannot also carry the previous "
+                              f"round over (prefill_previous).")
     layout = None
     if need_template:  # without: the rules alone, so `check` can list a broken template's every problem
         from collect.template import read_layout
 
-        layout = read_layout(template_path, columns)
-    return Collection(cid, meta, models[0], columns, rules, rules_path, template_path, version, layout)
+        layout = read_layout(template_path, columns, meta.fields)
+    return Collection(cid, meta, models[0], columns, rules, rules_path, template_path, version, layout, table_rules)

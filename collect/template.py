@@ -16,7 +16,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from collect.errors import CollectionError
 
 if TYPE_CHECKING:
-    from collect.spec import Collection, ColumnSpec, Layout
+    from collect.spec import Collection, ColumnSpec, FormField, Layout
 
 DATE_FORMAT = "[$-404]e/mm/dd"  # Excel and LibreOffice show a real date as an ROC date (115/03/05)
 MONEY_FORMAT = "#,##0"
@@ -39,7 +39,8 @@ def _destinations(wb: openpyxl.Workbook) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _layout_problems(path: Path, columns: Sequence[ColumnSpec]) -> tuple[Layout | None, list[str]]:
+def _layout_problems(path: Path, columns: Sequence[ColumnSpec],
+                     fields: Sequence[FormField] = ()) -> tuple[Layout | None, list[str]]:
     from collect.spec import IDENTITY_NAMES, NAME_DATA, NAME_HEADER, Layout
 
     problems: list[str] = []
@@ -92,7 +93,22 @@ def _layout_problems(path: Path, columns: Sequence[ColumnSpec]) -> tuple[Layout 
             problems.append(f"{path}: the identity cell {n} must be on the sheet {sheet!r}.")
         if ":" in ref:
             identity[n] = ref.split(":")[0]
-    layout = Layout(sheet, h_min_row, h_min_col, d_min_row, d_max_row, identity)
+    field_cells: dict[str, str] = {}
+    data_rows = range(d_min_row, d_max_row + 1)
+    for f in fields:
+        if f.defined_name not in names:
+            problems.append(f"{path}: the header field {f.title} ({f.key}) has no defined name {f.defined_name}.")
+            continue
+        f_sheet, f_ref = names[f.defined_name]
+        if f_sheet != sheet:
+            problems.append(f"{path}: the header field {f.defined_name} must be on the sheet {sheet!r}.")
+            continue
+        f_col, f_row, _c2, _r2 = _bounds(f_ref)
+        if f_row in data_rows and h_min_col <= f_col <= h_max_col:
+            problems.append(f"{path}: the header field {f.defined_name} ({f_ref}) lies inside {NAME_DATA}.")
+            continue
+        field_cells[f.key] = f_ref.split(":")[0]
+    layout = Layout(sheet, h_min_row, h_min_col, d_min_row, d_max_row, identity, field_cells)
     return layout, problems
 
 
@@ -104,8 +120,8 @@ def _bounds(ref: str) -> tuple[int, int, int, int]:
     return min_col, min_row, max_col or min_col, max_row or min_row
 
 
-def read_layout(path: Path, columns: Sequence[ColumnSpec]) -> Layout:
-    layout, problems = _layout_problems(path, columns)
+def read_layout(path: Path, columns: Sequence[ColumnSpec], fields: Sequence[FormField] = ()) -> Layout:
+    layout, problems = _layout_problems(path, columns, fields)
     if problems or layout is None:
         raise CollectionError("The template does not agree with its rules:\n  " + "\n  ".join(problems))
     return layout
@@ -116,7 +132,7 @@ def check(rules_dir: Path, templates_dir: Path, cid: str) -> list[str]:
     from collect.spec import load_collection
 
     coll = load_collection(rules_dir, templates_dir, cid, need_template=False)
-    return _layout_problems(coll.template_path, coll.columns)[1]
+    return _layout_problems(coll.template_path, coll.columns, coll.meta.fields)[1]
 
 
 # -- a tidy default template -----------------------------------------------------------------------------------
@@ -124,6 +140,7 @@ THIN = Side(style="thin", color="808080")
 BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 INPUT_FILL = PatternFill("solid", fgColor="FFFFF2")
+PREFILL_FILL = PatternFill("solid", fgColor="EDEDED")  # prefilled by the office and locked (locked_prefill)
 LABEL_FONT = Font(name="微軟正黑體", bold=True, size=11)
 BODY_FONT = Font(name="微軟正黑體", size=11)
 
@@ -175,7 +192,21 @@ def write_default(coll: Collection, path: Path) -> Path:
     ws["C4"].alignment = Alignment(horizontal="right")
     ws["D4"] = coll.meta.instructions or "請於淡黃色儲存格填寫；金額以新臺幣元為單位，填寫整數；日期可填 115/03/05。"
     ws["D4"].font = Font(name="微軟正黑體", size=10, color="595959")
-    header_row, first = 6, 7
+    # Header fields (Meta.fields): two to a row from row 5 on, label then value, like the identity block.
+    for i, f in enumerate(coll.meta.fields):
+        row = 5 + i // 2
+        label_ref, value_ref = (f"A{row}", f"B{row}") if i % 2 == 0 else (f"C{row}", f"D{row}")
+        ws[label_ref] = f.title
+        ws[label_ref].font = LABEL_FONT
+        ws[label_ref].alignment = Alignment(horizontal="right", wrap_text=True)
+        ws[value_ref].font = BODY_FONT
+        ws[value_ref].border = Border(bottom=THIN)
+        ws[value_ref].fill = PREFILL_FILL
+        ws[value_ref].number_format = (MONEY_FORMAT if f.money else DATE_FORMAT if f.kind == "date" else
+                                       "@" if f.kind == "text" else "General")
+        _define(wb, f.defined_name, ws, value_ref)
+    header_row = 6 + (len(coll.meta.fields) + 1) // 2
+    first = header_row + 1
     last_row = first + coll.meta.max_rows - 1
     for i, col in enumerate(coll.columns, start=1):
         letter = get_column_letter(i)
@@ -198,7 +229,7 @@ def write_default(coll: Collection, path: Path) -> Path:
             if col.formula:
                 c.value = formula_for(col.formula, coll.columns, r)
             else:
-                c.fill = INPUT_FILL
+                c.fill = PREFILL_FILL if col.locked_prefill else INPUT_FILL
     ws.row_dimensions[header_row].height = 32
     ws.freeze_panes = f"A{first}"
     _define(wb, NAME_HEADER, ws, f"A{header_row}:{get_column_letter(n)}{header_row}")
