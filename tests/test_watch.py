@@ -210,7 +210,11 @@ def test_chaos_sigkill_loses_nothing_and_ingests_nothing_twice(server: MailServe
     try:
         def finished() -> bool:
             return server.raw_messages(me) == [] and _queued(workspace) == 0
-        wait_for(finished, 120, "the last watcher to empty INBOX")
+        try:
+            wait_for(finished, 400, "the last watcher to empty INBOX")
+        except AssertionError as exc:
+            tail = " | ".join(log.read_text(errors="replace").splitlines()[-8:])
+            raise AssertionError(f"{exc}; watcher alive: {proc.poll() is None}; log tail: {tail}") from None
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
