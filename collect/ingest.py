@@ -12,6 +12,7 @@ import pandas as pd
 
 from collect import findings as F
 from collect.annotate import annotate
+from collect.config import load_workspace
 from collect.errors import CollectionError, NotFound
 from collect.findings import Finding, has_errors
 from collect.identify import check_identity, check_stamp, describe, read_stamp
@@ -21,11 +22,11 @@ from collect.mail.compose import OutgoingAttachment
 from collect.mail.message import parse_message
 from collect.mail.outbox import Transport, deliver
 from collect.notify import ReceiptFacts, decision_key, nothing_found_message, receipt_message
-from collect.read import Book, ReadError, read_in_sandbox
-from collect.sandbox import Sandbox
+from collect.read import Book, ReadError, read_book
+from collect.sandbox import Crashed, Sandbox, TimedOut, TooLarge
 from collect.spec import Collection, previous_round, roc_date, roc_round_label
+from collect.stamp import Stamp, write_atomic
 from collect.stamp import file_name as issued_file_name
-from collect.stamp import write_atomic
 from collect.table import extract
 from collect.validate import validate
 from collect.workspace import Context
@@ -150,20 +151,30 @@ class Ingestor:
 
     # -- the pipeline ----------------------------------------------------------------------------------------------
     def process(self, rows: Sequence[SubmissionRow], envelope: Envelope, again: bool = False) -> list[Outcome]:
+        """Decide recorded submissions: examined in parallel in the sandbox, then recorded and answered in order."""
         ctx = self.ctx
-        datas = {r.id: ctx.archive.get(r.sha256) for r in rows}
-        to_read = [r for r in rows if again or not self._duplicate_of(r)]
-        books = dict(zip([r.id for r in to_read],
-                         read_in_sandbox(self.sandbox, [datas[r.id] for r in to_read]) if to_read else [],
-                         strict=True))
+        to_examine = [r for r in rows if again or not self._duplicate_of(r)]
+        secret = ctx.ws.secret() if to_examine else b""
+        jobs = [Job(str(ctx.ws.root), secret, ctx.archive.get(r.sha256), envelope.sender, r.receipt or "")
+                for r in to_examine]
+        results = dict(zip([r.id for r in to_examine], self.sandbox.map(examine, jobs) if jobs else [],
+                           strict=True))
+        jobs_by_id = {r.id: job for r, job in zip(to_examine, jobs, strict=True)}
         outcomes = []
+        accepted_here: set[tuple[str | None, str | None, str | None]] = set()
         for row in rows:
             dup = None if again else self._duplicate_of(row)
             try:
                 if dup is not None:
                     outcome = self._decide_duplicate(row, dup, envelope)
                 else:
-                    outcome = self._decide(row, datas[row.id], books[row.id], envelope, again)
+                    ex = as_examination(results[row.id], ctx.locale)
+                    if ex.stamp and (ex.collection, previous_round(ex.stamp.round), ex.stamp.agency) in accepted_here:
+                        # its previous round was accepted in this same batch: compare with that one
+                        ex = as_examination(self.sandbox.map(examine, [jobs_by_id[row.id]])[0], ctx.locale)
+                    outcome = self._decide(row, ex, envelope, again)
+                    if outcome.verdict == Verdict.ACCEPTED:
+                        accepted_here.add((outcome.collection, outcome.round, outcome.agency))
             except Exception as exc:
                 # Kept for staff (stage failed, with the reason) and never resumed on its own, so one file the
                 # program cannot decide does not stop every later run; `collect reprocess` retries it.
@@ -188,47 +199,29 @@ class Ingestor:
         return Outcome(row.file_name, row.sha256, Verdict.DUPLICATE, row.receipt or "", first.collection, first.round,
                        first.agency, [], None, mail, first.receipt)
 
-    def _decide(self, row: SubmissionRow, data: bytes, book: Book | ReadError, env: Envelope,
-                again: bool = False) -> Outcome:
-        ctx, locale = self.ctx, self.ctx.locale
-        coll: Collection | None = None
-        verdict: Verdict | None
-        stamp = None
-        found: list[Finding] = []
-        frame: pd.DataFrame | None = None
-        values: dict[str, Any] = {}
-        if isinstance(book, ReadError):
-            verdict, found = Verdict.UNREADABLE, [book.finding(locale)]
-        else:
-            values["kind"] = book.kind
-            ident = read_stamp(book)
-            if ident is None:
-                verdict, found = Verdict.UNIDENTIFIED, [F.make("stamp.missing", locale, detail=describe(book))]
-            else:
-                stamp = ident.stamp
-                verdict, found, coll = self._identify(book, ident, env)
-                if verdict is None and coll is not None:
-                    verdict, found, frame = self._validate(book, coll, stamp.round, stamp.agency, found)
-                elif any(f.code == "stamp.invalid" for f in found):
-                    stamp = None  # a stamp that does not verify names nobody: no agency, no receipt to it
-        assert verdict is not None
+    def _decide(self, row: SubmissionRow, ex: Examination, env: Envelope, again: bool = False) -> Outcome:
+        """Record what the examination found: the rows, the annotated copy, the receipt, then the verdict."""
+        ctx = self.ctx
+        stamp, verdict, found = ex.stamp, ex.verdict, ex.findings
+        coll = ctx.collection(ex.collection) if ex.collection else None
+        values: dict[str, Any] = {"kind": ex.kind} if ex.kind else {}
         agency = stamp.agency if stamp else None
         facts = self._facts(row, verdict, env, stamp.collection if stamp else None, stamp.round if stamp else None,
                             agency, found, coll)
-        if frame is not None and verdict in (Verdict.ACCEPTED, Verdict.REJECTED):
+        if ex.frame is not None and verdict in (Verdict.ACCEPTED, Verdict.REJECTED):
             rel = f"frames/{row.receipt}.parquet"
             path = ctx.ws.state_dir / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            frame.reset_index().rename(columns={"row": "_row"}).to_parquet(path, index=False)
+            ex.frame.reset_index().rename(columns={"row": "_row"}).to_parquet(path, index=False)
             values["frame_path"] = rel
-            values["rows"] = len(frame)
+            values["rows"] = len(ex.frame)
         annotated_path = None
-        if (found and not isinstance(book, ReadError) and coll is not None and stamp is not None
-                and verdict != Verdict.QUARANTINED):  # held for staff: nothing to mark, no copy to an unknown sender
-            annotated_path, attachment = self._annotate(row, data, book.kind, found, coll, stamp.round, stamp.agency,
-                                                        verdict)
-            facts.annotated = attachment
-            values["annotated_path"] = str(annotated_path) if annotated_path else None
+        if ex.annotated is not None and coll is not None and stamp is not None:
+            name = f"{row.receipt}-{issued_file_name(stamp.agency, '檢核結果')}"
+            annotated_path = ctx.ws.round_dir(coll.id, stamp.round) / "receipts" / name
+            write_atomic(annotated_path, ex.annotated)
+            facts.annotated = OutgoingAttachment(name, ex.annotated)
+            values["annotated_path"] = str(annotated_path)
         if verdict == Verdict.REJECTED and stamp is not None and coll is not None:
             counting = ctx.ledger.latest_accepted(coll.id, stamp.round, stamp.agency)
             if counting is not None:
@@ -248,67 +241,6 @@ class Ingestor:
                           **values)
         return Outcome(row.file_name, row.sha256, verdict, row.receipt or "", stamp.collection if stamp else None,
                        stamp.round if stamp else None, agency, found, annotated_path, mail)
-
-    def _identify(self, book: Book, ident: Any, env: Envelope) -> tuple[Verdict | None, list[Finding],
-                                                                          Collection | None]:
-        ctx, locale, stamp = self.ctx, self.ctx.locale, ident.stamp
-        bad = check_stamp(ident, ctx.ws.secret(), locale)
-        if bad is not None:
-            return Verdict.TAMPERED, [bad], None
-        if stamp.collection not in ctx.collection_ids():
-            return Verdict.UNIDENTIFIED, [F.make("stamp.unknown_collection", locale, value=stamp.collection)], None
-        coll = ctx.collection(stamp.collection)  # broken rules are the office's failure: raised, never a verdict
-        agency = ctx.registry.get(stamp.agency)
-        if agency is None:
-            return Verdict.UNIDENTIFIED, [F.make("stamp.unknown_agency", locale, value=stamp.agency)], coll
-        changed = check_identity(book, coll, stamp, locale)
-        if changed:
-            return Verdict.TAMPERED, changed, coll
-        found: list[Finding] = []
-        if env.sender is not None and env.sender.lower() not in ctx.registry.addresses_for(stamp.agency):
-            found.append(F.make("sender.unknown", locale, value=env.sender, detail=agency.name))
-            return Verdict.QUARANTINED, found, coll
-        info = ctx.ledger.round_info(coll.id, stamp.round)
-        if info and info["closed"]:
-            found.append(F.make("stamp.round_closed", locale, value=roc_round_label(stamp.round),
-                                severity="error" if coll.meta.closed_round == "error" else "warning"))
-        if stamp.version != coll.version:
-            found.append(F.make("stamp.old_version", locale, value=stamp.version,
-                                severity="error" if coll.meta.old_version == "error" else "warning"))
-        return None, found, coll
-
-    def _validate(self, book: Book, coll: Collection, round_id: str, agency: str,
-                  found: list[Finding]) -> tuple[Verdict, list[Finding], pd.DataFrame | None]:
-        locale = self.ctx.locale
-        table = extract(book, coll, locale)
-        if isinstance(table, list):
-            return Verdict.REJECTED, found + table, None
-        previous = self._previous(coll, round_id, agency)
-        issued = issued_facts(self.ctx, coll, round_id, agency)
-        checked = validate(table, coll, round_id, locale, previous, issued=issued)
-        all_found = found + table.findings + checked.findings
-        return (Verdict.REJECTED if has_errors(all_found) else Verdict.ACCEPTED), all_found, checked.frame
-
-    def _previous(self, coll: Collection, round_id: str, agency: str) -> pd.DataFrame | None:
-        prev = self.ctx.ledger.latest_accepted(coll.id, previous_round(round_id), agency)
-        if prev is None or not prev.frame_path:
-            return None
-        return pd.read_parquet(self.ctx.ws.state_dir / prev.frame_path)
-
-    def _annotate(self, row: SubmissionRow, data: bytes, kind: str, found: list[Finding], coll: Collection,
-                  round_id: str, agency: str, verdict: Verdict) -> tuple[Path | None, OutgoingAttachment | None]:
-        errors = sum(f.severity == "error" for f in found)
-        summary = [f"收件編號：{row.receipt}", f"檢核結果：{'通過' if verdict == Verdict.ACCEPTED else '退件'}",
-                   f"錯誤 {errors} 項、警告 {len(found) - errors} 項"]
-        try:
-            out = annotate(data, kind, found, title=f"{coll.title} {roc_round_label(round_id)} 檢核結果",
-                           summary_lines=summary)
-        except Exception:  # the receipt still lists every finding; the copy is a convenience
-            return None, None
-        name = f"{row.receipt}-{issued_file_name(agency, '檢核結果')}"
-        path = self.ctx.ws.round_dir(coll.id, round_id) / "receipts" / name
-        write_atomic(path, out)
-        return path, OutgoingAttachment(name, out)
 
     def _facts(self, row: SubmissionRow, verdict: Verdict, env: Envelope, cid: str | None, round_id: str | None,
                agency: str | None, found: list[Finding], coll: Collection | None = None) -> ReceiptFacts:
@@ -346,6 +278,143 @@ class Ingestor:
 
     def _deliver(self, msg: Any, kind: str) -> Path:
         return deliver(self.ctx.ledger, self.ctx.ws.mail_outbox, msg, kind, self.transport).path
+
+
+# -- the examination: runs in a sandbox worker ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Job:
+    """One file to examine: the workspace and its stamp key, the file's bytes, who sent it, its receipt id."""
+
+    root: str
+    secret: bytes
+    data: bytes
+    sender: str | None
+    receipt: str
+
+
+@dataclass
+class Examination:
+    """What a worker found in one file; the parent records it. `stamp` is None when it names nobody."""
+
+    verdict: Verdict
+    findings: list[Finding]
+    kind: str | None = None
+    stamp: Stamp | None = None
+    collection: str | None = None
+    frame: pd.DataFrame | None = None
+    annotated: bytes | None = None
+
+
+_WORKER_CONTEXTS: dict[tuple[str, float], Context] = {}
+
+
+def _worker_context(root: str) -> Context:
+    """A context per workspace in each worker, opened again when the agency list changes."""
+    ws = load_workspace(root)
+    key = (root, ws.agencies_path.stat().st_mtime if ws.agencies_path.exists() else 0.0)
+    if key not in _WORKER_CONTEXTS:
+        for old in [k for k in _WORKER_CONTEXTS if k[0] == root]:
+            _WORKER_CONTEXTS.pop(old).close()
+        _WORKER_CONTEXTS[key] = Context(ws)
+    return _WORKER_CONTEXTS[key]
+
+
+def examine(job: Job) -> Examination:
+    """Read, identify, check and annotate one file (in a worker with memory and time limits)."""
+    ctx = _worker_context(job.root)
+    locale = ctx.locale
+    try:
+        book = read_book(job.data)
+    except ReadError as exc:
+        return Examination(Verdict.UNREADABLE, [exc.finding(locale)])
+    ident = read_stamp(book)
+    if ident is None:
+        return Examination(Verdict.UNIDENTIFIED, [F.make("stamp.missing", locale, detail=describe(book))], book.kind)
+    stamp: Stamp | None = ident.stamp
+    verdict, found, coll = _identify(ctx, book, ident, job.sender, job.secret)
+    frame = None
+    if verdict is None and coll is not None and stamp is not None:
+        verdict, found, frame = _validate(ctx, book, coll, stamp.round, stamp.agency, found)
+    elif any(f.code == "stamp.invalid" for f in found):
+        stamp = None  # a stamp that does not verify names nobody: no agency, no receipt to it
+    assert verdict is not None
+    annotated = None
+    if found and coll is not None and stamp is not None and verdict != Verdict.QUARANTINED:
+        # held for staff: nothing to mark, no copy to an unknown sender
+        annotated = _annotate(job, book.kind, found, coll, stamp.round, verdict)
+    return Examination(verdict, found, book.kind, stamp, coll.id if coll else None, frame, annotated)
+
+
+def as_examination(result: Examination | BaseException, locale: str) -> Examination:
+    """A worker's answer; a file that killed or hung the worker is unreadable, a program failure is raised."""
+    if isinstance(result, Examination):
+        return result
+    if isinstance(result, Crashed):
+        return Examination(Verdict.UNREADABLE, [ReadError("file.reader_failed", "讀取程式異常終止（可能是記憶體不足）")
+                                                .finding(locale)])
+    if isinstance(result, TimedOut):
+        return Examination(Verdict.UNREADABLE, [ReadError("file.reader_failed", "讀取時間過長").finding(locale)])
+    if isinstance(result, TooLarge):
+        return Examination(Verdict.UNREADABLE, [ReadError("file.too_large", str(result)).finding(locale)])
+    if isinstance(result, Exception):
+        raise result
+    return Examination(Verdict.UNREADABLE, [ReadError("file.reader_failed", f"{type(result).__name__}: {result}"[:160])
+                                            .finding(locale)])
+
+
+def _identify(ctx: Context, book: Book, ident: Any, sender: str | None,
+              secret: bytes) -> tuple[Verdict | None, list[Finding], Collection | None]:
+    locale, stamp = ctx.locale, ident.stamp
+    bad = check_stamp(ident, secret, locale)
+    if bad is not None:
+        return Verdict.TAMPERED, [bad], None
+    if stamp.collection not in ctx.collection_ids():
+        return Verdict.UNIDENTIFIED, [F.make("stamp.unknown_collection", locale, value=stamp.collection)], None
+    coll = ctx.collection(stamp.collection)  # broken rules are the office's failure: raised, never a verdict
+    agency = ctx.registry.get(stamp.agency)
+    if agency is None:
+        return Verdict.UNIDENTIFIED, [F.make("stamp.unknown_agency", locale, value=stamp.agency)], coll
+    changed = check_identity(book, coll, stamp, locale)
+    if changed:
+        return Verdict.TAMPERED, changed, coll
+    found: list[Finding] = []
+    if sender is not None and sender.lower() not in ctx.registry.addresses_for(stamp.agency):
+        found.append(F.make("sender.unknown", locale, value=sender, detail=agency.name))
+        return Verdict.QUARANTINED, found, coll
+    info = ctx.ledger.round_info(coll.id, stamp.round)
+    if info and info["closed"]:
+        found.append(F.make("stamp.round_closed", locale, value=roc_round_label(stamp.round),
+                            severity="error" if coll.meta.closed_round == "error" else "warning"))
+    if stamp.version != coll.version:
+        found.append(F.make("stamp.old_version", locale, value=stamp.version,
+                            severity="error" if coll.meta.old_version == "error" else "warning"))
+    return None, found, coll
+
+
+def _validate(ctx: Context, book: Book, coll: Collection, round_id: str, agency: str,
+              found: list[Finding]) -> tuple[Verdict, list[Finding], pd.DataFrame | None]:
+    locale = ctx.locale
+    table = extract(book, coll, locale)
+    if isinstance(table, list):
+        return Verdict.REJECTED, found + table, None
+    prev = ctx.ledger.latest_accepted(coll.id, previous_round(round_id), agency)
+    previous = pd.read_parquet(ctx.ws.state_dir / prev.frame_path) if prev and prev.frame_path else None
+    issued = issued_facts(ctx, coll, round_id, agency)
+    checked = validate(table, coll, round_id, locale, previous, issued=issued)
+    all_found = found + table.findings + checked.findings
+    return (Verdict.REJECTED if has_errors(all_found) else Verdict.ACCEPTED), all_found, checked.frame
+
+
+def _annotate(job: Job, kind: str, found: list[Finding], coll: Collection, round_id: str,
+              verdict: Verdict) -> bytes | None:
+    errors = sum(f.severity == "error" for f in found)
+    summary = [f"收件編號：{job.receipt}", f"檢核結果：{'通過' if verdict == Verdict.ACCEPTED else '退件'}",
+               f"錯誤 {errors} 項、警告 {len(found) - errors} 項"]
+    try:
+        return annotate(job.data, kind, found, title=f"{coll.title} {roc_round_label(round_id)} 檢核結果",
+                        summary_lines=summary)
+    except Exception:  # the receipt still lists every finding; the copy is a convenience
+        return None
 
 
 def expand(paths: Iterable[Path]) -> list[Path]:
