@@ -7,19 +7,24 @@ import io
 import re
 import shutil
 import subprocess
+import time
 import zipfile
 from dataclasses import astuple
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import openpyxl
 import pytest
 from openpyxl.comments import Comment
 from openpyxl.styles import PatternFill, Protection
+from openpyxl.utils import get_column_letter
+from openpyxl.workbook.defined_name import DefinedName
 from python_calamine import CalamineWorkbook
 
 from collect.annotate import COMMENT_AUTHOR, ERROR_RGB, SUMMARY_SHEET, WARNING_RGB, annotate
 from collect.findings import Finding, make
+from tests.conftest import convert
 
 CORPUS = Path("/work/shared/corpus")
 SOFFICE = shutil.which("soffice")
@@ -143,14 +148,26 @@ def soffice_convert(src: Path, to: str, tmp_path: Path) -> Path:
     return outdir / f"{src.stem}.{to}"
 
 
-@pytest.fixture()
-def annotated(tmp_path: Path) -> tuple[bytes, bytes]:
+@pytest.fixture(params=["fast", "openpyxl"])
+def annotated(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[bytes, bytes]:
+    """A return and its annotated copy, made by the fast (XML) path and by the openpyxl path."""
     data = returned_workbook(tmp_path / "return.xlsx")
     lines = ["結果：退回", "收件編號：R-42"]
-    return data, annotate(data, "xlsx", findings_for_return(), title=TITLE, summary_lines=lines)
+    fast = request.param == "fast"
+    out = annotate(data, "xlsx", findings_for_return(), title=TITLE, summary_lines=lines, fast=fast)
+    assert made_by_fast_path(data, out) == fast
+    return data, out
 
 
-# --- xlsx: the openpyxl path -------------------------------------------------------------------------------
+def made_by_fast_path(data: bytes, out: bytes) -> bool:
+    """The fast path copies the sheets it does not mark and writes 檢核結果 with inline UTF-8 strings."""
+    with zipfile.ZipFile(io.BytesIO(data)) as a, zipfile.ZipFile(io.BytesIO(out)) as b:
+        sheets = [n for n in b.namelist() if n.startswith("xl/worksheets/") and n.endswith(".xml")]
+        added = [n for n in sheets if n not in a.namelist()]
+        return len(added) == 1 and '<t xml:space="preserve">序號</t>'.encode() in b.read(added[0])
+
+
+# --- xlsx: the fast path and the openpyxl path -------------------------------------------------------------
 
 
 def test_summary_sheet_is_first_active_and_lists_every_finding(annotated: tuple[bytes, bytes]) -> None:
@@ -263,6 +280,7 @@ def test_original_bytes_are_not_touched_and_output_is_plain_xlsx(tmp_path: Path)
     data = src.read_bytes()
     out = annotate(data, "xlsm", [Finding("value.invalid", "error", "不符規定", "Sheet1", "B2")])
     assert src.read_bytes() == data
+    assert made_by_fast_path(data, out)
     with zipfile.ZipFile(io.BytesIO(out)) as z:
         types = z.read("[Content_Types].xml").decode()
     assert "macroEnabled" not in types and "spreadsheetml.sheet.main+xml" in types
@@ -435,21 +453,218 @@ def test_ods_return_is_copied_and_annotated(tmp_path: Path) -> None:
     assert link is not None and link.location == "'填報表'!$C$5"
 
 
-def test_libreoffice_follows_the_links_and_shows_the_comments(
-    annotated: tuple[bytes, bytes], tmp_path: Path
+
+
+# --- the fast path: what it keeps, what it adds, what LibreOffice makes of it ------------------------------
+
+
+def form_with_gaps(path: Path) -> bytes:
+    """A form whose unlocked input columns C:D hold blank cells that the sheet XML does not contain at all."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "填報表"
+    ws.append(["機關代碼", "機關名稱", "核定金額", "動支日期"])
+    for i in range(3, 8):
+        ws.cell(row=i, column=1, value=f"A00{i}")
+        ws.cell(row=i, column=2, value="臺北市政府")
+    ws["C3"] = 100
+    ws.column_dimensions["C"].protection = Protection(locked=False)  # a column style: blank cells stay editable
+    ws.column_dimensions["D"].protection = Protection(locked=False)
+    ws.protection.sheet = True
+    ws.print_area = "A1:D7"
+    other = wb.create_sheet("附表")
+    other["A1"] = "附表"
+    wb.defined_names["本表合計"] = DefinedName("本表合計", attr_text="'附表'!$A$1")
+    other.defined_names["附表範圍"] = DefinedName("附表範圍", attr_text="'附表'!$A$1:$B$2")
+    wb.save(path)
+    return path.read_bytes()
+
+
+def ods_notes(path: Path) -> dict[str, dict[str, str]]:
+    """{sheet: {cell: note text}} of an .ods as LibreOffice wrote it."""
+    ns = {
+        "table": "urn:oasis:names:tc:opendocument:xmlns:table:1.0",
+        "office": "urn:oasis:names:tc:opendocument:xmlns:office:1.0",
+        "text": "urn:oasis:names:tc:opendocument:xmlns:text:1.0",
+    }
+    t = "{" + ns["table"] + "}"
+    with zipfile.ZipFile(path) as z:
+        root = ElementTree.fromstring(z.read("content.xml"))
+    out: dict[str, dict[str, str]] = {}
+    for table in root.iter(f"{t}table"):
+        notes: dict[str, str] = {}
+        r = 0
+        for row in table.iter(f"{t}table-row"):
+            c = 0
+            for cell in row:
+                if cell.tag not in (f"{t}table-cell", f"{t}covered-table-cell"):
+                    continue
+                note = cell.find("office:annotation", ns)
+                if note is not None:
+                    text = "\n".join("".join(p.itertext()) for p in note.findall("text:p", ns))
+                    notes[f"{get_column_letter(c + 1)}{r + 1}"] = text
+                c += int(cell.get(f"{t}number-columns-repeated", "1"))
+            r += int(row.get(f"{t}number-rows-repeated", "1"))
+        out[table.get(f"{t}name", "")] = notes
+    return out
+
+
+GAP_FINDINGS = [
+    make("value.required", sheet="填報表", cell="C5", column="核定金額"),
+    make("value.required", sheet="填報表", cell="D7", column="動支日期"),
+    make("value.required", sheet="填報表", cell="D12", column="動支日期"),  # a row the XML does not hold
+]
+
+
+@pytest.fixture(scope="module")
+def fast_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[bytes, bytes, Path]]:
+    """Fast-path copies of several returns, each also converted to .ods in one LibreOffice run."""
+    tmp = tmp_path_factory.mktemp("fast")
+    cases: dict[str, tuple[bytes, list[Finding]]] = {}
+    cases["return"] = (returned_workbook(tmp / "return.xlsx"), findings_for_return())
+    cases["gaps"] = (form_with_gaps(tmp / "gaps.xlsx"), GAP_FINDINGS)
+    excel = (CORPUS / "openpyxl-theorchard-mirror__openpyxl__comments__tests__data__comments.xlsx").read_bytes()
+    cases["excel_comments"] = (excel, [
+        Finding("row.rule", "error", "請確認", "Sheet1", "A1"),  # the agency's note is on A1 already
+        Finding("row.rule", "warning", "新的", "Sheet1", "B3"),
+    ])
+    outs: dict[str, tuple[bytes, bytes, Path]] = {}
+    paths = []
+    for name, (data, found) in cases.items():
+        out = annotate(data, "xlsx", found, title=TITLE)
+        assert made_by_fast_path(data, out), name
+        path = tmp / f"{name}-annotated.xlsx"
+        path.write_bytes(out)
+        paths.append(path)
+        outs[name] = (data, out, path)
+    for (name, (data, out, _)), ods in zip(list(outs.items()), convert(paths, "ods", tmp / "ods"), strict=True):
+        outs[name] = (data, out, ods)
+    return outs
+
+
+def test_fast_path_copies_what_it_does_not_mark(fast_outputs: dict[str, tuple[bytes, bytes, Path]]) -> None:
+    data, out, _ = fast_outputs["return"]
+    with zipfile.ZipFile(io.BytesIO(data)) as a, zipfile.ZipFile(io.BytesIO(out)) as b:
+        same = {n for n in a.namelist() if n in b.namelist() and a.read(n) == b.read(n)}
+        added = set(b.namelist()) - set(a.namelist())
+    assert {"xl/theme/theme1.xml", "docProps/app.xml", "xl/worksheets/sheet1.xml", "xl/worksheets/sheet3.xml",
+            "xl/worksheets/sheet4.xml"} <= same  # 填表說明, _stamp and _meta were not touched
+    assert added == {"xl/worksheets/sheet5.xml"}  # the 檢核結果 sheet; the agency's comments part was reused
+
+
+def test_fast_path_output_opens_in_libreoffice_with_notes_and_links(
+    fast_outputs: dict[str, tuple[bytes, bytes, Path]],
 ) -> None:
-    if SOFFICE is None:
-        pytest.skip("LibreOffice (soffice) is not installed")
-    _, out = annotated
-    path = tmp_path / "annotated.xlsx"
-    path.write_bytes(out)
-    ods = soffice_convert(path, "ods", tmp_path)
+    _, _, ods = fast_outputs["return"]
+    notes = ods_notes(ods)["填報表"]
+    assert set(notes) == {"F3", "C4", "D4", "C5", "B6"}
+    assert notes["C4"] == "錯誤：" + findings_for_return()[0].message
+    assert "承辦人：請參考附件" in notes["F3"] and notes["F3"].startswith("錯誤：")
     with zipfile.ZipFile(ods) as z:
         content = z.read("content.xml").decode()
-    # LibreOffice turned every link into its own internal form 'sheet'.$C$4, i.e. it understood them all
     links = re.findall(r'<text:a xlink:href="([^"]*)"', content)
     cells = ("$F$3", "$C$4", "$D$4", "$C$5", "$C$5", "$B$6")
     assert sorted(links) == sorted(f"#&apos;填報表&apos;.{c}" for c in cells)
-    notes = re.findall(r"<office:annotation\b.*?</office:annotation>", content, flags=re.S)
-    assert sum("核定金額" in n for n in notes) == 2  # C4 and C5
     assert calamine_cells(ods.read_bytes())["填報表"][(4, 2)] == -5  # LibreOffice still sees the data
+    assert CalamineWorkbook.from_filelike(io.BytesIO(ods.read_bytes())).sheet_names[0] == SUMMARY_SHEET
+
+
+def test_agency_comments_are_kept_and_ours_go_on_top(fast_outputs: dict[str, tuple[bytes, bytes, Path]]) -> None:
+    data, out, ods = fast_outputs["excel_comments"]
+    before = commented(openpyxl.load_workbook(io.BytesIO(data))["Sheet1"])
+    after = commented(openpyxl.load_workbook(io.BytesIO(out))["Sheet1"])
+    assert set(after) == set(before) | {"B3"}
+    assert after["A1"].text == "錯誤：請確認\n——\n" + before["A1"].text and after["A1"].author == COMMENT_AUTHOR
+    assert after["B3"].text == "警告：新的"
+    for cell in set(before) - {"A1"}:  # the agency's other notes: same text, same author
+        assert (after[cell].text, after[cell].author) == (before[cell].text, before[cell].author)
+    in_lo = ods_notes(ods)["Sheet1"]
+    assert set(in_lo) == set(after) and in_lo["B3"] == "警告：新的" and in_lo["A1"].startswith("錯誤：請確認")
+    assert {k: v for k, v in calamine_cells(out).items() if k != SUMMARY_SHEET} == calamine_cells(data)
+
+
+def test_blank_cells_missing_from_the_xml_are_created_marked_and_stay_editable(
+    fast_outputs: dict[str, tuple[bytes, bytes, Path]],
+) -> None:
+    data, out, ods = fast_outputs["gaps"]
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        sheet = z.read("xl/worksheets/sheet1.xml").decode()
+    assert 'r="C5"' not in sheet and 'r="D7"' not in sheet and 'r="12"' not in sheet
+    ws = openpyxl.load_workbook(io.BytesIO(out))["填報表"]
+    for ref in ("C5", "D7", "D12"):
+        assert fill_rgb(ws[ref]) == ERROR_RGB, ref
+        assert ws[ref].comment is not None and ws[ref].comment.text.startswith("錯誤：「"), ref
+        assert ws[ref].protection.locked is False, ref  # the unlocked column style carried over
+        assert ws[ref].value is None
+    assert ws["A5"].protection.locked is True and fill_rgb(ws["A5"]) is None
+    assert set(ods_notes(ods)["填報表"]) == {"C5", "D7", "D12"}
+    assert {k: v for k, v in calamine_cells(out).items() if k != SUMMARY_SHEET} == calamine_cells(data)
+
+
+def test_sheet_scoped_names_and_print_areas_follow_their_sheets(
+    fast_outputs: dict[str, tuple[bytes, bytes, Path]],
+) -> None:
+    _, out, _ = fast_outputs["gaps"]
+    wb = openpyxl.load_workbook(io.BytesIO(out))
+    assert wb.sheetnames == [SUMMARY_SHEET, "填報表", "附表"]
+    assert wb["填報表"].print_area == "'填報表'!$A$1:$D$7"
+    assert "附表範圍" in wb["附表"].defined_names and "附表範圍" not in wb["填報表"].defined_names
+    assert wb["附表"].defined_names["附表範圍"].attr_text == "'附表'!$A$1:$B$2"
+    assert wb.defined_names["本表合計"].attr_text == "'附表'!$A$1"
+    assert not wb[SUMMARY_SHEET].defined_names.get("附表範圍")
+
+
+def thousand_row_return(rows: int) -> bytes:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "填報表"
+    ws.append(["機關代碼", "機關名稱", "核定金額", "動支日期", "千元", "備註"])
+    for i in range(rows):
+        ws.append([f"A{i:05d}", "臺北市政府衛生局", 1000 + i, "115/03/05", f"=C{i + 2}/1000", None])
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def test_two_hundred_findings_on_a_thousand_rows() -> None:
+    data = thousand_row_return(1000)
+    found = [
+        make("value.not_number", sheet="填報表", cell=f"{'CD'[i % 2]}{2 + i * 5}", column="核定金額", value=str(i))
+        for i in range(200)
+    ]
+    out = annotate(data, "xlsx", found, title=TITLE)
+    assert made_by_fast_path(data, out)
+    wb = openpyxl.load_workbook(io.BytesIO(out))
+    ws = wb["填報表"]
+    notes = commented(ws)
+    assert set(notes) == {f.cell for f in found}
+    assert all(fill_rgb(ws[f.cell or ""]) == ERROR_RGB for f in found)
+    assert sum(fill_rgb(c) is not None for row in ws.iter_rows() for c in row) == 200
+    assert notes["D7"].text == "錯誤：" + found[1].message
+    header, rows = summary_rows(wb[SUMMARY_SHEET])
+    assert len(rows) == 200 and [r[3] for r in rows[:3]] == ["C2", "D7", "C12"]
+    links = [wb[SUMMARY_SHEET].cell(row=header + i, column=4).hyperlink for i in range(1, 201)]
+    assert all(link is not None for link in links)
+    assert {k: v for k, v in calamine_cells(out).items() if k != SUMMARY_SHEET} == calamine_cells(data)
+
+
+@pytest.mark.parametrize("rows", [1_000, 10_000])
+def test_fast_and_openpyxl_paths_mark_the_same_cells(rows: int) -> None:
+    """Both paths agree; the time each takes is printed (run with -s), never asserted."""
+    data = thousand_row_return(rows)
+    found = [make("value.min", sheet="填報表", cell=f"C{2 + i * (rows // 10)}", column="核定金額", value=-1,
+                  detail=0) for i in range(10)]
+    results = {}
+    for fast in (True, False):
+        start = time.perf_counter()
+        results[fast] = annotate(data, "xlsx", found, title=TITLE, fast=fast)
+        print(f"annotate {rows} rows, 10 findings, {'fast' if fast else 'openpyxl'} path: "
+              f"{(time.perf_counter() - start) * 1000:.0f} ms")
+    marked = []
+    for out in results.values():
+        ws = openpyxl.load_workbook(io.BytesIO(out), read_only=False)["填報表"]
+        marked.append(({c: n.text for c, n in commented(ws).items()},
+                       {c.coordinate for row in ws.iter_rows() for c in row if fill_rgb(c)}))
+    assert marked[0] == marked[1] and len(marked[0][0]) == 10
