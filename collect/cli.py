@@ -417,7 +417,8 @@ def demo(
         out.print(Text(line))
 
     result = run_demo(workspace or State.workspace, collection, say=say)
-    out.print(f"\ndone in {result.seconds:.1f} s. Open the master report: {result.outputs['master']}")
+    out.print("\nseconds per step: " + "; ".join(f"{i}. {s.seconds:.1f}" for i, s in enumerate(result.steps, 1)))
+    out.print(f"done in {result.seconds:.1f} s. Open the master report: {result.outputs['master']}")
     out.print(f"and the managers' summary: {result.outputs['summary']}")
 
 

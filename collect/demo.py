@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import random
 import shutil
@@ -9,32 +10,29 @@ import subprocess
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from collect.errors import CollectionError
 from collect.ingest import Ingestor
-from collect.issuing import issue
+from collect.issuing import issue, issued_facts, read_prefill_file
 from collect.ledger import Verdict
 from collect.mail.compose import OutgoingAttachment, compose, to_bytes
 from collect.pipeline import make_report
 from collect.remind import remind
-from collect.spec import Collection, ColumnSpec, round_end, round_start
+from collect.signoff import awaiting_signoff, forward
+from collect.spec import Collection, ColumnSpec, IssuedFacts, parse_round, round_start
 from collect.stamp import fill_cells, write_atomic
 from collect.status import round_status, set_exempt
 from collect.summary import summarise
-from collect.workspace import Context, init_workspace
+from collect.workspace import Context, defaults_dir, init_workspace
 
 DEFAULT_ROUNDS = {"month": "2026-10", "year": "2026", "quarter": "2026-Q3", "session": "2026-S1", "any": "2026"}
 STRANGER = "someone@gmail.example.test"
-
-COVID_PROJECTS = [
-    "防疫物資採購", "快篩試劑採購", "居家檢疫關懷服務", "疫苗接種站設置", "防疫旅館租用", "社區篩檢站營運",
-    "紓困補助發放", "弱勢家庭紓困金", "攤商租金減免", "藝文團體紓困", "振興消費券推廣", "商圈振興活動",
-    "觀光產業振興", "校園防疫設備", "公共場所消毒作業", "防疫專線人力", "遠距辦公設備", "防疫宣導印製",
-]
 
 
 @dataclass
@@ -52,6 +50,7 @@ class DemoResult:
     steps: list[Step]
     seconds: float
     outputs: dict[str, Path]
+    plan: Plan | None = None  # what each simulated agency did (faulty: the mistake actually made)
 
 
 @dataclass
@@ -60,63 +59,64 @@ class Plan:
 
     never: set[str]
     late: set[str]
-    faulty: dict[str, str]  # agency -> mistake
+    faulty: dict[str, str]  # agency -> mistake, in the order they were chosen
     corrected: set[str]  # faulty agencies that send a corrected file later
-    stranger: str
-    exempt: str
+    stranger: str | None  # sends its return from an address not on the agency list (None in a very small round)
+    exempt: str | None  # excused by staff (None in a very small round)
     libreoffice: set[str]
 
 
 MISTAKES = ("fullwidth_amount", "roc_date", "pasted_choice", "spent_over", "total_row", "missing_value")
 BLOCKING = {"pasted_choice", "spent_over", "missing_value"}
+# a round with fewer faulty agencies than mistakes shows the blocking ones first
+SMALL_ROUND_MISTAKES = ("pasted_choice", "fullwidth_amount", "missing_value", "roc_date", "spent_over", "total_row")
+# the finding each mistake must produce (None: the return is still accepted, the value normalised)
+MISTAKE_FINDINGS: dict[str, str | None] = {
+    "fullwidth_amount": None, "roc_date": None, "pasted_choice": "value.choice", "spent_over": "row.rule",
+    "total_row": "table.total_row", "missing_value": "value.required",
+}
 
 
 def make_plan(codes: list[str], rng: random.Random) -> Plan:
     shuffled = codes[:]
     rng.shuffle(shuffled)
     n = len(codes)
-    k_never, k_late, k_faulty, k_lo = max(1, n // 18), max(1, n // 24), max(len(MISTAKES), n // 7), max(1, n // 28)
+    k_never, k_late, k_lo = max(1, n // 18), max(1, n // 24), max(1, n // 28)
+    k_faulty = max(min(len(MISTAKES), n // 4), n // 7)
     never = set(shuffled[:k_never])
-    exempt = shuffled[k_never]
-    stranger = shuffled[k_never + 1]
-    rest = shuffled[k_never + 2:]
+    at = k_never
+    exempt = shuffled[at] if n >= 6 else None
+    at += exempt is not None
+    stranger = shuffled[at] if n >= 8 else None
+    at += stranger is not None
+    rest = shuffled[at:]
     faulty_codes = rest[:k_faulty]
-    faulty = {c: MISTAKES[i % len(MISTAKES)] for i, c in enumerate(faulty_codes)}
-    blocking = [c for c in faulty_codes if faulty[c] in BLOCKING]
-    corrected = {c for i, c in enumerate(blocking) if i % 3 != 2}
+    order = MISTAKES if k_faulty >= len(MISTAKES) else SMALL_ROUND_MISTAKES
+    faulty = {c: order[i % len(order)] for i, c in enumerate(faulty_codes)}
     late = set(rest[k_faulty:k_faulty + k_late])
     lo = set(rest[k_faulty + k_late:k_faulty + k_late + k_lo])
-    return Plan(never, late, faulty, corrected, stranger, exempt, lo)
+    return Plan(never, late, faulty, corrected_of(faulty), stranger, exempt, lo)
 
 
-def covid_rows(rng: random.Random, round_id: str) -> list[dict[str, Any]]:
+def corrected_of(faulty: Mapping[str, str]) -> set[str]:
+    """The faulty agencies that resend a corrected file: two of every three with a blocking mistake."""
+    blocking = [c for c, mistake in faulty.items() if mistake in BLOCKING]
+    return {c for i, c in enumerate(blocking) if i % 3 != 2}
+
+
+def generic_rows(coll: Collection, rng: random.Random, round_id: str,
+                 issued: IssuedFacts | None = None) -> list[dict[str, Any]]:
+    """Clean rows for one agency's copy: from the collection's `sample_rows` hook, else from its column rules
+    (one row per prefilled row, keeping what was prefilled, when `issued` lists any)."""
+    if coll.sample_rows is not None:
+        return list(coll.sample_rows(rng, round_id, issued))
+    prefilled = [dict(values) for _, values in issued.rows] if issued is not None else []
     rows = []
-    end = round_end(round_id)
-    for i, name in enumerate(rng.sample(COVID_PROJECTS, rng.randint(1, 5)), start=1):
-        approved = rng.randrange(100_000, 80_000_000, 1_000)
-        committed = rng.randrange(0, approved + 1, 1_000)
-        spent = rng.randrange(0, committed + 1, 100)
-        approved_on = date(2020, 3, 1) + timedelta(days=rng.randrange(0, (end - date(2020, 3, 1)).days))
-        category = "防疫" if i % 3 == 1 else ("紓困" if "紓困" in name or i % 3 == 2 else "振興")
-        rows.append({"item": i, "name": name, "category": category,
-                     "source": rng.choice(["市庫", "中央補助", "第二預備金", "特別預算"]), "approved": approved,
-                     "committed": committed, "spent": spent, "approved_on": approved_on,
-                     "note": "" if rng.random() < 0.7 else "依核定計畫執行"})
-    return rows
-
-
-def generic_rows(coll: Collection, rng: random.Random, round_id: str) -> list[dict[str, Any]]:
-    """Plausible rows for any collection: from its own sample_rows hook, else from its column rules."""
-    hook = getattr(coll, "sample_rows", None)
-    if callable(hook):
-        return list(hook(rng, round_id))
-    if coll.id == "covid19":
-        return covid_rows(rng, round_id)
-    rows = []
-    for i in range(rng.randint(1, 4)):
-        row: dict[str, Any] = {}
+    for i in range(len(prefilled) or rng.randint(1, 4)):
+        row: dict[str, Any] = dict(prefilled[i]) if prefilled else {}
         for col in coll.inputs:
-            row[col.key] = _value_for(col, rng, round_id, i)
+            if row.get(col.key) is None:
+                row[col.key] = _value_for(col, rng, round_id, i)
         rows.append(row)
     return rows
 
@@ -128,57 +128,200 @@ def _value_for(col: ColumnSpec, rng: random.Random, round_id: str, i: int) -> An
         lo = int(col.ge) if col.ge is not None else 0
         return rng.randrange(lo, lo + 5_000_000, 1_000)
     if col.kind == "date":
-        start, end = round_start(round_id), round_end(round_id)
+        start, end = col.date_bounds(round_id)
+        start = start or round_start(round_id)
+        end = end if end is not None and end >= start else start + timedelta(days=365)
         return start + timedelta(days=rng.randrange(0, max(1, (end - start).days)))
     if col.kind == "decimal":
         return round(rng.uniform(0, 1000), 2)
     return f"{col.title}說明{i + 1}"[: col.max_length or 50]
 
 
-def apply_mistake(rows: list[dict[str, Any]], mistake: str, coll: Collection) -> list[dict[str, Any]]:
-    """One realistic mistake, as agencies make them."""
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
+def _own(coll: Collection, row: Mapping[str, Any], key: str, prefilled: Mapping[str, Any] | None) -> bool:
+    """Whether the agency itself typed this value (an input column, not left as the office prefilled it)."""
+    col = next((c for c in coll.columns if c.key == key), None)
+    if col is None or not col.is_input or _blank(row.get(key)):
+        return False
+    return prefilled is None or _blank(prefilled.get(key)) or not same_value(prefilled[key], row[key])
+
+
+def apply_mistake(rows: list[dict[str, Any]], mistake: str, coll: Collection,
+                  prefilled: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One realistic mistake, as agencies make them, in a cell the agency fills itself (never in one the office
+    prefilled). `prefilled` maps a row's key value to what was prefilled in it. Returns rows equal to the given
+    ones when the mistake does not apply to this collection or these rows."""
     rows = [dict(r) for r in rows]
-    first = rows[0]
+    if not rows:
+        return rows
+    key = coll.meta.key
+    pre = prefilled or {}
+
+    def before(row: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        return pre.get(str(row.get(key))) if key else None
+
+    def first_own(cols: Sequence[ColumnSpec], test: Callable[[Any], bool]) -> tuple[dict[str, Any], str] | None:
+        for row in rows:
+            for c in cols:
+                if _own(coll, row, c.key, before(row)) and test(row[c.key]):
+                    return row, c.key
+        return None
+
     money = [c for c in coll.inputs if c.money]
-    dates = [c for c in coll.inputs if c.kind == "date"]
-    choices = [c for c in coll.inputs if c.choices]
-    required = [c for c in coll.inputs if c.required]
-    if mistake == "fullwidth_amount" and money:
-        wide = str.maketrans("0123456789,", "０１２３４５６７８９，")
-        first[money[0].key] = f"{first[money[0].key]:,}".translate(wide)
-    elif mistake == "roc_date" and dates:
-        d = first[dates[0].key]
-        first[dates[0].key] = f"{d.year - 1911}/{d.month:02d}/{d.day:02d}"
-    elif mistake == "pasted_choice" and choices:
-        first[choices[0].key] = choices[0].choices[0] + "費" if choices[0].choices else "其他"
-    elif mistake == "spent_over" and "spent" in first and "committed" in first:
-        first["spent"] = first["committed"] + 250_000
+    if mistake == "fullwidth_amount":
+        hit = first_own(money, lambda v: isinstance(v, int) and not isinstance(v, bool))
+        if hit:
+            wide = str.maketrans("0123456789,", "０１２３４５６７８９，")
+            hit[0][hit[1]] = f"{hit[0][hit[1]]:,}".translate(wide)
+    elif mistake == "roc_date":
+        hit = first_own([c for c in coll.inputs if c.kind == "date"], lambda v: isinstance(v, date))
+        if hit:
+            d = hit[0][hit[1]]
+            hit[0][hit[1]] = f"{d.year - 1911}/{d.month:02d}/{d.day:02d}"
+    elif mistake == "pasted_choice":
+        choices = [c for c in coll.inputs if c.choices]
+        hit = first_own(choices, lambda v: True)
+        if hit:
+            col = coll.column(hit[1])
+            hit[0][hit[1]] = col.choices[0] + "費" if col.choices else "其他"
+    elif mistake == "spent_over":
+        first = rows[0]
+        if "spent" in first and "committed" in first and _own(coll, first, "spent", before(first)):
+            first["spent"] = first["committed"] + 250_000
     elif mistake == "total_row":
+        # a total row only makes sense under amounts, and not where every row's key cell is locked
         text = next((c for c in coll.inputs if c.kind == "text"), None)
-        if text is not None:
+        if text is not None and money and not coll.meta.fixed_rows:
             total: dict[str, Any] = {text.key: "合計"}
             for c in money:
                 total[c.key] = sum(int(r[c.key]) for r in rows if isinstance(r.get(c.key), int))
             rows.append(total)
-    elif mistake == "missing_value" and required:
-        target = money[0] if money else required[0]
-        first[target.key] = None
+    elif mistake == "missing_value":
+        required = [c for c in coll.inputs if c.required]
+        hit = first_own([c for c in required if c.money] + [c for c in required if not c.money], lambda v: True)
+        if hit:
+            hit[0][hit[1]] = None
     return rows
 
 
+def choose_mistake(rows: list[dict[str, Any]], preferred: str, coll: Collection,
+                   prefilled: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[str | None, list[dict[str, Any]]]:
+    """The preferred mistake if it applies to these rows, else the next one (in MISTAKES order, a blocking one for a
+    blocking one first) that does; (None, rows) when none applies."""
+    at = MISTAKES.index(preferred)
+    cycle = MISTAKES[at:] + MISTAKES[:at]
+    alike = [m for m in cycle if (m in BLOCKING) == (preferred in BLOCKING)]
+    for mistake in alike + [m for m in cycle if m not in alike]:
+        bad = apply_mistake(rows, mistake, coll, prefilled)
+        if bad != rows:
+            return mistake, bad
+    return None, rows
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two cell values are the same as a user reads them (1 == 1.0, a date == its midnight datetime)."""
+    if isinstance(a, datetime):
+        a = a.date()
+    if isinstance(b, datetime):
+        b = b.date()
+    if isinstance(a, int | float | Decimal) and isinstance(b, int | float | Decimal) \
+            and not isinstance(a, bool) and not isinstance(b, bool):
+        try:
+            return Decimal(str(a)) == Decimal(str(b))
+        except InvalidOperation:
+            return False
+    if isinstance(a, str) and isinstance(b, str):
+        return a.strip() == b.strip()
+    return bool(a == b)
+
+
+def prefilled_cells(issued: bytes, coll: Collection) -> dict[int, dict[str, Any]]:
+    """What the issued workbook already holds in its data rows: Excel row -> {input column key -> value}."""
+    import python_calamine as calamine
+
+    lay = coll.layout
+    assert lay is not None
+    wb = calamine.CalamineWorkbook.from_filelike(io.BytesIO(issued))
+    grid = wb.get_sheet_by_name(lay.sheet)
+    if grid.start is None:
+        return {}
+    top, left = grid.start
+    values = grid.to_python(skip_empty_area=True)
+    out: dict[int, dict[str, Any]] = {}
+    for i, col in enumerate(coll.columns):
+        if not col.is_input:
+            continue
+        c = lay.first_col + i - 1 - left
+        for r in range(lay.data_first_row, lay.data_last_row + 1):
+            at = r - 1 - top
+            if not 0 <= at < len(values) or not 0 <= c < len(values[at]):
+                continue
+            value = values[at][c]
+            if _blank(value):
+                continue
+            if isinstance(value, float) and value.is_integer() and col.kind == "whole":
+                value = int(value)
+            elif isinstance(value, datetime):
+                value = value.date()
+            out.setdefault(r, {})[col.key] = value
+    return out
+
+
+def agency_facts(ctx: Context, coll: Collection, round_id: str, agency: str,
+                 issued: bytes) -> IssuedFacts | None:
+    """What the agency finds prefilled in its copy: the issued facts (header fields, locked cells) and every other
+    value the office prefilled (e.g. forward_subsidy's editable amounts); None when nothing was."""
+    facts = issued_facts(ctx, coll, round_id, agency)
+    cells = prefilled_cells(issued, coll)
+    if facts is None and not cells:
+        return None
+    locked = {r: dict(v) for r, v in facts.rows} if facts is not None else {}
+    rows = tuple((r, {**cells.get(r, {}), **locked.get(r, {})}) for r in sorted(set(cells) | set(locked)))
+    return IssuedFacts(facts.fields if facts is not None else {}, rows)
+
+
+def prefilled_by_key(coll: Collection, facts: IssuedFacts | None) -> dict[str, dict[str, Any]]:
+    """The prefilled rows by their key value (for apply_mistake)."""
+    key = coll.meta.key
+    if facts is None or key is None:
+        return {}
+    return {str(v[key]): dict(v) for _, v in facts.rows if not _blank(v.get(key))}
+
+
 def fill(issued: bytes, coll: Collection, rows: list[dict[str, Any]]) -> bytes:
-    """An agency's return: the stamped workbook with its input cells filled (as Excel would store them)."""
+    """An agency's return: the stamped workbook with its input cells filled (as Excel would store them).
+
+    A row whose key value was prefilled goes into that prefilled row; the others follow in order after the last
+    prefilled row. A value equal to what the workbook already holds is left as it is; a different one in a filled
+    cell is refused (ValueError): an agency cannot retype the office's prefilled cells.
+    """
     lay = coll.layout
     assert lay is not None
     from openpyxl.utils import get_column_letter
 
     letters = {c.key: get_column_letter(lay.first_col + i) for i, c in enumerate(coll.columns)}
+    present = prefilled_cells(issued, coll)
+    key = coll.meta.key
+    slots = {str(v[key]): r for r, v in present.items() if key and not _blank(v.get(key))}
+    following = max(present, default=lay.data_first_row - 1) + 1
     cells = {}
-    for i, row in enumerate(rows):
-        for key, value in row.items():
-            if value is None or value == "" or key not in letters or not coll.column(key).is_input:
+    for row in rows:
+        at = slots.pop(str(row.get(key)), None) if key and not _blank(row.get(key)) else None
+        if at is None:
+            at, following = following, following + 1
+        for k, value in row.items():
+            if _blank(value) or k not in letters or not coll.column(k).is_input:
                 continue
-            cells[f"{letters[key]}{lay.data_first_row + i}"] = value
+            ref = f"{letters[k]}{at}"
+            held = present.get(at, {}).get(k)
+            if held is not None:
+                if same_value(held, value):
+                    continue
+                raise ValueError(f"{ref} already holds {held!r} in the issued workbook; the return has {value!r}")
+            cells[ref] = value
     sheet_part = _sheet_part(issued, lay.sheet)
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(issued)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
@@ -225,8 +368,14 @@ def via_libreoffice(files: dict[str, bytes]) -> dict[str, bytes]:
 
 
 def run_demo(root: Path | None = None, collection: str = "covid19", *, seed: int = 115,
-             say: Callable[[str], None] = lambda _: None, now: datetime | None = None) -> DemoResult:
-    """A complete round on the embedded defaults, in a fresh workspace; `say` gets one line per event."""
+             say: Callable[[str], None] = lambda _: None, now: datetime | None = None,
+             agencies: int | None = None) -> DemoResult:
+    """A complete round on the embedded defaults, in a fresh workspace; `say` gets one line per event.
+
+    The round is the collection's default for its period, or the round of its sample prefill file
+    (samples/<id>-<round>.csv) when there is one. `agencies` cuts the sample agency list to about that many agencies
+    in scope (every agency of the prefill file kept, with the supervising agencies above them), for a quicker round.
+    """
     started = time.perf_counter()
     moment = now or datetime.now(UTC)
     root = root or Path.cwd() / "outbox" / "demo" / moment.strftime("%Y%m%d-%H%M%S")
@@ -248,8 +397,20 @@ def run_demo(root: Path | None = None, collection: str = "covid19", *, seed: int
     init_workspace(root)
     ctx = Context.open(root)
     coll = ctx.collection(collection)
-    period = coll.meta.period
-    round_id = DEFAULT_ROUNDS.get(period, "2026")
+    round_id = demo_round(ctx, coll)
+    prefill = _sample_prefill(ctx, coll.id, round_id)
+    if agencies is not None:
+        pre = read_prefill_file(prefill, coll) if prefill else None
+        if coll.meta.scope == "prefill":
+            in_scope = keep = pre.codes if pre is not None else []
+        else:  # keep the agencies with prefilled rows (not those given header fields only), if they fit
+            in_scope = [a.code for a in ctx.registry.in_scope(coll.in_scope_codes())]
+            keep = [c for c, rows in pre.rows.items() if rows] if pre is not None else []
+            keep = keep if len(keep) <= agencies // 2 else keep[:agencies // 2]
+        ctx.close()
+        trim_agencies(root / "agencies.csv", in_scope, keep, agencies)
+        ctx = Context.open(root)
+        coll = ctx.collection(collection)
     note(s, f"new workspace {root}")
     note(s, f"{len(ctx.registry.agencies)} agencies on the sample list; collection {coll.id}: {coll.title}")
     s.seconds = time.perf_counter() - t
@@ -258,9 +419,9 @@ def run_demo(root: Path | None = None, collection: str = "covid19", *, seed: int
     t = time.perf_counter()
     today = moment.date()
     deadline = today - timedelta(days=2)
-    prefill = _sample_prefill(ctx, coll.id, round_id)
     result = issue(ctx, coll.id, round_id, deadline=deadline, prefill=prefill, today=today)
-    note(s, f"{len(result.issued)} stamped workbooks in {result.out_dir}")
+    note(s, f"{len(result.issued)} stamped workbooks in {result.out_dir}"
+            + (f", prefilled from {prefill.name}" if prefill else ""))
     note(s, f"deadline {deadline.isoformat()} (two days ago, so the late and the missing show)")
     s.seconds = time.perf_counter() - t
 
@@ -273,13 +434,21 @@ def run_demo(root: Path | None = None, collection: str = "covid19", *, seed: int
     first_files: dict[str, bytes] = {}
     later: list[tuple[str, bytes, datetime, str]] = []
     issued_bytes = {i.agency: i.path.read_bytes() for i in result.issued}
-    clean_rows = {c: generic_rows(coll, rng, round_id) for c in codes}
+    facts = {c: agency_facts(ctx, coll, round_id, c, issued_bytes[c]) for c in codes}
+    clean_rows = {c: generic_rows(coll, rng, round_id, facts[c]) for c in codes}
+    faulty_rows: dict[str, list[dict[str, Any]]] = {}
+    for code, wanted in list(plan.faulty.items()):
+        mistake, broken = choose_mistake(clean_rows[code], wanted, coll, prefilled_by_key(coll, facts[code]))
+        if mistake is None:  # nothing this agency typed can go wrong that way: it answers cleanly
+            del plan.faulty[code]
+        else:
+            plan.faulty[code] = mistake
+            faulty_rows[code] = broken
+    plan.corrected = corrected_of(plan.faulty)
     for code in codes:
         if code in plan.never or code == plan.exempt:
             continue
-        rows = clean_rows[code]
-        if code in plan.faulty:
-            rows = apply_mistake(rows, plan.faulty[code], coll)
+        rows = faulty_rows.get(code, clean_rows[code])
         first_files[code] = fill(issued_bytes[code], coll, rows)
         if code in plan.corrected:
             later.append((code, fill(issued_bytes[code], coll, clean_rows[code]), moment - timedelta(days=1),
@@ -303,9 +472,12 @@ def run_demo(root: Path | None = None, collection: str = "covid19", *, seed: int
         assert agency is not None
         _drop(inbox, when, code, agency.emails[0], agency.name, coll, round_id, data, ctx, what)
         count += 1
+    made = ", ".join(f"{m} {n}" for m, n in sorted(_count(plan.faulty.values()).items()))
     note(s, f"{count} messages in {inbox}: {len(plan.faulty)} with mistakes ({len(plan.corrected)} resend "
-            f"corrected), {len(plan.late)} late, {len(plan.never)} never answer, one from an unknown address, "
-            f"{len(lo)} saved by LibreOffice")
+            f"corrected), {len(plan.late)} late, {len(plan.never)} never answer, "
+            f"{'one' if plan.stranger else 'none'} from an unknown address, {len(lo)} saved by LibreOffice")
+    if made:
+        note(s, f"mistakes made: {made}")
     s.seconds = time.perf_counter() - t
 
     s = step("Ingest the inbox: archive, identify, validate, answer")
@@ -324,9 +496,22 @@ def run_demo(root: Path | None = None, collection: str = "covid19", *, seed: int
     note(s, f"receipts (.eml) in {receipts}; annotated copies in {ctx.ws.round_dir(coll.id, round_id) / 'receipts'}")
     s.seconds = time.perf_counter() - t
 
+    if coll.meta.require_signoff:
+        s = step("Supervising agencies sign off (主管機關核轉)")
+        t = time.perf_counter()
+        waiting = sorted(awaiting_signoff(ctx, coll, round_id))
+        signing = waiting[:-1] if len(waiting) > 1 else waiting
+        for sup in signing:
+            forward(ctx, coll.id, round_id, sup, "主計室主任", "已檢視所屬機關填報資料")
+        note(s, f"{len(signing)} supervising agencies signed off their units' accepted returns"
+                + (f"; {waiting[-1]} has not yet, so its units' returns do not count in the report"
+                   if len(waiting) > len(signing) else ""))
+        s.seconds = time.perf_counter() - t
+
     s = step("Status and reminders")
     t = time.perf_counter()
-    set_exempt(ctx, coll.id, round_id, [plan.exempt], "本期無相關經費（主管機關來函說明）")
+    if plan.exempt is not None:
+        set_exempt(ctx, coll.id, round_id, [plan.exempt], "本期無相關經費（主管機關來函說明）")
     st = round_status(ctx, coll.id, round_id)
     tot = st.total
     note(s, f"in scope {tot.in_scope}; received {tot.received}; accepted {tot.accepted} (on time {tot.on_time}); "
@@ -350,12 +535,60 @@ def run_demo(root: Path | None = None, collection: str = "covid19", *, seed: int
     ctx.close()
     outputs = {"workspace": root, "issued": result.out_dir, "mail": ctx.ws.mail_outbox,
                "master": rep.files.master, "summary": summ.html}
-    return DemoResult(root, coll.id, round_id, steps, time.perf_counter() - started, outputs)
+    return DemoResult(root, coll.id, round_id, steps, time.perf_counter() - started, outputs, plan)
+
+
+def _count(items: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items:
+        out[item] = out.get(item, 0) + 1
+    return out
+
+
+def demo_round(ctx: Context, coll: Collection) -> str:
+    """The default round for the collection's period, or, when it has sample prefill files but none for that round,
+    the latest round one of them is for."""
+    default = DEFAULT_ROUNDS.get(coll.meta.period, "2026")
+    if _sample_prefill(ctx, coll.id, default) is not None:
+        return default
+    found = set()
+    for base in (ctx.ws.root / "samples", defaults_dir() / "samples"):
+        for p in (*base.glob(f"{coll.id}-*.csv"), *base.glob(f"{coll.id}-*.xlsx")):
+            candidate = p.stem[len(coll.id) + 1:]
+            try:
+                parse_round(candidate)
+            except CollectionError:  # a file name that is not a round is simply not a sample
+                continue
+            found.add(candidate)
+    return max(found) if found else default
+
+
+def trim_agencies(path: Path, in_scope: Sequence[str], keep: Sequence[str], size: int) -> None:
+    """Cut the agency list at `path` to `keep` plus an even spread of `in_scope` up to about `size` agencies, with
+    every supervising agency above them (so the hierarchy stays whole)."""
+    text = path.read_text(encoding="utf-8-sig")
+    records = list(csv.reader(io.StringIO(text)))
+    header, body = records[0], [r for r in records[1:] if r and r[0].strip()]
+    code_at, parent_at = header.index("機關代碼"), header.index("主管機關代碼")
+    parent = {r[code_at].strip(): r[parent_at].strip() for r in body}
+    chosen = set(keep)
+    others = [c for c in in_scope if c not in chosen]
+    room = max(0, size - len(chosen))
+    if room and others:
+        chosen |= set(others[::max(1, len(others) // room)][:room])
+    for code in list(chosen):
+        up = parent.get(code)
+        while up:
+            chosen.add(up)
+            up = parent.get(up)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(r for r in body if r[code_at].strip() in chosen)
+    write_atomic(path, ("\ufeff" + out.getvalue()).encode("utf-8"))
 
 
 def _sample_prefill(ctx: Context, cid: str, round_id: str) -> Path | None:
-    from collect.workspace import defaults_dir
-
     for base in (ctx.ws.root / "samples", defaults_dir() / "samples"):
         for suffix in (".csv", ".xlsx"):
             p = base / f"{cid}-{round_id}{suffix}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 import importlib.util
+import random
 import re
 import sys
 import traceback
@@ -315,6 +316,10 @@ class Collection:
     version: str
     layout: Layout | None = field(default=None)
     table_rules: tuple[TableRule, ...] = ()
+    # rules/<id>.py's optional `def sample_rows(rng, round_id, issued: IssuedFacts | None) -> list[dict]`: clean,
+    # plausible rows for one agency's copy (the demo's simulated agencies use it); None when the file has none.
+    sample_rows: Callable[[random.Random, str, IssuedFacts | None], list[dict[str, Any]]] | None = field(
+        default=None, compare=False)
 
     @property
     def title(self) -> str:
@@ -550,4 +555,6 @@ def _load_cached(rules_path: Path, template_path: Path, cid: str, need_template:
         from collect.template import read_layout
 
         layout = read_layout(template_path, columns, meta.fields)
-    return Collection(cid, meta, models[0], columns, rules, rules_path, template_path, version, layout, table_rules)
+    hook = getattr(module, "sample_rows", None)
+    return Collection(cid, meta, models[0], columns, rules, rules_path, template_path, version, layout, table_rules,
+                      hook if callable(hook) else None)

@@ -1,12 +1,14 @@
 """嚴重特殊傳染性肺炎經費動支及執行情形 (covid19): monthly, every public agency; the rules its returns must pass."""
 
-from datetime import date
+import random
+from datetime import date, timedelta
+from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from collect.spec import Meta, column, row_rule
+from collect.spec import IssuedFacts, Meta, column, round_end, row_rule
 
 META = Meta(
     title="嚴重特殊傳染性肺炎經費動支及執行情形",
@@ -45,3 +47,27 @@ class Covid19(pa.DataFrameModel):
     @row_rule("spent", "實支數不可大於已動支數。", "Spent must not exceed the committed amount.")
     def spent_within_committed(cls, df: pd.DataFrame) -> pd.Series:
         return df["spent"] <= df["committed"]
+
+
+PROJECTS = [
+    "防疫物資採購", "快篩試劑採購", "居家檢疫關懷服務", "疫苗接種站設置", "防疫旅館租用", "社區篩檢站營運",
+    "紓困補助發放", "弱勢家庭紓困金", "攤商租金減免", "藝文團體紓困", "振興消費券推廣", "商圈振興活動",
+    "觀光產業振興", "校園防疫設備", "公共場所消毒作業", "防疫專線人力", "遠距辦公設備", "防疫宣導印製",
+]
+
+
+def sample_rows(rng: random.Random, round_id: str, issued: IssuedFacts | None) -> list[dict[str, Any]]:
+    """Clean rows for one agency (the demo's simulated agencies): 1-5 projects, committed <= approved >= spent."""
+    rows = []
+    end = round_end(round_id)
+    for i, name in enumerate(rng.sample(PROJECTS, rng.randint(1, 5)), start=1):
+        approved = rng.randrange(100_000, 80_000_000, 1_000)
+        committed = rng.randrange(0, approved + 1, 1_000)
+        spent = rng.randrange(0, committed + 1, 100)
+        approved_on = date(2020, 3, 1) + timedelta(days=rng.randrange(0, (end - date(2020, 3, 1)).days))
+        category = "防疫" if i % 3 == 1 else ("紓困" if "紓困" in name or i % 3 == 2 else "振興")
+        rows.append({"item": i, "name": name, "category": category,
+                     "source": rng.choice(["市庫", "中央補助", "第二預備金", "特別預算"]), "approved": approved,
+                     "committed": committed, "spent": spent, "approved_on": approved_on,
+                     "note": "" if rng.random() < 0.7 else "依核定計畫執行"})
+    return rows

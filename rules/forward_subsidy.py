@@ -1,13 +1,15 @@
 """前瞻基礎建設計畫第1期特別預算補助經費調查 (forward_subsidy): several rounds a year (quarters), the agencies
 with subsidised projects (the prefill file)."""
 
-from datetime import date
+import random
+from datetime import date, timedelta
+from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from collect.spec import Meta, column, row_rule
+from collect.spec import IssuedFacts, Meta, column, round_end, row_rule
 
 META = Meta(
     title="前瞻基礎建設計畫第1期特別預算補助經費調查",
@@ -37,3 +39,19 @@ class ForwardSubsidy(pa.DataFrameModel):
               "Spent to date must not exceed the central subsidy plus the city share.")
     def spent_within_sources(cls, df: pd.DataFrame) -> pd.Series:
         return df["spent"] <= df["central"] + df["city"]
+
+
+def sample_rows(rng: random.Random, round_id: str, issued: IssuedFacts | None) -> list[dict[str, Any]]:
+    """Clean rows for one agency (the demo): each prefilled project as issued (its amounts as prefilled, made up
+    where none were), spent to date within the two sources, and a planned completion date."""
+    prefilled = [dict(values) for _, values in issued.rows] if issued is not None else []
+    if not prefilled:
+        prefilled = [{"project": "城鄉建設－人行環境改善"}]
+    rows = []
+    for row in prefilled:
+        central = int(row.get("central") or rng.randrange(5_000_000, 100_000_000, 1_000))
+        city = int(row.get("city") or central * 2 // 3 // 1_000 * 1_000)
+        spent = int((central + city) * rng.uniform(0.05, 0.9)) // 1_000 * 1_000
+        due = round_end(round_id) + timedelta(days=rng.randrange(90, 1_200))
+        rows.append({**row, "central": central, "city": city, "spent": spent, "due": due})
+    return rows

@@ -1,10 +1,13 @@
 """財產帳差異清單 (property_diff): yearly, every agency and fund; differences between property and accounting books."""
 
+import random
+from typing import Any
+
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from collect.spec import Meta, column, row_rule
+from collect.spec import IssuedFacts, Meta, column, row_rule
 
 META = Meta(
     title="財產帳差異清單",
@@ -36,3 +39,18 @@ class PropertyDiff(pa.DataFrameModel):
     def reason_when_different(cls, df: pd.DataFrame) -> pd.Series:
         same = df["property_amount"] == df["accounting_amount"]
         return same.fillna(True) | df["reason"].notna()
+
+
+def sample_rows(rng: random.Random, round_id: str, issued: IssuedFacts | None) -> list[dict[str, Any]]:
+    """Clean rows for one agency (the demo's simulated agencies): a few classes, a reason wherever books differ."""
+    reasons = [("財產增置尚未完成驗收入帳", "已請財產管理單位於下月補登"),
+               ("報廢財產會計帳尚未減列", "已簽請會計室辦理減列"),
+               ("撥入財產帳價值與會計帳不一致", "已函請撥出機關提供原始憑證")]
+    rows = []
+    for category in rng.sample(CATEGORIES, rng.randint(2, 5)):
+        books = rng.randrange(1_000_000, 900_000_000, 1_000)
+        difference = 0 if rng.random() < 0.6 else rng.randrange(-500_000, 500_000, 100) or 100
+        reason, action = rng.choice(reasons) if difference else ("", "")
+        rows.append({"category": category, "property_amount": books + difference, "accounting_amount": books,
+                     "reason": reason, "action": action})
+    return rows

@@ -1,10 +1,14 @@
 """第二預備金登記處理 (reserve2): yearly, every public agency; its applications to use the second reserve fund."""
 
+import random
+from datetime import timedelta
+from typing import Any
+
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from collect.spec import Meta, column, row_rule
+from collect.spec import IssuedFacts, Meta, column, round_start, row_rule
 
 # 預算法第70條：各機關有下列情形之一者，得請求動支第二預備金。
 CONDITIONS = [
@@ -46,7 +50,8 @@ class Reserve2(pa.DataFrameModel):
         # NaT compares False, so a blank date must be let through explicitly (the date rules below catch it).
         return df["approved_on"].isna() | df["applied_on"].isna() | (df["approved_on"] >= df["applied_on"])
 
-    @row_rule("approved_on", "已填核定金額時，須填寫核定日期。", "An approval date is required with an approved amount.")
+    @row_rule("approved_on", "已填核定金額時，須填寫核定日期。",
+              "An approval date is required with an approved amount.")
     def date_with_approval(cls, df: pd.DataFrame) -> pd.Series:
         return df["approved"].isna() | df["approved_on"].notna()
 
@@ -54,3 +59,25 @@ class Reserve2(pa.DataFrameModel):
               "An approval document number is required with an approved amount.")
     def number_with_approval(cls, df: pd.DataFrame) -> pd.Series:
         return df["approved"].isna() | df["approval_no"].notna()
+
+
+PROJECTS = ["颱風災後道路復建工程", "公有市場緊急修繕", "登革熱防治緊急措施", "大型國際賽會安全維護",
+            "老舊校舍緊急補強", "路燈系統緊急汰換", "極端氣候抽水設備租用", "社會福利機構緊急安置"]
+
+
+def sample_rows(rng: random.Random, round_id: str, issued: IssuedFacts | None) -> list[dict[str, Any]]:
+    """Clean rows for one agency (the demo): applications in the fiscal year; most approved, never above the
+    amount requested, dated on or after the application, with their document number."""
+    start = round_start(round_id)
+    rows = []
+    for i, project in enumerate(rng.sample(PROJECTS, rng.randint(1, 3))):
+        applied_on = start + timedelta(days=rng.randrange(0, 260))
+        requested = rng.randrange(500_000, 50_000_000, 1_000)
+        row: dict[str, Any] = {"applied_on": applied_on, "project": project, "condition": rng.choice(CONDITIONS),
+                               "requested": requested}
+        if rng.random() < 0.7:
+            row |= {"approved": int(requested * rng.uniform(0.6, 1.0)) // 1_000 * 1_000,
+                    "approved_on": applied_on + timedelta(days=rng.randint(5, 40)),
+                    "approval_no": f"府授主預字第{start.year - 1911}{rng.randrange(10_000, 99_999)}{i}號"}
+        rows.append(row)
+    return rows

@@ -1,10 +1,13 @@
 """第二預備金動支數額表 (reserve2_table): yearly, the agencies that used the second reserve fund (the prefill file)."""
 
+import random
+from typing import Any
+
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from collect.spec import Meta, column, row_rule
+from collect.spec import IssuedFacts, Meta, column, row_rule
 
 META = Meta(
     title="第二預備金動支數額表",
@@ -32,3 +35,19 @@ class Reserve2Table(pa.DataFrameModel):
               "Spent + carried over + unused must equal the amount approved for use.")
     def parts_add_up(cls, df: pd.DataFrame) -> pd.Series:
         return (df["spent"] + df["retained"] + df["remaining"]) == df["approved"]
+
+
+def sample_rows(rng: random.Random, round_id: str, issued: IssuedFacts | None) -> list[dict[str, Any]]:
+    """Clean rows for one agency (the demo): each prefilled 科目 as issued, its approved amount split exactly into
+    spent, carried over and unused."""
+    prefilled = [dict(values) for _, values in issued.rows] if issued is not None else []
+    if not prefilled:  # not issued from a prefill file: a made-up 科目
+        prefilled = [{"subject": "一般行政－基本行政工作維持", "approved": rng.randrange(1_000_000, 20_000_000, 1_000)}]
+    rows = []
+    for row in prefilled:
+        approved = int(row.get("approved") or 0)
+        spent = int(approved * rng.uniform(0.5, 1.0)) // 1_000 * 1_000
+        retained = rng.randrange(0, approved - spent + 1, 1_000) if rng.random() < 0.4 else 0
+        rows.append({**row, "approved": approved, "spent": spent, "retained": retained,
+                     "remaining": approved - spent - retained})
+    return rows

@@ -1,10 +1,14 @@
 """專案保留申請 (retention): yearly at year end, any agency may apply to carry unspent appropriations over."""
 
+import random
+from datetime import date
+from typing import Any
+
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from collect.spec import Meta, RuleEnv, column, row_rule, table_rule
+from collect.spec import IssuedFacts, Meta, RuleEnv, column, parse_round, row_rule, table_rule
 
 REASONS = ["契約責任", "繼續經費", "已發生尚未清償之債務"]
 
@@ -55,3 +59,28 @@ class Retention(pa.DataFrameModel):
                 "No amount is carried over; agencies not applying need not return the form.", warning=True)
     def something_applied(cls, df: pd.DataFrame, env: RuleEnv) -> bool:
         return bool(df["amount"].notna().any())
+
+
+CONTRACTS = ["年度開口契約（府工字第{n}號）", "委託規劃設計契約（府採字第{n}號）", "設備採購契約（府授主字第{n}號）",
+             "工程承攬契約（府建字第{n}號）"]
+
+
+def sample_rows(rng: random.Random, round_id: str, issued: IssuedFacts | None) -> list[dict[str, Any]]:
+    """Clean rows for one agency (the demo): each prefilled 科目 as issued, most applied for (never above the
+    balance, with reason, contract and a payment date next year); an agency without prefill adds one 科目."""
+    prefilled = [dict(values) for _, values in issued.rows] if issued is not None else []
+    if not prefilled:
+        prefilled = [{"subject": "一般行政－房屋建築養護", "balance": rng.randrange(1_000_000, 9_000_000, 1_000)}]
+    year = parse_round(round_id)[0]
+    applied = rng.randrange(len(prefilled))  # at least one 科目 is applied for
+    rows = []
+    for i, row in enumerate(prefilled):
+        balance = int(row.get("balance") or 0)
+        out = {**row, "balance": balance}
+        if balance >= 1 and (i == applied or rng.random() < 0.6):
+            out |= {"amount": max(1, int(balance * rng.uniform(0.2, 1.0)) // 1_000 * 1_000),
+                    "reason": rng.choice(REASONS),
+                    "contract": rng.choice(CONTRACTS).format(n=f"{year - 1911}{rng.randrange(10_000, 99_999)}"),
+                    "pay_by": date(year + 1, rng.randint(1, 6), rng.randint(1, 28))}
+        rows.append(out)
+    return rows

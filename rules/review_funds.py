@@ -1,11 +1,15 @@
 """預算審議意見處理（特種基金及特別預算） (review_funds): each budget session, the funds and special budgets named in
 the prefill file."""
 
+import random
+from datetime import timedelta
+from typing import Any
+
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from collect.spec import Meta, column, row_rule
+from collect.spec import IssuedFacts, Meta, column, round_end, row_rule
 
 STATUSES = ["已辦理", "辦理中", "未辦理"]
 
@@ -42,3 +46,25 @@ class ReviewFunds(pa.DataFrameModel):
               "An expected completion date is required unless the status is 已辦理 (done).")
     def due_unless_done(cls, df: pd.DataFrame) -> pd.Series:
         return ~df["status"].isin(["辦理中", "未辦理"]).fillna(False) | df["due"].notna()
+
+
+ACTIONS = ["已依審議意見檢討改善，並於{d}函送改善報告至議會。", "已成立專案小組研議，刻正辦理相關作業，預計如期完成。",
+           "已修正作業要點並通函所屬單位辦理，後續將持續追蹤執行情形。", "已納入下年度預算編列檢討，並加強內部控制。"]
+
+
+def sample_rows(rng: random.Random, round_id: str, issued: IssuedFacts | None) -> list[dict[str, Any]]:
+    """Clean rows for one agency (the demo): each prefilled opinion as issued, with the action taken, a status and
+    an expected completion date unless it is done."""
+    prefilled = [dict(values) for _, values in issued.rows] if issued is not None else []
+    end = round_end(round_id)
+    rows = []
+    for row in prefilled:
+        status = rng.choice(STATUSES)
+        when = f"{end.year - 1911}年{rng.randint(1, 10)}月{rng.randint(1, 28)}日"
+        out = {**row, "status": status, "action": rng.choice(ACTIONS).format(d=when)}
+        if status != "已辦理":
+            out["due"] = end + timedelta(days=rng.randrange(30, 365))
+        if rng.random() < 0.2:
+            out["note"] = "另案專簽辦理"
+        rows.append(out)
+    return rows
