@@ -16,22 +16,21 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import pytest
+from ingest_util import agency_mail, attachments, fill, mail_text, rows
+from mailserver import free_port
 
-exchangelib = pytest.importorskip("exchangelib")
+from collect.errors import MailError
+from collect.issuing import issue
+from collect.ledger import Verdict
+from collect.mail.backends import MailConfig, mail_test
+from collect.mail.compose import OutgoingAttachment, compose
+from collect.mail.exchange import EwsMailbox, EwsTransport
+from collect.watch import fetch
+from collect.workspace import Context
+
+exchangelib = pytest.importorskip("exchangelib")  # the optional extra collect[ews]; responses and lxml come along
 responses = pytest.importorskip("responses")
 etree = pytest.importorskip("lxml.etree")
-
-from ingest_util import agency_mail, attachments, fill, mail_text, rows  # noqa: E402
-from mailserver import free_port  # noqa: E402
-
-from collect.errors import MailError  # noqa: E402
-from collect.issuing import issue  # noqa: E402
-from collect.ledger import Verdict  # noqa: E402
-from collect.mail.backends import MailConfig, mail_test  # noqa: E402
-from collect.mail.compose import OutgoingAttachment, compose  # noqa: E402
-from collect.mail.exchange import EwsMailbox, EwsTransport  # noqa: E402
-from collect.watch import fetch  # noqa: E402
-from collect.workspace import Context  # noqa: E402
 
 S = "http://schemas.xmlsoap.org/soap/envelope/"
 M = "http://schemas.microsoft.com/exchange/services/2006/messages"
@@ -88,7 +87,8 @@ class FakeExchange:
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
-        for folder in (Folder("AQMkRoot", "", "", "root"), Folder("AQMkTop", "最上層資訊存放區", "AQMkRoot", "msgfolderroot"),
+        for folder in (Folder("AQMkRoot", "", "", "root"),
+                       Folder("AQMkTop", "最上層資訊存放區", "AQMkRoot", "msgfolderroot"),
                        Folder("AQMkInbox", "收件匣", "AQMkTop", "inbox"),
                        Folder("AQMkSent", "寄件備份", "AQMkTop", "sentitems")):
             self.folders[folder.id] = folder
@@ -192,7 +192,8 @@ class FakeExchange:
         out = []
         for element in op.find(f"{{{M}}}Folders"):
             name = element.findtext(f"{{{T}}}DisplayName")
-            if any(f.parent == parent.id and f.name == name for f in self.folders.values()):
+            if any(f.parent == parent.id and f.name.casefold() == str(name).casefold()
+                   for f in self.folders.values()):  # Exchange compares folder names without case
                 out.append(error("CreateFolderResponseMessage", "ErrorFolderExists",
                                  "A folder with the specified name already exists."))
                 continue
@@ -311,7 +312,8 @@ def use_ews(root: Path, **extra: Any) -> None:
     values: dict[str, Any] = {"backend": "ews", "server": HOST, "username": USER, "mailbox": MAILBOX, **extra}
     lines = ["[mail]"] + [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in values.items()]
     path = root / "collect.toml"
-    text = re.sub(r"(?ms)^\[mail\]\n.*?(?=^\[|\Z)", lambda _m: "\n".join(lines) + "\n\n", path.read_text(encoding="utf-8"))
+    text = re.sub(r"(?ms)^\[mail\]\n.*?(?=^\[|\Z)", lambda _m: "\n".join(lines) + "\n\n",
+                  path.read_text(encoding="utf-8"))
     path.write_text(text, encoding="utf-8")
 
 
@@ -354,11 +356,12 @@ def test_mark_processed_creates_the_missing_folders_then_moves_the_item_there(ex
     box = EwsMailbox(ews_config())
     uids = box.uids()
     box.mark_processed(uids[0])
-    created = exchange.of("CreateFolder")
+    created = [(c.body.findtext(f".//{{{T}}}DisplayName"), c.body.find(f"{{{M}}}ParentFolderId")[0])
+               for c in exchange.of("CreateFolder")]
     # "collect" at the top of the mailbox (beside the inbox), "processed" inside it
-    assert [(c.body.findtext(f".//{{{T}}}DisplayName"), etree.QName(c.body.find(f"{{{M}}}ParentFolderId")[0]).localname,
-             c.body.find(f"{{{M}}}ParentFolderId")[0].get("Id")) for c in created] == [
-        ("collect", "DistinguishedFolderId", "msgfolderroot"), ("processed", "FolderId", exchange.add_folder("collect").id)]
+    assert [(name, etree.QName(parent).localname, parent.get("Id")) for name, parent in created] == [
+        ("collect", "DistinguishedFolderId", "msgfolderroot"),
+        ("processed", "FolderId", exchange.add_folder("collect").id)]
     processed = exchange.add_folder("collect/processed")  # the one the server created, found by its path
     [move] = exchange.of("MoveItem")
     assert move.attr("m:ItemIds/t:ItemId", "Id") == first
@@ -388,6 +391,19 @@ def test_mark_failed_moves_the_item_into_the_existing_failed_folder(exchange: Fa
     assert exchange.in_folder("collect/failed") == [raw] and exchange.in_folder("收件匣") == []
 
 
+def test_folders_an_administrator_made_in_other_case_are_used_not_created_again(exchange: FakeExchange) -> None:
+    processed = exchange.add_folder("Collect/Processed")  # made by hand in Outlook
+    raw = b"Subject: 1\r\n\r\n1\r\n"
+    exchange.deliver(raw)
+    box = EwsMailbox(ews_config())
+    [uid] = box.uids()
+    box.mark_processed(uid)
+    box.close()
+    assert exchange.of("CreateFolder") == []
+    assert exchange.of("MoveItem")[0].attr("m:ToFolderId/t:FolderId", "Id") == processed.id
+    assert exchange.in_folder("Collect/Processed") == [raw]
+
+
 def test_a_move_the_server_refuses_is_a_mail_error_naming_the_folder(exchange: FakeExchange) -> None:
     item = exchange.deliver(b"Subject: gone\r\n\r\nx\r\n")
     exchange.move_errors[item] = "ErrorItemNotFound"  # another client took it meanwhile
@@ -403,7 +419,8 @@ def test_a_move_the_server_refuses_is_a_mail_error_naming_the_folder(exchange: F
 def test_send_creates_the_item_with_send_and_save_copy_carrying_the_messages_mime(exchange: FakeExchange) -> None:
     workbook = b"PK\x03\x04" + bytes(range(256)) * 40
     msg = compose(sender=MAILBOX, to=["acct.020004@example.test"], subject="收件回覆：防疫經費執行情形（115年10月）",
-                  text="已收到貴機關填報資料。", attachments=[OutgoingAttachment("臺北市政府主計處檢核結果.xlsx", workbook)],
+                  text="已收到貴機關填報資料。",
+                  attachments=[OutgoingAttachment("臺北市政府主計處檢核結果.xlsx", workbook)],
                   message_id="ews-send-1@example.test", in_reply_to="<orig-1@example.test>")
     transport = EwsTransport(ews_config())
     transport.send(msg, ["acct.020004@example.test"])
@@ -420,11 +437,87 @@ def test_send_creates_the_item_with_send_and_save_copy_carrying_the_messages_mim
     assert mail_text(sent).strip() == "已收到貴機關填報資料。"
 
 
-def test_zz_explore(exchange: FakeExchange, ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
-    use_ews(ctx.ws.root)
+
+# -- what `collect mail test` says --------------------------------------------------------------------------------
+def test_mail_test_passes_creates_the_folders_and_sends_its_message_through_ews(exchange: FakeExchange,
+                                                                                workspace: Path) -> None:
+    exchange.deliver(b"Subject: waiting\r\n\r\nx\r\n")
+    use_ews(workspace)
+    ctx = Context.open(workspace)
+    steps = mail_test(ctx)
+    ctx.close()
+    assert [(s.step, s.ok) for s in steps] == [("settings", True), ("login", True), ("list", True),
+                                               ("folders", True), ("send", True)], steps
+    assert "1 message(s) waiting in INBOX" in steps[2].message
+    assert {exchange.path_of(f.id) for f in exchange.folders.values() if f.name in ("collect", "processed", "failed")
+            } == {"collect", "collect/processed", "collect/failed"}
+    [create] = exchange.sent
+    test_message = parse(base64.b64decode(create.body.findtext(f".//{{{T}}}MimeContent")))
+    assert test_message["X-Collect-Test"] == "1" and str(test_message["To"]) == MAILBOX
+
+
+def test_a_refused_password_is_reported_as_authentication_failed(exchange: FakeExchange, workspace: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLLECT_MAIL_PASSWORD", "wrong")
-    c = Context.open(ctx.ws.root)
-    print(mail_test(c))
-    c.close()
-    print(exchange.ops())
-    assert 0
+    use_ews(workspace)
+    ctx = Context.open(workspace)
+    steps = mail_test(ctx)
+    ctx.close()
+    assert [(s.step, s.ok) for s in steps] == [("settings", True), ("login", False), ("send", False)], steps
+    for step in steps[1:]:
+        assert step.message.startswith(f"authentication failed (EWS {ENDPOINT} as {USER}): "), step
+        assert "Check [mail] username" in step.message
+    # the server saw the configured user with the wrong password, answered 401 and was asked for nothing else
+    assert {r.user for r in exchange.requests} == {"", USER}
+    assert set(exchange.ops()) == {"ConvertId"} and exchange.sent == []
+
+
+@pytest.mark.parametrize(("server", "words"), [
+    ("127.0.0.1:{port}", "connection refused (EWS https://127.0.0.1:{port}/EWS/Exchange.asmx as TAIPEI\\collect): "
+                         "nothing listens there"),
+    ("ews.nowhere.invalid", "the host name does not resolve (EWS https://ews.nowhere.invalid/EWS/Exchange.asmx"),
+])
+def test_an_unreachable_server_is_reported_in_a_system_administrators_words(workspace: Path, server: str,
+                                                                            words: str) -> None:
+    port = free_port()  # nothing listens there: a real refused connection, no mock
+    use_ews(workspace, server=server.format(port=port))
+    ctx = Context.open(workspace)
+    steps = mail_test(ctx)
+    ctx.close()
+    assert [(s.step, s.ok) for s in steps] == [("settings", True), ("login", False), ("send", False)], steps
+    assert all(s.message.startswith(words.format(port=port)) for s in steps[1:]), steps
+
+
+# -- the whole pass: an agency's return read from Exchange, answered through Exchange -----------------------------
+def test_fetch_over_ews_ingests_an_agencys_return_and_answers_through_ews(exchange: FakeExchange,
+                                                                         workspace: Path) -> None:
+    ctx = Context.open(workspace)
+    [issued] = issue(ctx, "covid19", "2026-10", agencies=[AGENCY]).issued
+    ctx.close()
+    workbook = fill(issued.path, workspace.parent / "made" / "防疫經費.xlsx", rows(2))
+    sender = f"acct.{AGENCY}@example.test"
+    raw, mid = agency_mail(sender, [workbook], to=MAILBOX)
+    exchange.deliver(raw)
+    use_ews(workspace)
+    ctx = Context.open(workspace)
+    cfg = MailConfig.of(ctx.ws.settings)
+    box, transport = EwsMailbox(cfg), EwsTransport(cfg)
+    try:
+        [outcome] = fetch(ctx, box, transport)
+    finally:
+        box.close()
+    assert (outcome.verdict, outcome.agency, outcome.file) == (Verdict.ACCEPTED, AGENCY, "防疫經費.xlsx")
+    [submission] = ctx.ledger.submissions_for_round("covid19", "2026-10")
+    assert (submission.agency, submission.verdict, submission.receipt, submission.rows) == (
+        AGENCY, "accepted", outcome.receipt, 2)
+    assert submission.sender == sender
+    ctx.close()
+    # the message left the inbox for collect/processed, exactly as it arrived
+    assert exchange.in_folder("收件匣") == [] and exchange.in_folder("collect/processed") == [raw]
+    [create] = exchange.sent
+    assert create.body.get("MessageDisposition") == "SendAndSaveCopy"
+    receipt = parse(base64.b64decode(create.body.findtext(f".//{{{T}}}MimeContent")))
+    assert [str(a.addr_spec) for a in receipt["To"].addresses] == [sender]
+    assert receipt["In-Reply-To"] == mid
+    assert outcome.receipt in str(receipt["Subject"]) and "收件回覆" in str(receipt["Subject"])
+    assert outcome.receipt in mail_text(receipt)

@@ -255,11 +255,14 @@ def test_chaos_sigkill_loses_nothing_and_ingests_nothing_twice(server: MailServe
     expected_receipts = {r.receipt for r in sub_rows}
     duplicates += sum(n - 1 for n in receipt_ids.values()) + sum(n - 1 for n in notice_for.values())
     notes = {mid for mid, (_s, n) in sent.items() if n == 0}
+    doubled = {k: n for k, n in (receipt_ids + notice_for).items() if n > 1}
+    short = {m: (n, abs(per_message.get(msg_rows[m].id, 0) - n)) for m, (_s, n) in sent.items()
+             if per_message.get(msg_rows[m].id, 0) != n}
     print(f"\nchaos: {CHAOS_MESSAGES} messages, {len(sub_rows)} submissions, {kills} SIGKILLs, {seconds:.1f} s, "
           f"duplicates {duplicates}, re-sent copies of one receipt {copies}")
     assert set(receipt_ids) == expected_receipts
     assert set(notice_for) == notes
-    assert duplicates == 0
+    assert duplicates == 0, f"answered more than once: {doubled}; submissions not matching attachments: {short}"
     assert copies <= kills  # at most one re-send per kill (same Message-ID; mail clients show it once)
     assert server.raw_messages(me) == []
     # every message reached the processed folder (a kill during MOVE, which Dovecot does as copy + expunge, can

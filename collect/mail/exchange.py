@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import socket
+import ssl
 from collections.abc import Callable, Iterator
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -15,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from collect.errors import ConfigError, MailError
-from collect.mail.backends import GRAPH_SCOPE, MailConfig, mail_password, oauth_token
+from collect.mail.backends import GRAPH_SCOPE, MailConfig, explain, mail_password, oauth_token
 from collect.mail.compose import POLICY, to_bytes
 
 GRAPH_URL = "https://graph.microsoft.com/v1.0"
@@ -250,6 +252,31 @@ def ews_account(cfg: MailConfig, *, version: Any = None) -> Any:
                       access_type=xl.DELEGATE)
 
 
+@contextlib.contextmanager
+def _ews_failures(cfg: MailConfig) -> Iterator[None]:
+    """exchangelib's and the network's failures as a MailError in a system administrator's words."""
+    xl = _exchangelib()
+    try:
+        yield
+    except (xl.errors.EWSError, OSError) as exc:
+        raise MailError(_ews_failure(exc, f"EWS https://{cfg.server}/EWS/Exchange.asmx as {cfg.username}")) from exc
+
+
+def _ews_failure(exc: BaseException, where: str) -> str:
+    if isinstance(exc, _exchangelib().errors.UnauthorizedError):  # HTTP 401 (or a locked-out account)
+        return (f"authentication failed ({where}): {exc}. Check [mail] username (DOMAIN\\user or user@domain) "
+                "and the password, and that the account may use EWS.")
+    cause: BaseException | None = exc
+    seen: set[int] = set()
+    while cause is not None and id(cause) not in seen:  # requests -> urllib3 -> the socket's own error
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLError | ConnectionRefusedError | ConnectionResetError | socket.gaierror
+                      | TimeoutError):
+            return explain(cause, where)
+        cause = cause.__cause__ or cause.__context__
+    return f"{exc.__class__.__name__} ({where}): {exc}"
+
+
 class EwsMailbox:
     """A folder of an on-premises Exchange mailbox through EWS: items' MIME content, moved by id."""
 
@@ -266,7 +293,8 @@ class EwsMailbox:
         return self._account
 
     def connect(self) -> None:
-        self.folder(self.cfg.folder)
+        with _ews_failures(self.cfg):
+            self.folder(self.cfg.folder)
 
     def folder(self, path: str) -> Any:
         """INBOX is the inbox; other paths are folders under the inbox's parent (top of the mailbox), created when
@@ -279,9 +307,9 @@ class EwsMailbox:
         else:
             found = self.account.inbox.parent
             for name in path.split("/"):
-                children = {f.name: f for f in found.children}
-                if name in children:
-                    found = children[name]
+                children = {str(f.name).casefold(): f for f in found.children}  # Exchange: case-insensitive
+                if name.casefold() in children:
+                    found = children[name.casefold()]
                 else:
                     created = xl.Folder(parent=found, name=name)
                     created.save()
@@ -290,24 +318,28 @@ class EwsMailbox:
         return found
 
     def uids(self) -> list[str]:
-        items = self.folder(self.cfg.folder).all().order_by("datetime_received").only("id", "changekey")
-        return [f"{i.id}\t{i.changekey}" for i in items]
+        with _ews_failures(self.cfg):
+            items = self.folder(self.cfg.folder).all().order_by("datetime_received").only("id", "changekey")
+            return [f"{i.id}\t{i.changekey}" for i in items]
 
     def list_new(self) -> Iterator[tuple[str, bytes]]:
         for uid in self.uids():
             item_id, changekey = uid.split("\t", 1)
-            items = list(self.account.fetch(ids=[(item_id, changekey)], only_fields=["mime_content"]))
+            with _ews_failures(self.cfg):
+                items = list(self.account.fetch(ids=[(item_id, changekey)], only_fields=["mime_content"]))
             item = items[0] if items else None
             if item is None or isinstance(item, Exception):
                 continue
             yield uid, bytes(item.mime_content)
 
     def ensure_folder(self, path: str) -> Any:
-        return self.folder(path)
+        with _ews_failures(self.cfg):
+            return self.folder(path)
 
     def _move(self, uid: str, path: str) -> None:
         item_id, changekey = uid.split("\t", 1)
-        results = self.account.bulk_move(ids=[(item_id, changekey)], to_folder=self.folder(path))
+        with _ews_failures(self.cfg):
+            results = self.account.bulk_move(ids=[(item_id, changekey)], to_folder=self.folder(path))
         for r in results:
             if isinstance(r, Exception):
                 raise MailError(f"EWS could not move the message to {path}: {r}")
@@ -335,5 +367,6 @@ class EwsTransport:
         xl = _exchangelib()
         if self._account is None:
             self._account = ews_account(self.cfg)
-        item = xl.Message(account=self._account, folder=self._account.sent, mime_content=to_bytes(msg))
-        item.send_and_save()
+        with _ews_failures(self.cfg):
+            item = xl.Message(account=self._account, folder=self._account.sent, mime_content=to_bytes(msg))
+            item.send_and_save()
