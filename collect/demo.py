@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from collect.archive import write_atomic
 from collect.errors import CollectionError
 from collect.ingest import Ingestor
 from collect.issuing import issue, issued_facts, read_prefill_file
@@ -26,7 +27,7 @@ from collect.pipeline import make_report
 from collect.remind import remind
 from collect.signoff import awaiting_signoff, forward
 from collect.spec import Collection, ColumnSpec, IssuedFacts, parse_round, round_start
-from collect.stamp import fill_cells, write_atomic
+from collect.stamp import fill_cells
 from collect.status import round_status, set_exempt
 from collect.summary import summarise
 from collect.workspace import Context, defaults_dir, init_workspace

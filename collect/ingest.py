@@ -12,6 +12,7 @@ import pandas as pd
 
 from collect import findings as F
 from collect.annotate import annotate
+from collect.archive import write_atomic
 from collect.config import load_workspace
 from collect.errors import CollectionError, NotFound
 from collect.findings import Finding, has_errors
@@ -25,7 +26,7 @@ from collect.notify import ReceiptFacts, decision_key, nothing_found_message, re
 from collect.read import Book, ReadError, read_book
 from collect.sandbox import Crashed, Sandbox, TimedOut, TooLarge
 from collect.spec import Collection, previous_round, roc_date, roc_round_label
-from collect.stamp import Stamp, write_atomic
+from collect.stamp import Stamp
 from collect.stamp import file_name as issued_file_name
 from collect.table import extract
 from collect.validate import validate

@@ -15,10 +15,11 @@ from typing import Any
 import pandas as pd
 
 from collect.agencies import Agency
+from collect.archive import write_atomic
 from collect.errors import CollectError, NotFound
 from collect.normalise import normalise_value
 from collect.spec import Collection, IssuedFacts, parse_round, previous_round, round_end
-from collect.stamp import AgencyCopy, Issued, issue_round, write_atomic
+from collect.stamp import AgencyCopy, Issued, issue_round
 from collect.workspace import Context
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
-import os
 import re
 import struct
 import zipfile
@@ -25,6 +24,7 @@ from openpyxl.styles import Protection
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
+from collect.archive import write_atomic
 from collect.spec import (
     LISTS_SHEET,
     NAME_AGENCY_CODE,
@@ -371,17 +371,6 @@ def fill_cells(xml: bytes, cells: Mapping[str, Any], styles: Mapping[str, int] |
     if remaining:
         raise ValueError(f"the template has no empty styled cell at {', '.join(sorted(remaining))}")
     return out
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary name and rename, so an interrupted run leaves no half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)

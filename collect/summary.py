@@ -8,13 +8,13 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from collect.archive import write_atomic
 from collect.mail.compose import OutgoingAttachment, compose
 from collect.mail.outbox import Transport, deliver
 from collect.merge import Merged, totals_by_supervisor
 from collect.notify import domain_of, local_time, render
 from collect.report import ReportFiles
 from collect.spec import roc_date
-from collect.stamp import write_atomic
 from collect.workspace import Context
 
 TOP_EXCEPTIONS = 10

@@ -9,9 +9,9 @@ from email.utils import getaddresses
 from pathlib import Path
 from typing import Protocol
 
+from collect.archive import write_atomic
 from collect.ledger import Ledger, now
 from collect.mail.compose import message_id_of, to_bytes
-from collect.stamp import write_atomic
 
 
 class Transport(Protocol):
