@@ -304,6 +304,9 @@ class Layout:
         return self.data_last_row - self.data_first_row + 1
 
 
+_SCHEMAS: dict[tuple[str, str, str, str], pa.DataFrameSchema] = {}
+
+
 @dataclass(frozen=True)
 class Collection:
     id: str
@@ -341,7 +344,13 @@ class Collection:
         return tuple(c for c in self.columns if c.is_input)
 
     def schema_for(self, round_id: str) -> pa.DataFrameSchema:
-        """The pandera schema with round-dependent date bounds (see `column`) filled in."""
+        """The pandera schema with round-dependent date bounds (see `column`) filled in; built once per round."""
+        key = (self.id, self.version, str(self.rules_path), round_id)
+        if key not in _SCHEMAS:
+            _SCHEMAS[key] = self._schema_for(round_id)
+        return _SCHEMAS[key]
+
+    def _schema_for(self, round_id: str) -> pa.DataFrameSchema:
         schema = self.model.to_schema()
         end = pd.Timestamp(round_end(round_id))
         updates: dict[str, dict[str, Any]] = {}

@@ -38,11 +38,6 @@ class Grid:
     def last_row(self) -> int:
         return self.sheet.first_row + len(self.sheet.rows) - 1
 
-    def cells(self) -> Iterator[tuple[int, int, Any]]:
-        for r, line in enumerate(self.sheet.rows, start=self.sheet.first_row):
-            for c, value in enumerate(line, start=self.sheet.first_col):
-                if not blank(value):
-                    yield r, c, value
 
 
 def blank(value: Any) -> bool:
@@ -115,28 +110,27 @@ def extract(book: Book, coll: Collection, locale: str = "zh-TW") -> Table | list
     first_data = header_row + 1
     limit_row = first_data + lay.max_rows - 1
     inputs = [c for c in coll.columns if c.is_input]
-    data: dict[int, dict[str, Any]] = {}
+    lo_col = min(table_cols)
+    offsets = [positions[c.key] - sheet.first_col for c in inputs]
+    keys = [c.key for c in inputs]
+    rows: dict[int, dict[str, Any]] = {}
     outside = 0
-    beyond_rows: set[int] = set()
-    for r, c, value in grid.cells():
-        if r <= header_row:
-            continue
-        if c not in table_cols:
-            if c > last_table_col or c < min(table_cols):
-                outside += 1
-                if outside <= MAX_OUTSIDE_FINDINGS:
-                    found.append(F.make("table.outside", locale, sheet=lay.sheet,
-                                        cell=f"{get_column_letter(c)}{r}", value=shown(value)))
-            continue
-        if r > limit_row:
-            beyond_rows.add(r)
-        data.setdefault(r, {})
-    for r in sorted(data):
-        data[r] = {col.key: grid.get(r, positions[col.key]) for col in inputs}
-    rows = {r: v for r, v in data.items() if any(not blank(x) for x in v.values())}
-    if beyond_rows & set(rows):
-        count = len(rows)
-        found.append(F.make("table.too_many_rows", locale, sheet=lay.sheet, value=count, detail=lay.max_rows))
+    for i in range(max(0, header_row + 1 - sheet.first_row), len(sheet.rows)):
+        line, r = sheet.rows[i], sheet.first_row + i
+        left = line[: max(0, lo_col - sheet.first_col)]
+        right = line[max(0, last_table_col - sheet.first_col + 1):]
+        for start, part in ((sheet.first_col, left), (last_table_col + 1, right)):
+            for j, value in enumerate(part):
+                if not blank(value):
+                    outside += 1
+                    if outside <= MAX_OUTSIDE_FINDINGS:
+                        found.append(F.make("table.outside", locale, sheet=lay.sheet,
+                                            cell=f"{get_column_letter(start + j)}{r}", value=shown(value)))
+        values = [line[o] if 0 <= o < len(line) else None for o in offsets]
+        if any(not blank(v) for v in values):
+            rows[r] = dict(zip(keys, values, strict=True))
+    if any(r > limit_row for r in rows):
+        found.append(F.make("table.too_many_rows", locale, sheet=lay.sheet, value=len(rows), detail=lay.max_rows))
     for rng in sheet.merged:
         try:
             c1, _r1, c2, r2 = range_boundaries(rng)
