@@ -152,39 +152,55 @@ class Ingestor:
 
     # -- the pipeline ----------------------------------------------------------------------------------------------
     def process(self, rows: Sequence[SubmissionRow], envelope: Envelope, again: bool = False) -> list[Outcome]:
-        """Decide recorded submissions: examined in parallel in the sandbox, then recorded and answered in order."""
+        """Decide recorded submissions: examined in the sandbox's workers while the parent records and answers
+        each finished one, in order."""
         ctx = self.ctx
         to_examine = [r for r in rows if again or not self._duplicate_of(r)]
         secret = ctx.ws.secret() if to_examine else b""
-        jobs = [Job(str(ctx.ws.root), secret, ctx.archive.get(r.sha256), envelope.sender, r.receipt or "")
-                for r in to_examine]
-        results = dict(zip([r.id for r in to_examine], self.sandbox.map(examine, jobs) if jobs else [],
-                           strict=True))
-        jobs_by_id = {r.id: job for r, job in zip(to_examine, jobs, strict=True)}
-        outcomes = []
+        jobs = {r.id: Job(str(ctx.ws.root), secret, ctx.archive.get(r.sha256), envelope.sender, r.receipt or "")
+                for r in to_examine}
+        stream = self.sandbox.imap(examine, list(jobs.values())) if jobs else iter(())
+        outcomes: dict[int, Outcome] = {}
         accepted_here: set[tuple[str | None, str | None, str | None]] = set()
+        later: list[SubmissionRow] = []
         for row in rows:
+            ex = self._examined(row, next(stream)) if row.id in jobs else None
+            if ex is not None and ex.stamp and (ex.collection, previous_round(ex.stamp.round),
+                                                ex.stamp.agency) in accepted_here:
+                later.append(row)  # its previous round was accepted in this batch: examined again, after it
+                continue
+            outcome = self._decide_one(row, ex, envelope, again)
+            outcomes[row.id] = outcome
+            if outcome.verdict == Verdict.ACCEPTED:
+                accepted_here.add((outcome.collection, outcome.round, outcome.agency))
+        for row, result in zip(later, self.sandbox.map(examine, [jobs[r.id] for r in later]), strict=True):
+            outcomes[row.id] = self._decide_one(row, self._examined(row, result), envelope, again)
+        return [outcomes[r.id] for r in rows]
+
+    def _examined(self, row: SubmissionRow, result: Examination | BaseException) -> Examination:
+        try:
+            return as_examination(result, self.ctx.locale)
+        except Exception as exc:  # a failure of the program (broken rules ...): kept for staff, then raised
+            self.ctx.ledger.fail_submission(row.id, f"{exc.__class__.__name__}: {exc}")
+            raise
+
+    def _decide_one(self, row: SubmissionRow, ex: Examination | None, envelope: Envelope, again: bool) -> Outcome:
+        """A duplicate, or the examined file's verdict; a failure of the program marks the submission failed."""
+        try:
             dup = None if again else self._duplicate_of(row)
-            try:
-                if dup is not None:
-                    outcome = self._decide_duplicate(row, dup, envelope)
-                else:
-                    ex = as_examination(results[row.id], ctx.locale)
-                    if ex.stamp and (ex.collection, previous_round(ex.stamp.round), ex.stamp.agency) in accepted_here:
-                        # its previous round was accepted in this same batch: compare with that one
-                        ex = as_examination(self.sandbox.map(examine, [jobs_by_id[row.id]])[0], ctx.locale)
-                    outcome = self._decide(row, ex, envelope, again)
-                    if outcome.verdict == Verdict.ACCEPTED:
-                        accepted_here.add((outcome.collection, outcome.round, outcome.agency))
-            except Exception as exc:
-                # Kept for staff (stage failed, with the reason) and never resumed on its own, so one file the
-                # program cannot decide does not stop every later run; `collect reprocess` retries it.
-                ctx.ledger.fail_submission(row.id, f"{exc.__class__.__name__}: {exc}")
-                raise
-            outcomes.append(outcome)
-            if self.on_outcome:
-                self.on_outcome(outcome)
-        return outcomes
+            if dup is not None:
+                outcome = self._decide_duplicate(row, dup, envelope)
+            else:
+                assert ex is not None
+                outcome = self._decide(row, ex, envelope, again)
+        except Exception as exc:
+            # Kept for staff (stage failed, with the reason) and never resumed on its own, so one file the
+            # program cannot decide does not stop every later run; `collect reprocess` retries it.
+            self.ctx.ledger.fail_submission(row.id, f"{exc.__class__.__name__}: {exc}")
+            raise
+        if self.on_outcome:
+            self.on_outcome(outcome)
+        return outcome
 
     def _duplicate_of(self, row: SubmissionRow) -> SubmissionRow | None:
         return self.ctx.ledger.first_with_hash(row.sha256, row.id)

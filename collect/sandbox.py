@@ -10,7 +10,7 @@ import resource
 import signal
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from types import TracebackType
@@ -197,7 +197,13 @@ class Sandbox:
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R | Crashed | TimedOut | BaseException]:
         """fn(item) for every item, in input order; a failed item gets its exception object instead."""
+        return list(self.imap(fn, items))
+
+    def imap(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R | Crashed | TimedOut | BaseException]:
+        """Like map, but yields each result (in input order) as soon as it is ready, so the caller can use it
+        while the workers go on. Do not start another map on this sandbox before this one is exhausted."""
         results: dict[int, R | BaseException] = {}
+        next_out = 0
         deaths: dict[int, list[str]] = {}
         pending: deque[int] = deque()
         for index, item in enumerate(items):
@@ -208,24 +214,35 @@ class Sandbox:
                 pending.append(index)
         if pending:
             self._start()
-        while pending or any(w.task is not None for w in self._workers):
-            self._dispatch(fn, items, pending, results)
-            busy = [w for w in self._workers if w.task is not None]
-            if not busy:
-                continue
-            timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
-            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=timeout)
-            now = time.monotonic()
-            for worker in busy:
-                if worker.conn in ready:
-                    self._collect(worker, pending, results, deaths)
-                elif worker.process.sentinel in ready:
-                    self._died(worker, worker.death_reason(), pending, results, deaths)
-                elif now >= worker.deadline:
-                    assert worker.task is not None
-                    results[worker.task] = TimedOut(f"task ran past {self.limits.seconds:g} s; worker killed")
+        try:
+            while pending or any(w.task is not None for w in self._workers):
+                self._dispatch(fn, items, pending, results)
+                busy = [w for w in self._workers if w.task is not None]
+                if not busy:
+                    continue
+                timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
+                ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=timeout)
+                now = time.monotonic()
+                for worker in busy:
+                    if worker.conn in ready:
+                        self._collect(worker, pending, results, deaths)
+                    elif worker.process.sentinel in ready:
+                        self._died(worker, worker.death_reason(), pending, results, deaths)
+                    elif now >= worker.deadline:
+                        assert worker.task is not None
+                        results[worker.task] = TimedOut(f"task ran past {self.limits.seconds:g} s; worker killed")
+                        self._replace(worker)
+                while next_out in results:
+                    self._dispatch(fn, items, pending, results)  # keep the workers busy while the caller works
+                    yield results.pop(next_out)
+                    next_out += 1
+        finally:
+            for worker in self._workers:  # abandoned early: in-flight tasks must not leak into the next map
+                if worker.task is not None:
                     self._replace(worker)
-        return [results[i] for i in range(len(items))]
+        while next_out < len(items):
+            yield results.pop(next_out)
+            next_out += 1
 
     def _dispatch(
         self, fn: Callable[[T], R], items: Sequence[T], pending: deque[int],
