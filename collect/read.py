@@ -350,7 +350,8 @@ _NOT_SHEET = re.compile(
 )
 # The start tag of a cell that is not self-closing (an empty styled cell "<c r="Z9" s="1"/>" holds no
 # value, and calamine leaves such cells out of the grid).
-_CELL_TAG = re.compile(rb'<(?:[A-Za-z_][\w.-]*:)?c\s[^>]*?\br="([A-Z]{1,3})([0-9]{1,7})"[^>]*>')
+# a cell that is not self-closing (<c .../> holds no value); its column letters and row number
+_CELL_TAG = re.compile(rb'<(?:[A-Za-z_][\w.-]*:)?c\s[^>]*?\br="([A-Z]{1,3})([0-9]{1,7})"[^>]*(?<!/)>')
 
 
 def _mb(n: float) -> str:
@@ -421,12 +422,12 @@ def _scan_member(
                     cut = buffer.rfind(b"<")
                     if cut < 0 or len(buffer) - cut > CHUNK:
                         cut = len(buffer)
-                    for found in _CELL_TAG.finditer(buffer, 0, cut):
-                        if found.group(0).endswith(b"/>"):
-                            continue
-                        row, col = int(found.group(2)), column_number(found.group(1).decode("ascii"))
-                        top, bottom = min(top, row), max(bottom, row)
-                        left, right = min(left, col), max(right, col)
+                    found = _CELL_TAG.findall(buffer, 0, cut)
+                    if found:
+                        rows = [int(r) for _c, r in found]
+                        cols = [column_number(c.decode("ascii")) for c in {c for c, _r in found}]
+                        top, bottom = min(top, *rows), max(bottom, *rows)
+                        left, right = min(left, *cols), max(right, *cols)
                     carry = buffer[cut:]
                 else:
                     carry = buffer[-32:]
