@@ -10,6 +10,7 @@ import pandas as pd
 
 from collect.findings import Finding
 from collect.ledger import SubmissionRow
+from collect.notify import TAIPEI
 from collect.report import ReportColumn, ReportInput
 from collect.signoff import counting_agencies
 from collect.spec import Collection, roc_round_label
@@ -98,8 +99,8 @@ def merge(ctx: Context, cid: str, round_id: str, now: datetime | None = None) ->
     } for r in st.rows])
     report = ReportInput(
         collection_id=cid, collection_title=coll.title, round_id=round_id, round_label=roc_round_label(round_id),
-        generated_at=now or datetime.now(UTC), columns=report_columns(coll), rows=rows, agencies=agencies,
-        findings=findings,
+        generated_at=(now or datetime.now(UTC)).astimezone(TAIPEI),  # managers read Taipei time
+        columns=report_columns(coll), rows=rows, agencies=agencies, findings=findings,
     )
     return Merged(st, report)
 
