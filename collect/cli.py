@@ -287,6 +287,7 @@ def status(
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV (UTF-8 with BOM) on standard output.")] = False,
 ) -> None:
     """Who has answered: each agency's state, grouped under supervising agencies, with completeness."""
+    from collect.notify import TAIPEI
     from collect.status import STATE_LABELS, round_status
 
     st = round_status(ctx(), collection, round_id)
@@ -309,7 +310,7 @@ def status(
         return
     table = Table(title=f"{st.collection.title} {round_id}（截止 {st.deadline or '未定'}）")
     for name in ("機關代碼", "機關名稱", "狀態", "最後收件", "錯誤", "警告", "收件編號", "最後催繳"):
-        table.add_column(name, overflow="fold")
+        table.add_column(name, overflow="fold", no_wrap=name in ("機關代碼", "最後收件", "收件編號"))
     current = None
     for r in st.rows:
         if r.supervisor != current:
@@ -320,8 +321,9 @@ def status(
                           "", "", "", "", "")
         style = {"accepted": "green", "late": "yellow", "rejected": "red", "exempt": "dim"}.get(str(r.state), "")
         table.add_row(r.agency, Text(r.name), Text(STATE_LABELS[r.state], style=style),
-                      f"{r.last_received:%Y-%m-%d %H:%M}" if r.last_received else "", str(r.errors),
-                      str(r.warnings), r.receipt or "", f"{r.last_reminded:%Y-%m-%d}" if r.last_reminded else "")
+                      f"{r.last_received.astimezone(TAIPEI):%Y-%m-%d %H:%M}" if r.last_received else "",
+                      str(r.errors), str(r.warnings), r.receipt or "",
+                      f"{r.last_reminded.astimezone(TAIPEI):%Y-%m-%d}" if r.last_reminded else "")
     out.print(table)
     t = st.total
     out.print(f"應填 {t.in_scope}；已收件 {t.received}；通過 {t.accepted}（準時 {t.on_time}）；免填報 {t.exempt}；"
