@@ -77,6 +77,11 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "value.invalid": ("error", "「{column}」的值「{value}」不符規定（{detail}）。",
                       "{column} value {value!r} is not valid ({detail})."),
     "row.rule": ("error", "{detail}", "{detail}"),
+    "table.rule": ("error", "{detail}", "{detail}"),
+    "table.rule_warning": ("warning", "{detail}", "{detail}"),
+    "prefill.row_missing": ("error", "{detail}", "{detail}"),
+    "prefill.changed": ("error", "{detail}", "{detail}"),
+    "prefill.row_added": ("error", "{detail}", "{detail}"),
     "row.rule_warning": ("warning", "{detail}", "{detail}"),
     # Comparisons with the agency's previous accepted round.
     "compare.decreased": ("warning", "「{column}」為累計數，但比上期（{detail}）減少，填寫的是「{value}」。",

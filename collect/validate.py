@@ -279,7 +279,7 @@ def _table_rules(frame: pd.DataFrame, table: Table, coll: Collection, round_id: 
                 continue
             filled = frame.index[frame[rule.column].notna().to_numpy()]
             rows = [int(filled[-1] if len(filled) else frame.index[-1])]
-        code = "row.rule_warning" if rule.warning else "row.rule"
+        code = "table.rule_warning" if rule.warning else "table.rule"
         for row in rows:
             raw = table.raw.at[row, rule.column] if rule.column in table.raw.columns else None
             out.append(F.make(code, locale, sheet=table.sheet, cell=table.cell(rule.column, row), column=col.title,
@@ -334,9 +334,9 @@ def _against_issued(frame: pd.DataFrame, table: Table, coll: Collection, locale:
                           f"prefilled may not be deleted and their {key_col.en} may not be changed." if en else
                           f"本處預填的{key_col.title}「{expected_key}」（第 {issued_row} 列）不見了：預填的列不可刪除，"
                           f"{key_col.title}也不可修改。")
-                out.append(F.make("row.rule", locale, sheet=table.sheet, cell=table.cell(key_col.key, issued_row),
-                                  column=key_col.title, value=shown(_raw_at(table, issued_row, key_col.key)),
-                                  detail=detail))
+                out.append(F.make("prefill.row_missing", locale, sheet=table.sheet,
+                                  cell=table.cell(key_col.key, issued_row), column=key_col.title,
+                                  value=shown(_raw_at(table, issued_row, key_col.key)), detail=detail))
                 continue
         else:
             where = issued_row
@@ -345,7 +345,7 @@ def _against_issued(frame: pd.DataFrame, table: Table, coll: Collection, locale:
                 col = coll.column(first)
                 detail = (f"Row {issued_row} was prefilled by us and may not be deleted." if en else
                           f"第 {issued_row} 列為本處預填，不可刪除。")
-                out.append(F.make("row.rule", locale, sheet=table.sheet, cell=table.cell(first, issued_row),
+                out.append(F.make("prefill.row_missing", locale, sheet=table.sheet, cell=table.cell(first, issued_row),
                                   column=col.title, value="", detail=detail))
                 continue
         for col in locked:
@@ -357,14 +357,14 @@ def _against_issued(frame: pd.DataFrame, table: Table, coll: Collection, locale:
             was = _field_text(expected)
             detail = (f"{col.en} was prefilled by us and may not be changed (it was {was})." if en else
                       f"「{col.title}」為本處預填，不可修改（原為「{was}」）。")
-            out.append(F.make("row.rule", locale, sheet=table.sheet, cell=table.cell(col.key, where),
+            out.append(F.make("prefill.changed", locale, sheet=table.sheet, cell=table.cell(col.key, where),
                               column=col.title, value=shown(_raw_at(table, where, col.key)), detail=detail))
     if coll.meta.fixed_rows and by_key and key_col is not None:
         for ck, row in returned.items():
             if ck not in issued_keys:
                 detail = (f"{key_col.en} {ck} is not on the list we prefilled; this form takes no added rows." if en
                           else f"{key_col.title}「{ck}」不在本處預填的清單中；本表不可自行新增列。")
-                out.append(F.make("row.rule", locale, sheet=table.sheet, cell=table.cell(key_col.key, row),
+                out.append(F.make("prefill.row_added", locale, sheet=table.sheet, cell=table.cell(key_col.key, row),
                                   column=key_col.title, value=shown(_raw_at(table, row, key_col.key)), detail=detail))
     return out
 

@@ -58,9 +58,9 @@ RETURNS = [
         9: {"opinion_no": "115-1-099", "opinion": "自行新增", "action": "說明", "status": "辦理中",
             "due": "114/12/31"},
     }, delete_rows=(8,), verdict=Verdict.REJECTED, expected=[
-        ("row.rule", "B7", "error"), ("value.choice", "D7", "error"),
-        ("row.rule", "A8", "error"), ("value.required", "C8", "error"), ("row.rule", "E8", "error"),
-        ("row.rule", "A9", "error"), ("value.min", "E9", "error"),
+        ("prefill.changed", "B7", "error"), ("value.choice", "D7", "error"),
+        ("prefill.row_missing", "A8", "error"), ("value.required", "C8", "error"), ("row.rule", "E8", "error"),
+        ("prefill.row_added", "A9", "error"), ("value.min", "E9", "error"),
     ]),
     Return("review_funds-clean", "review_funds", "2026-S1", "135002", "review_funds-2026-S1.csv", {
         7: {"action": "已修正租金催收作業要點並按月追蹤欠租戶。", "status": "辦理中", "due": "民國115年6月30日"},
@@ -70,8 +70,8 @@ RETURNS = [
         7: {"budget": "臺北市立聯合醫院", "action": "已統一採購。", "status": "已辦理"},
         8: {"opinion_no": "115-2-999", "action": "檢討中。", "status": "辦理中", "due": "2025-12-31"},
     }, verdict=Verdict.REJECTED, expected=[
-        ("row.rule", "A7", "error"),
-        ("row.rule", "B8", "error"), ("row.rule", "B8", "error"), ("value.min", "F8", "error"),
+        ("prefill.changed", "A7", "error"),
+        ("prefill.row_added", "B8", "error"), ("prefill.row_missing", "B8", "error"), ("value.min", "F8", "error"),
     ]),
     Return("reserve1-clean", "reserve1", "2026", "010000", "reserve1-2026.csv", {
         8: {"used_on": "115/03/05", "reason": "市政大樓空調緊急修繕", "subject": "一般行政－基本行政工作維持",
@@ -89,7 +89,7 @@ RETURNS = [
         11: {"used_on": "115/06/01", "reason": "超過核定數", "subject": "民政業務", "amount": 999_000_000},
     }, verdict=Verdict.REJECTED, expected=[
         ("value.min", "A8", "error"), ("value.max", "A9", "error"), ("value.min", "D10", "error"),
-        ("row.rule", "D11", "error"), ("value.required", "E11", "error"),
+        ("table.rule", "D11", "error"), ("value.required", "E11", "error"),
     ]),
     Return("reserve2-clean", "reserve2", "2026", "010000", None, {
         7: {"applied_on": "115.3.5", "project": "市政大樓耐震補強", "condition": CONDITION[1],
@@ -117,7 +117,7 @@ RETURNS = [
         8: {"approved": 5_000_000, "spent": 5_000_000, "retained": 0, "remaining": 0},
         9: {"subject": "工程管理－其他", "approved": 100, "spent": -1, "retained": 0, "remaining": 101},
     }, verdict=Verdict.REJECTED, expected=[
-        ("row.rule", "E7", "error"), ("row.rule", "B8", "error"), ("value.min", "C9", "error"),
+        ("row.rule", "E7", "error"), ("prefill.changed", "B8", "error"), ("value.min", "C9", "error"),
     ]),
     # The previous quarter first (same ingest call, processed in order), so the cumulative comparison has a base.
     Return("forward_subsidy-previous", "forward_subsidy", "2025-Q4", "070002", "forward_subsidy-2026-Q1.csv", {
@@ -139,14 +139,14 @@ RETURNS = [
             "pay_by": "116/03/31"},
     }, roc_dates={"pay_by"}),
     Return("retention-nothing", "retention", "2026", "070000", "retention-2026.csv", {},
-           expected=[("row.rule_warning", "C7", "warning")]),
+           expected=[("table.rule_warning", "C7", "warning")]),
     Return("retention-broken", "retention", "2026", "060000", "retention-2026.csv", {
         7: {"amount": 13_000_000, "reason": "其他"},
         8: {"balance": 9_000_000, "amount": 1_000_000, "reason": "繼續經費", "contract": "北市工字第1號",
             "pay_by": None},
     }, verdict=Verdict.REJECTED, expected=[
         ("row.rule", "C7", "error"), ("value.choice", "D7", "error"), ("row.rule", "E7", "error"),
-        ("row.rule", "F7", "error"), ("row.rule", "B8", "error"), ("row.rule", "F8", "error"),
+        ("row.rule", "F7", "error"), ("prefill.changed", "B8", "error"), ("row.rule", "F8", "error"),
     ]),
 ]
 # The broken retention return also has a payment date inside the fiscal year on a third row it adds.
@@ -248,10 +248,10 @@ def test_messages_name_the_rule_and_the_issued_values(world: World) -> None:
         "020000"]["appropriation"]
     assert by_cell["D11"] == f"動支金額合計超過第一預備金核定數 {appropriation:,} 元。"
     assert "115/01/01" in by_cell["A8"] and "115/12/31" in by_cell["A9"]
-    review = {f.cell: f.message for f in world.outcomes["review_public-broken"].findings if f.code == "row.rule"}
-    assert "115-1-002" in review["A8"] and "不可刪除" in review["A8"]
-    assert "不可修改" in review["B7"] and "道路挖掘管理系統" in review["B7"]
-    assert "115-1-099" in review["A9"]
+    review = {(f.code, f.cell): f.message for f in world.outcomes["review_public-broken"].findings}
+    assert "115-1-002" in review["prefill.row_missing", "A8"] and "不可刪除" in review["prefill.row_missing", "A8"]
+    assert "不可修改" in review["prefill.changed", "B7"] and "道路挖掘管理系統" in review["prefill.changed", "B7"]
+    assert "115-1-099" in review["prefill.row_added", "A9"]
     retention = {f.cell: f.message for f in world.outcomes["retention-broken"].findings}
     assert "116/01/01" in retention["F9"]
     assert "8,300,000" in retention["B8"]
