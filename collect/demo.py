@@ -412,6 +412,8 @@ def run_demo(root: Path | None = None, collection: str = "covid19", *, seed: int
         trim_agencies(root / "agencies.csv", in_scope, keep, agencies)
         ctx = Context.open(root)
         coll = ctx.collection(collection)
+        if prefill is not None and prefill.suffix == ".csv":  # the smaller list: only its agencies
+            prefill = trim_prefill(prefill, set(ctx.registry.agencies), root / "samples" / prefill.name)
     note(s, f"new workspace {root}")
     note(s, f"{len(ctx.registry.agencies)} agencies on the sample list; collection {coll.id}: {coll.title}")
     s.seconds = time.perf_counter() - t
@@ -587,6 +589,17 @@ def trim_agencies(path: Path, in_scope: Sequence[str], keep: Sequence[str], size
     writer.writerow(header)
     writer.writerows(r for r in body if r[code_at].strip() in chosen)
     write_atomic(path, ("\ufeff" + out.getvalue()).encode("utf-8"))
+
+
+def trim_prefill(path: Path, codes: set[str], target: Path) -> Path:
+    """A copy of a prefill CSV keeping only the rows of agencies in `codes`."""
+    records = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    at = records[0].index("機關代碼")
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(
+        [records[0], *(r for r in records[1:] if r and r[at].strip() in codes)])
+    write_atomic(target, ("\ufeff" + out.getvalue()).encode("utf-8"))
+    return target
 
 
 def _sample_prefill(ctx: Context, cid: str, round_id: str) -> Path | None:

@@ -53,6 +53,11 @@ def scope_agencies(ctx: Context, coll: Collection, only: Sequence[str] = (),
         in_scope = ctx.registry.in_scope(list(prefill_codes))
     else:
         in_scope = ctx.registry.in_scope(coll.in_scope_codes())
+        codes = {a.code for a in in_scope}
+        stray = sorted({c for c in prefill_codes or () if c not in codes})
+        if stray:  # a typo in the office's prefill file must not silently leave an agency's form blank
+            raise NotFound(f"The prefill file names agency codes that are not in scope of {coll.id}: "
+                           f"{', '.join(stray)}.", "Correct them; `collect agencies` lists every agency code.")
     if not only:
         return in_scope
     by_code = {a.code: a for a in in_scope}

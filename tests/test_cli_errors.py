@@ -198,6 +198,13 @@ def test_a_bad_prefill_file_is_a_clear_error(workspace: Path, rows: str, expecte
         assert words in text
 
 
+def test_a_prefill_file_naming_agencies_out_of_scope_is_refused(workspace: Path) -> None:
+    prefill = workspace / "prefill.csv"
+    prefill.write_text("機關代碼,計畫名稱\n010000,口罩採購\n01000,快篩採購\n025001,防疫旅館\n", encoding="utf-8")
+    text = assert_failed_cleanly(run_cli(*ISSUE, "--prefill", str(prefill), cwd=workspace), workspace)
+    assert "01000" in text and "025001" in text and "not in scope of covid19" in text
+
+
 # -- configuration ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("toml", "expected"), [
     ("[workspace]\nlocal = \"zh-TW\"\n", ["unknown key 'local'", "[workspace]", "expected one of", "locale"]),
