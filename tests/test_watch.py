@@ -72,7 +72,7 @@ def test_a_second_watcher_names_the_holder_and_exits_1_and_sigterm_stops_cleanly
     try:
         lock = workspace / "state" / LOCK_NAME
         wait_for(lambda: lock.exists() and str(first.pid) in lock.read_text(), 60, "the lock")
-        second = subprocess.run([sys.executable, "-m", "collect.mail.cli_commands", "-w", str(workspace), "watch"],
+        second = subprocess.run([sys.executable, "-m", "collect", "--workspace", str(workspace), "watch"],
                                 capture_output=True, text=True, timeout=60,
                                 env={**os.environ, "COLLECT_SECRET": SECRET})
         assert second.returncode == 1

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from collect.errors import CollectError
 from collect.mail.backends import Step, mail_test, open_mailbox, open_transport
 from collect.watch import LOCK_NAME, MessageResult, WatchLock, WatchSummary, fetch_messages, retry_outgoing, watch
 from collect.workspace import Context
@@ -49,41 +47,3 @@ def run_mail_test(ctx: Context, send: bool = True) -> tuple[list[Step], bool]:
     """`collect mail test`: the steps and whether all passed (the command exits 1 when one failed)."""
     steps = mail_test(ctx, send=send)
     return steps, all(s.ok for s in steps)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """A stand-in entry until cli.py has the commands: `python -m collect.mail.cli_commands -w W watch`."""
-    parser = argparse.ArgumentParser(prog="collect-mail")
-    parser.add_argument("--workspace", "-w")
-    parser.add_argument("--debug", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
-    w = sub.add_parser("watch")
-    w.add_argument("--interval", type=float)
-    w.add_argument("--once", action="store_true")
-    sub.add_parser("fetch")
-    t = sub.add_parser("test")
-    t.add_argument("--no-send", action="store_true")
-    args = parser.parse_args(argv)
-    setup_logging(args.debug)
-    try:
-        ctx = Context.open(args.workspace)
-        if args.command == "watch":
-            run_watch(ctx, args.interval, args.once)
-        elif args.command == "fetch":
-            for r in run_fetch(ctx):
-                print(r.line(), flush=True)
-        else:
-            steps, ok = run_mail_test(ctx, not args.no_send)
-            for s in steps:
-                print(f"{'ok  ' if s.ok else 'FAIL'} {s.step}: {s.message}", flush=True)
-            return 0 if ok else 1
-    except CollectError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
