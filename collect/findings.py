@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
@@ -104,7 +104,8 @@ class Finding:
     value: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """code, severity, sheet, cell, column, value, message: the order `collect ingest --json` prints."""
+        return {k: getattr(self, k) for k in ("code", "severity", "sheet", "cell", "column", "value", "message")}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Finding:
