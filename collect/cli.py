@@ -310,15 +310,17 @@ def status(
         return
     table = Table(title=f"{st.collection.title} {round_id}（截止 {st.deadline or '未定'}）")
     for name in ("機關代碼", "機關名稱", "狀態", "最後收件", "錯誤", "警告", "收件編號", "最後催繳"):
-        table.add_column(name, overflow="fold", no_wrap=name in ("機關代碼", "最後收件", "收件編號"))
+        table.add_column(name, overflow="fold", no_wrap=name == "機關代碼")
+    signoff = st.collection.meta.require_signoff
     current = None
     for r in st.rows:
         if r.supervisor != current:
             current = r.supervisor
             g = st.groups[r.supervisor]
-            table.add_row(Text(f"{r.supervisor_name}", style="bold"), "",
-                          Text(f"通過 {g.accepted}/{g.in_scope}・準時 {g.on_time}/{g.in_scope}", style="bold"),
-                          "", "", "", "", "")
+            signed = ("・已簽核" if r.signed_off else "・未簽核") if signoff else ""
+            table.add_row(Text(r.supervisor, style="bold"), Text(r.supervisor_name, style="bold"),
+                          Text(f"通過 {g.accepted}/{g.in_scope}・準時 {g.on_time}/{g.in_scope}{signed}",
+                               style="bold"), "", "", "", "", "")
         style = {"accepted": "green", "late": "yellow", "rejected": "red", "exempt": "dim"}.get(str(r.state), "")
         table.add_row(r.agency, Text(r.name), Text(STATE_LABELS[r.state], style=style),
                       f"{r.last_received.astimezone(TAIPEI):%Y-%m-%d %H:%M}" if r.last_received else "",
@@ -411,6 +413,8 @@ def demo(
     workspace: Annotated[Path | None, typer.Option("--workspace", "-w", help="Where to make the demo workspace "
                                                    "(default: a new folder under outbox/demo/).")] = None,
     collection: Annotated[str, typer.Option(help="Which collection's round to run.")] = "covid19",
+    agencies: Annotated[int | None, typer.Option(help="Cut the sample agency list to about this many agencies "
+                                                      "in scope (default: all of it).", min=5)] = None,
 ) -> None:
     """Run a complete round on the embedded defaults in a fresh workspace: issue, answers, receipts, report."""
     from collect.demo import run_demo
@@ -418,7 +422,7 @@ def demo(
     def say(line: str) -> None:
         out.print(Text(line))
 
-    result = run_demo(workspace or State.workspace, collection, say=say)
+    result = run_demo(workspace or State.workspace, collection, say=say, agencies=agencies)
     out.print("\nseconds per step: " + "; ".join(f"{i}. {s.seconds:.1f}" for i, s in enumerate(result.steps, 1)))
     out.print(f"done in {result.seconds:.1f} s. Open the master report: {result.outputs['master']}")
     out.print(f"and the managers' summary: {result.outputs['summary']}")
