@@ -20,7 +20,7 @@ from collect.identify import check_identity, check_stamp, describe, read_stamp
 from collect.issuing import issued_facts
 from collect.ledger import Stage, SubmissionRow, Verdict
 from collect.mail.compose import OutgoingAttachment
-from collect.mail.message import parse_message
+from collect.mail.message import Incoming, parse_message
 from collect.mail.outbox import Transport, deliver
 from collect.notify import ReceiptFacts, decision_key, nothing_found_message, receipt_message
 from collect.read import Book, ReadError, read_book
@@ -118,11 +118,12 @@ class Ingestor:
             rows.append(self.ctx.ledger.record_submission(digest, name, None, None))
         return self.process(rows, Envelope())
 
-    def message(self, raw: bytes, source: str) -> list[Outcome]:
-        """One raw RFC 5322 message: archived and recorded (with its files) before anything else."""
+    def message(self, raw: bytes, source: str, parsed: Incoming | None = None) -> list[Outcome]:
+        """One raw RFC 5322 message (`parsed` when the caller has parsed it already): archived and recorded
+        (with its files) before anything else."""
         ctx = self.ctx
         max_bytes = int(float(ctx.ws.settings.mail.get("max_attachment_mb", 25)) * 1_000_000)
-        inc = parse_message(raw, max_attachment_bytes=max_bytes)
+        inc = parsed or parse_message(raw, max_attachment_bytes=max_bytes)
         digest = ctx.archive.put(raw)
         files = [(a.filename, ctx.archive.put(a.data)) for a in inc.attachments]
         mid, new = ctx.ledger.record_message_with_files(inc.message_id, digest, inc.sender, inc.subject, source,

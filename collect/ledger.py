@@ -297,18 +297,6 @@ class Ledger:
                                             issued.c.agency == agency).values(sent_at=stamp_time()))
 
     # -- receiving ---------------------------------------------------------------------------------------------
-    def record_message(self, message_key: str, sha256: str, sender: str, subject: str, source: str,
-                       received_at: datetime | None = None) -> tuple[int, bool]:
-        """Record a raw message once; returns (id, is_new)."""
-        with self.begin() as c:
-            row = c.execute(sa.select(messages.c.id).where(messages.c.message_key == message_key)).first()
-            if row:
-                return int(row.id), False
-            res = c.execute(messages.insert().values(
-                message_key=message_key, sha256=sha256, sender=sender, subject=subject, source=source,
-                received_at=stamp_time(received_at), stage=Stage.RECEIVED))
-            return _new_id(res), True
-
     def record_message_with_files(self, message_key: str, sha256: str, sender: str, subject: str, source: str,
                                   files: Sequence[tuple[str, str]], received_at: datetime | None = None,
                                   ) -> tuple[int, bool]:

@@ -111,7 +111,8 @@ def _one_message(ctx: Context, ing: Ingestor, mailbox: Mailbox, cfg: MailConfig,
     if aside is not None:
         result.set_aside = aside
         digest = ctx.archive.put(raw)
-        mid, new = ctx.ledger.record_message(inc.message_id, digest, inc.sender, inc.subject, source, inc.date)
+        mid, new = ctx.ledger.record_message_with_files(inc.message_id, digest, inc.sender, inc.subject, source, (),
+                                                        inc.date)
         if new:
             ctx.ledger.set_message_stage(mid, Stage.PROCESSED, f"not ingested: {aside}")
         mailbox.mark_processed(uid)
@@ -121,7 +122,7 @@ def _one_message(ctx: Context, ing: Ingestor, mailbox: Mailbox, cfg: MailConfig,
     if seen is not None and seen["stage"] == Stage.FAILED:
         ctx.ledger.reopen_message(inc.message_id)  # staff put it back into the inbox: try again
     try:
-        result.outcomes = ing.message(raw, source=source)
+        result.outcomes = ing.message(raw, source=source, parsed=inc)
     except Exception as exc:  # recorded and kept for staff; never dropped
         result.error = f"{exc.__class__.__name__}: {exc}"
         ctx.ledger.fail_message(inc.message_id, sha256_of(raw), inc.sender, inc.subject, source, result.error)
