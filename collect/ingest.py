@@ -55,7 +55,7 @@ class Outcome:
         return {
             "file": self.file, "sha256": self.sha256, "verdict": str(self.verdict), "collection": self.collection,
             "round": self.round, "agency": self.agency, "receipt": self.receipt,
-            "findings": [{k: v for k, v in f.to_dict().items()} for f in self.findings],
+            "findings": [f.to_dict() for f in self.findings],
         }
 
 
