@@ -114,7 +114,8 @@ def receipt_message(f: ReceiptFacts) -> EmailMessage:
         annotated=f.annotated.filename if f.annotated else None, office=f.office,
     )
     who = f"{f.agency_name}：" if f.agency_name else ""
-    subject = f"【收件回覆】{f.collection_title}{f.round_label} {who}{label}（{f.receipt}）".replace("  ", " ")
+    form = f"{f.collection_title}（{f.round_label}）" if f.collection_title else ""
+    subject = f"【收件回覆】{form}{who}{label}（{f.receipt}）"
     values["subject"] = subject
     msg = compose(
         sender=f.sender, sender_name=f.office, to=f.to, subject=subject,
