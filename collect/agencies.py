@@ -12,6 +12,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from openpyxl.utils import get_column_letter
+
 PUBLIC = "公務機關"
 FUND = "特種基金"
 KINDS = (PUBLIC, FUND)
@@ -267,7 +269,7 @@ def _check_rows(rows: list[list[str]]) -> tuple[list[Agency], list[Problem]]:
     columns: dict[str, int] = {}
     for index, title in enumerate(header):
         if title in REQUIRED_COLUMNS and title in columns:
-            twice = f"第 {_letter(columns[title])} 欄與第 {_letter(index)} 欄"
+            twice = f"第 {get_column_letter(columns[title] + 1)} 欄與第 {get_column_letter(index + 1)} 欄"
             problems.append(Problem(header_row, title, f"標題列有兩個「{title}」欄（{twice}），請只保留一欄"))
         elif title in REQUIRED_COLUMNS:
             columns[title] = index
@@ -392,13 +394,3 @@ def address_problem(address: str) -> str | None:
     if not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
         return f"網域「{domain}」不完整或含有不允許的字元"
     return None
-
-
-def _letter(index: int) -> str:
-    """0-based column index -> Excel column letters."""
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters

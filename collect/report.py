@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import xlsxwriter
+from openpyxl.utils import get_column_letter
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
@@ -790,7 +791,7 @@ def _render_rows(sheets: _Sheets, t: int, rendered: _Rendered, offset: int, styl
     row_numbers = [str(r) for r in range(first_row, first_row + len(positions))]
     columns: list[list[str]] = []
     for c, col in enumerate(table.columns):
-        letter = _column_letter(c)
+        letter = get_column_letter(c + 1)
         codes = rendered.codes[(t, c)][lo:hi]
         has_text = codes >= 0
         text_values = (codes + offset).tolist()
@@ -818,15 +819,6 @@ def _render_rows(sheets: _Sheets, t: int, rendered: _Rendered, offset: int, styl
     return "".join([f'<row r="{r}">{"".join(cells)}</row>' for r, cells in zip(row_numbers, zip(*columns,
                                                                                                strict=True),
                                                                                 strict=True)])
-
-
-def _column_letter(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
 
 
 def _member(name: str, date_time: tuple[int, int, int, int, int, int] = (1980, 1, 1, 0, 0, 0)) -> zipfile.ZipInfo:
@@ -865,7 +857,7 @@ def _splice(job: _Job, draft: Path, out: Path, styles: dict[str, int | None]) ->
             if hi <= lo:
                 dst.writestr(info, data)
                 continue
-            last = f"{_column_letter(len(sheets.table.headers) - 1)}{hi - lo + 1}"
+            last = f"{get_column_letter(len(sheets.table.headers))}{hi - lo + 1}"
             xml = re.sub(r'<dimension ref="[^"]*"/>', f'<dimension ref="A1:{last}"/>', xml, count=1)
             head, tail = xml.split("</sheetData>", 1)
             with dst.open(_member(info.filename, info.date_time), "w", force_zip64=True) as fh:
