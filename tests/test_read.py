@@ -267,6 +267,17 @@ def test_real_extent_of_a_million_rows_by_all_columns_is_suspicious() -> None:
     assert "A1:XFD1048576" in error.detail
 
 
+def test_far_value_with_a_small_real_extent_is_read() -> None:
+    def far_down(wb: openpyxl.Workbook) -> None:
+        ws = wb.active
+        assert ws is not None
+        ws["A1"] = "top"
+        ws["B20000"] = "bottom"  # beyond row 9,999: the exact extent (40,000 cells) decides, and it is fine
+
+    sheet = read_book(xlsx_bytes(far_down)).sheets[0]
+    assert sheet.cell("A1") == "top" and sheet.cell("B20000") == "bottom"
+
+
 def test_empty_styled_cell_far_away_does_not_count() -> None:
     data = xlsx_bytes()
     xml = sheet_xml(data).replace(
