@@ -77,7 +77,16 @@ _TOTAL_WORDS: Final = frozenset(
 )
 
 _NONE, _STR, _FLOAT, _INT, _DATE, _DATETIME, _OTHER = range(7)
-_TYPE_GROUP: Final[dict[type, int]] = {
+
+
+class _TypeGroups(dict[type, int]):
+    """Type -> group; any other type is _OTHER (so that lookups can run in map(), at C speed)."""
+
+    def __missing__(self, key: type) -> int:
+        return _OTHER
+
+
+_TYPE_GROUP: Final = _TypeGroups({
     type(None): _NONE,
     str: _STR,
     float: _FLOAT,
@@ -86,7 +95,7 @@ _TYPE_GROUP: Final[dict[type, int]] = {
     np.int64: _INT,
     dt.date: _DATE,
     dt.datetime: _DATETIME,
-}
+})
 
 _ROUND: Final = re.compile(r"(\d{4})(?:-(?:(\d{1,2})|[Qq]([1-4])|[Hh]([12])))?")
 
@@ -497,7 +506,7 @@ def normalise_column(values: pd.Series, kind: str, *, date1904: bool = False) ->
         return col.series(values.index, values.name)
 
     raws = values.to_numpy(dtype=object)
-    types = np.fromiter((_TYPE_GROUP.get(type(raw), _OTHER) for raw in raws), dtype=np.int8, count=n)
+    types = np.fromiter(map(_TYPE_GROUP.__getitem__, map(type, raws)), dtype=np.int8, count=n)
     is_str = types == _STR
     is_float = types == _FLOAT
     is_int = types == _INT

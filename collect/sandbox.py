@@ -181,6 +181,14 @@ class Sandbox:
             self._ctx = ctx
         return self._ctx
 
+    def warm(self) -> None:
+        """Start the forkserver, which imports the preloaded modules, without waiting for it: workers started
+        later (by the first map) then come up at once."""
+        if self._context().get_start_method() == "forkserver":
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
+
     def _new_worker(self) -> _Worker:
         self.started += 1
         return _Worker(self._context(), self.limits, self.preload)

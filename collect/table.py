@@ -113,13 +113,12 @@ def extract(book: Book, coll: Collection, locale: str = "zh-TW") -> Table | list
     lo_col = min(table_cols)
     offsets = [positions[c.key] - sheet.first_col for c in inputs]
     keys = [c.key for c in inputs]
-    rows: dict[int, dict[str, Any]] = {}
+    rows: dict[int, list[Any]] = {}  # Excel row -> the input columns' raw values
     outside = 0
+    lo, hi = max(0, lo_col - sheet.first_col), max(0, last_table_col - sheet.first_col + 1)
     for i in range(max(0, header_row + 1 - sheet.first_row), len(sheet.rows)):
         line, r = sheet.rows[i], sheet.first_row + i
-        left = line[: max(0, lo_col - sheet.first_col)]
-        right = line[max(0, last_table_col - sheet.first_col + 1):]
-        for start, part in ((sheet.first_col, left), (last_table_col + 1, right)):
+        for start, part in ((sheet.first_col, line[:lo]), (last_table_col + 1, line[hi:])):
             for j, value in enumerate(part):
                 if not blank(value):
                     outside += 1
@@ -128,7 +127,7 @@ def extract(book: Book, coll: Collection, locale: str = "zh-TW") -> Table | list
                                             cell=f"{get_column_letter(start + j)}{r}", value=shown(value)))
         values = [line[o] if 0 <= o < len(line) else None for o in offsets]
         if any(not blank(v) for v in values):
-            rows[r] = dict(zip(keys, values, strict=True))
+            rows[r] = values
     if any(r > limit_row for r in rows):
         found.append(F.make("table.too_many_rows", locale, sheet=lay.sheet, value=len(rows), detail=lay.max_rows))
     for rng in sheet.merged:
@@ -142,18 +141,19 @@ def extract(book: Book, coll: Collection, locale: str = "zh-TW") -> Table | list
     first_text = next((c.key for c in inputs if c.kind == "text"), None)
     # 合計 is typed under the first text column, or under the first column (項次) as on paper forms
     label_keys = list(dict.fromkeys(k for k in (first_text, inputs[0].key if inputs else None) if k))
+    label_at = [(k, keys.index(k)) for k in label_keys]
     for r in list(rows):
-        key = next((k for k in label_keys if is_total_row(rows[r].get(k))), None)
+        key = next((k for k, at in label_at if is_total_row(rows[r][at])), None)
         if key is not None:
-            label = rows[r].get(key)
+            label = rows[r][keys.index(key)]
             found.append(F.make("table.total_row", locale, sheet=lay.sheet,
                                 cell=f"{get_column_letter(positions[key])}{r}", column=coll.column(key).title,
                                 value=shown(label)))
             del rows[r]
     if not rows:
         found.append(F.make("table.empty", locale, sheet=lay.sheet))
-    raw = pd.DataFrame.from_dict(rows, orient="index", columns=[c.key for c in inputs], dtype=object)
-    raw.index.name = "row"
+    raw = pd.DataFrame(list(rows.values()), index=pd.Index(list(rows), name="row", dtype="int64"), columns=keys,
+                       dtype=object)
     letters = {k: get_column_letter(v) for k, v in positions.items()}
     return Table(lay.sheet, raw, letters, found, header_row)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -37,7 +38,7 @@ def _typed(values: pd.Series, col: ColumnSpec) -> pd.Series:
     if col.kind == "date":
         return pd.to_datetime(values.map(lambda v: v if isinstance(v, date | datetime) else None)).astype(
             "datetime64[ns]")
-    return values.map(lambda v: None if v is None or v is pd.NA else str(v)).astype(TEXT_DTYPE)
+    return values.astype(TEXT_DTYPE)  # None and <NA> become <NA>, anything else its str()
 
 
 def _bound(value: Any) -> str:
@@ -49,6 +50,20 @@ def _bound(value: Any) -> str:
     return str(value)
 
 
+@dataclass(frozen=True)
+class ToCheck:
+    """One submission's table with what it is compared with: the agency's previous accepted rows and what was issued
+    to it (collect.issuing.issued_facts)."""
+
+    table: Table
+    previous: pd.DataFrame | None = None
+    issued: IssuedFacts | None = None
+
+
+# Rows of the i-th table of a batch are indexed i * ROW_SPAN + Excel row (Excel has 1,048,576 rows).
+ROW_SPAN = 1 << 21
+
+
 def validate(table: Table, coll: Collection, round_id: str, locale: str = "zh-TW",
              previous: pd.DataFrame | None = None, *, issued: IssuedFacts | None = None) -> Checked:
     """Normalise, coerce and validate lazily, so every problem is found in one pass.
@@ -57,47 +72,92 @@ def validate(table: Table, coll: Collection, round_id: str, locale: str = "zh-TW
     header fields, and locked prefilled cells and rows are held to it. Without it, table rules see every header
     field as None and the comparison with the issued prefill is skipped.
     """
-    out: list[Finding] = []
-    raw = table.raw
+    return validate_many([ToCheck(table, previous, issued)], coll, round_id, locale)[0]
+
+
+def validate_many(items: Sequence[ToCheck], coll: Collection, round_id: str, locale: str = "zh-TW") -> list[Checked]:
+    """`validate` for several submissions of one collection and round at once: their rows are normalised and
+    checked by pandera together (its cost is mostly per call, not per row), uniqueness within each table."""
+    if not items:
+        return []
+    tables = [item.table for item in items]
+    out: list[list[Finding]] = [[] for _ in items]
+    unconvertible: list[set[tuple[int, str]]] = [set() for _ in items]
+    raw = pd.concat([t.raw.set_axis(t.raw.index + i * ROW_SPAN) for i, t in enumerate(tables)])
+
+    def blame(index: Any, key: str) -> tuple[int, int, Table]:
+        i, row = divmod(int(index), ROW_SPAN)
+        unconvertible[i].add((row, key))
+        return i, row, tables[i]
+
     typed: dict[str, pd.Series] = {}
-    unconvertible: set[tuple[int, str]] = set()
-    sheet = table.sheet
     for col in coll.inputs:
         values, errors = normalise_column(raw[col.key], col.kind)
-        bad = errors[errors.notna()]
-        for row, code in bad.items():
-            unconvertible.add((int(row), col.key))
-            out.append(F.make(str(code), locale, sheet=sheet, cell=table.cell(col.key, int(row)), column=col.title,
-                              value=shown(raw.at[row, col.key])))
+        for index, code in errors[errors.notna()].items():
+            i, row, table = blame(index, col.key)
+            out[i].append(F.make(str(code), locale, sheet=table.sheet, cell=table.cell(col.key, row),
+                                 column=col.title, value=shown(table.raw.at[row, col.key])))
         if col.kind == "date":  # pandas holds dates from 1677 to 2262 only; 9999-12-31 must not crash the run
             far = values.map(_out_of_range).astype(bool)
-            for row in values.index[far.to_numpy()]:
-                unconvertible.add((int(row), col.key))
-                out.append(F.make("value.invalid", locale, sheet=sheet, cell=table.cell(col.key, int(row)),
-                                  column=col.title, value=shown(raw.at[row, col.key]), detail=DATE_RANGE_TEXT))
+            for index in values.index[far.to_numpy()]:
+                i, row, table = blame(index, col.key)
+                out[i].append(F.make("value.invalid", locale, sheet=table.sheet, cell=table.cell(col.key, row),
+                                     column=col.title, value=shown(table.raw.at[row, col.key]),
+                                     detail=DATE_RANGE_TEXT))
             values = values.where(~far, None)
         typed[col.key] = _typed(values, col)
     frame = pd.DataFrame(typed, index=raw.index)
     for col in coll.columns:
         if not col.is_input:
             frame[col.key] = pd.Series(pd.NA, index=raw.index, dtype="Float64")
-    schema = coll.schema_for(round_id)
     if len(frame):
-        try:
-            schema.validate(frame[[c.key for c in coll.inputs]], lazy=True)
-        except pa.errors.SchemaErrors as exc:
-            _raise_rule_errors(exc, coll)
-            out.extend(_failures(exc.failure_cases, table, coll, locale, unconvertible))
-    if previous is not None and len(frame):
-        out.extend(_compare(frame, previous, table, coll, locale))
-    if len(frame):
-        out.extend(_table_rules(frame, table, coll, round_id, locale, issued))
-    if issued is not None:
-        out.extend(_against_issued(frame, table, coll, locale, issued, unconvertible))
+        cases = _failure_cases(frame[[c.key for c in coll.inputs]], coll, round_id)
+        if cases is not None:
+            index = cases["index"].astype("Int64")
+            cases = cases.assign(index=index % ROW_SPAN, _table=index // ROW_SPAN)
+            for i, part in cases.groupby("_table", sort=False):
+                out[int(i)].extend(_failures(part, tables[int(i)], coll, locale, unconvertible[int(i)]))
+    checked: list[Checked] = []
     order = {c.key: i for i, c in enumerate(coll.columns)}
     titles = {c.title: c.key for c in coll.columns}
-    out.sort(key=lambda f: (_row_of(f.cell), order.get(titles.get(f.column or "", ""), 99), f.code))
-    return Checked(frame, out)
+    start = 0
+    for i, item in enumerate(items):
+        table, found = item.table, out[i]
+        rows = frame.iloc[start:start + len(table.raw)].set_axis(table.raw.index)
+        start += len(table.raw)
+        if item.previous is not None and len(rows):
+            found.extend(_compare(rows, item.previous, table, coll, locale))
+        if len(rows):
+            found.extend(_table_rules(rows, table, coll, round_id, locale, item.issued))
+        if item.issued is not None:
+            found.extend(_against_issued(rows, table, coll, locale, item.issued, unconvertible[i]))
+        found.sort(key=lambda f: (_row_of(f.cell), order.get(titles.get(f.column or "", ""), 99), f.code))
+        checked.append(Checked(rows, found))
+    return checked
+
+
+def _failure_cases(frame: pd.DataFrame, coll: Collection, round_id: str) -> pd.DataFrame | None:
+    """pandera's failure cases for the rows of one or more tables (index: see ROW_SPAN), uniqueness checked
+    within each table; None when every row passes."""
+    schema = coll.schema_for(round_id)
+    unique = [key for key, column in schema.columns.items() if column.unique and key in frame.columns]
+    if unique:
+        schema = schema.update_columns({key: {"unique": False} for key in unique})
+    cases: list[pd.DataFrame] = []
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        _raise_rule_errors(exc, coll)
+        cases.append(exc.failure_cases)
+    table_of = frame.index // ROW_SPAN
+    for key in unique:
+        values = frame[key]
+        repeated = pd.DataFrame({"table": table_of, "value": values}).duplicated(keep=False) & values.notna()
+        if repeated.any():
+            cases.append(pd.DataFrame({"schema_context": "Column", "column": key, "check": "field_uniqueness",
+                                       "check_number": None, "failure_case": values[repeated].astype(object),
+                                       "index": values.index[repeated.to_numpy()]}).reset_index(drop=True))
+    return pd.concat(cases, ignore_index=True) if cases else None
 
 
 DATE_RANGE_TEXT = "日期的年份應在 1678 至 2261 年之間"

@@ -59,6 +59,7 @@ UNIT, SUPERVISOR = "010001", "010000"  # 010001 is supervised by 010000
 IN_SCOPE = [BATCH, COUNTING, COMPARE, DONE_CLEAN, DONE_FAULTY, DONE_OTHER, LO_XLSX, LO_ODS, BAD_FILES, RESUME, REOPENED,
              UNIT]
 
+CORPUS = Path("/work/shared/corpus")
 JSON_KEYS = {"file", "sha256", "verdict", "collection", "round", "agency", "receipt", "findings"}
 
 
@@ -444,7 +445,7 @@ def test_returns_saved_by_libreoffice_are_accepted(env: Env, libreoffice: dict[s
 # -- hostile and broken files through the CLI --------------------------------------------------------------------
 def test_broken_and_hostile_files_each_get_their_verdict(env: Env) -> None:
     d = env.made / "bad"
-    d.mkdir()
+    d.mkdir(parents=True)
     plain = env.workbook(BAD_FILES, "bad-plain.xlsx", TWO).read_bytes()
     files: dict[str, bytes] = {
         "encrypted.xlsx": encrypt(plain, "s3cret-pw"),
@@ -458,6 +459,8 @@ def test_broken_and_hostile_files_each_get_their_verdict(env: Env) -> None:
         "pdf.xlsx": PDF_BYTES,
         "bomb.xlsx": zip_bomb(),
         "entities.xlsx": entity_expansion(),
+        # kills calamine's reader (a real out-of-memory abort): its batch fails, then it alone is blamed
+        "oom.xls": (CORPUS / "ExcelDataReader__src__TestData__Test_git_issue_382_oom.xls").read_bytes(),
     }
     paths = []
     for name, data in files.items():
@@ -482,6 +485,7 @@ def test_broken_and_hostile_files_each_get_their_verdict(env: Env) -> None:
         "pdf.xlsx": ("unreadable", ["file.not_spreadsheet"]),
         "bomb.xlsx": ("unreadable", ["file.suspicious"]),
         "entities.xlsx": ("unreadable", ["file.suspicious"]),
+        "oom.xls": ("unreadable", ["file.reader_failed"]),
     }
     message = {line["file"]: line["findings"][0]["message"] for line in lines if line["findings"]}
     assert "密碼" in message["encrypted.xlsx"]
