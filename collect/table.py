@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from openpyxl.utils import get_column_letter, range_boundaries
 
@@ -113,23 +114,21 @@ def extract(book: Book, coll: Collection, locale: str = "zh-TW") -> Table | list
     lo_col = min(table_cols)
     offsets = [positions[c.key] - sheet.first_col for c in inputs]
     keys = [c.key for c in inputs]
-    rows: dict[int, list[Any]] = {}  # Excel row -> the input columns' raw values
-    outside = 0
+    first = max(0, header_row + 1 - sheet.first_row)
+    cells = _block(sheet.rows[first:])  # the rows below the header, as one 2-D array
+    filled = ~_BLANK(cells).astype(bool)
     lo, hi = max(0, lo_col - sheet.first_col), max(0, last_table_col - sheet.first_col + 1)
-    for i in range(max(0, header_row + 1 - sheet.first_row), len(sheet.rows)):
-        line, r = sheet.rows[i], sheet.first_row + i
-        for start, part in ((sheet.first_col, line[:lo]), (last_table_col + 1, line[hi:])):
-            for j, value in enumerate(part):
-                if not blank(value):
-                    outside += 1
-                    if outside <= MAX_OUTSIDE_FINDINGS:
-                        found.append(F.make("table.outside", locale, sheet=lay.sheet,
-                                            cell=f"{get_column_letter(start + j)}{r}", value=shown(value)))
-        values = [line[o] if 0 <= o < len(line) else None for o in offsets]
-        if any(not blank(v) for v in values):
-            rows[r] = values
-    if any(r > limit_row for r in rows):
-        found.append(F.make("table.too_many_rows", locale, sheet=lay.sheet, value=len(rows), detail=lay.max_rows))
+    around = [j for j in range(cells.shape[1]) if not lo <= j < hi]
+    hits = np.nonzero(filled[:, around])  # row by row, left of the table then right of it
+    for i, j in list(zip(*hits, strict=True))[:MAX_OUTSIDE_FINDINGS]:
+        found.append(F.make("table.outside", locale, sheet=lay.sheet, value=shown(cells[i, around[j]]),
+                            cell=f"{get_column_letter(sheet.first_col + around[j])}{sheet.first_row + first + i}"))
+    picked = _columns(cells, offsets)
+    keep = _columns(filled, offsets).any(axis=1)
+    numbers = sheet.first_row + first + np.flatnonzero(keep)
+    raw = pd.DataFrame(picked[keep], index=pd.Index(numbers, name="row", dtype="int64"), columns=keys, dtype=object)
+    if (raw.index > limit_row).any():
+        found.append(F.make("table.too_many_rows", locale, sheet=lay.sheet, value=len(raw), detail=lay.max_rows))
     for rng in sheet.merged:
         try:
             c1, _r1, c2, r2 = range_boundaries(rng)
@@ -141,21 +140,42 @@ def extract(book: Book, coll: Collection, locale: str = "zh-TW") -> Table | list
     first_text = next((c.key for c in inputs if c.kind == "text"), None)
     # 合計 is typed under the first text column, or under the first column (項次) as on paper forms
     label_keys = list(dict.fromkeys(k for k in (first_text, inputs[0].key if inputs else None) if k))
-    label_at = [(k, keys.index(k)) for k in label_keys]
-    for r in list(rows):
-        key = next((k for k, at in label_at if is_total_row(rows[r][at])), None)
-        if key is not None:
-            label = rows[r][keys.index(key)]
-            found.append(F.make("table.total_row", locale, sheet=lay.sheet,
-                                cell=f"{get_column_letter(positions[key])}{r}", column=coll.column(key).title,
-                                value=shown(label)))
-            del rows[r]
-    if not rows:
+    marks = [raw[k].map(is_total_row).to_numpy(dtype=bool) for k in label_keys]
+    totals = np.logical_or.reduce(marks) if marks else np.zeros(len(raw), dtype=bool)
+    for pos in np.flatnonzero(totals):
+        key = next(k for k, mark in zip(label_keys, marks, strict=True) if mark[pos])
+        found.append(F.make("table.total_row", locale, sheet=lay.sheet,
+                            cell=f"{get_column_letter(positions[key])}{raw.index[pos]}", column=coll.column(key).title,
+                            value=shown(raw.iat[pos, keys.index(key)])))
+    raw = raw[~totals]
+    if raw.empty:
         found.append(F.make("table.empty", locale, sheet=lay.sheet))
-    raw = pd.DataFrame(list(rows.values()), index=pd.Index(list(rows), name="row", dtype="int64"), columns=keys,
-                       dtype=object)
     letters = {k: get_column_letter(v) for k, v in positions.items()}
     return Table(lay.sheet, raw, letters, found, header_row)
+
+
+_BLANK = np.frompyfunc(blank, 1, 1)
+
+
+def _block(lines: list[list[Any]]) -> np.ndarray:
+    """Rows of cell values as a 2-D object array, short rows padded with None."""
+    width = max(map(len, lines), default=0)
+    if all(len(line) == width for line in lines):
+        block = np.empty((len(lines), width), dtype=object)
+        block[:] = lines  # row lists of one width: copied in one step
+        return block
+    block = np.full((len(lines), width), None, dtype=object)
+    for i, line in enumerate(lines):
+        block[i, : len(line)] = line
+    return block
+
+
+def _columns(block: np.ndarray, offsets: list[int]) -> np.ndarray:
+    """The block's columns at `offsets`, in that order; an offset outside the block gives a column of None."""
+    width = block.shape[1]
+    empty = np.full(block.shape[0], None, dtype=object) if block.dtype == object else np.zeros(block.shape[0], bool)
+    parts = [block[:, o] if 0 <= o < width else empty for o in offsets]
+    return np.stack(parts, axis=1) if parts else np.empty((block.shape[0], 0), dtype=block.dtype)
 
 
 def _find_header(grid: Grid, expected: int, titles: set[str]) -> int | None:
