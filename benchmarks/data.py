@@ -232,10 +232,11 @@ def prepare(cache: Path, n: int, row_sizes: list[int], log: Any = None) -> Datas
     os.environ["COLLECT_SECRET"] = SECRET
     cache.mkdir(parents=True, exist_ok=True)
     base, _ = _paths(cache, n, 0)
-    if not (base / ".complete").exists():
+    served = {int(p.stem.removeprefix("bench_r")) for p in (base / "rules").glob("bench_r*.py")}
+    if not (base / ".complete").exists() or not set(row_sizes) <= served:
         if base.exists():
             shutil.rmtree(base)
-        make_workspace(base, n, row_sizes)
+        make_workspace(base, n, sorted(served | set(row_sizes)))  # what it served before, and what is asked now
         (base / ".complete").write_text("ok\n")
     returns: dict[int, Path] = {}
     for rows in row_sizes:
@@ -246,9 +247,6 @@ def prepare(cache: Path, n: int, row_sizes: list[int], log: Any = None) -> Datas
         if log:
             log(f"generating {n} returned workbooks of {rows:,} rows into {folder} (once; cached)")
         cid = collection_id(rows)
-        if not (base / "rules" / f"{cid}.py").exists():  # a size not asked for when the workspace was made
-            shutil.rmtree(base)
-            return prepare(cache, n, row_sizes, log)
         scratch = folder.with_name(folder.name + ".tmp")
         if scratch.exists():
             shutil.rmtree(scratch)
