@@ -6,7 +6,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from collect.findings import Finding
 from collect.ledger import SubmissionRow
@@ -54,18 +58,18 @@ def merge(ctx: Context, cid: str, round_id: str, now: datetime | None = None) ->
     coll = ctx.collection(cid)
     st = round_status(ctx, cid, round_id)
     counting = counting_agencies(ctx, coll, round_id)
-    keys = [c.key for c in coll.columns]
     money = [c for c in coll.columns if c.money]
-    parts = []
+    tables: list[pa.Table] = []
+    heads: list[dict[str, Any]] = []
     finding_rows: list[dict[str, Any]] = []
     for row in st.rows:
         head = {"agency": row.agency, "agency_name": row.name, "supervisor": row.supervisor,
                 "supervisor_name": row.supervisor_name}
-        if row.counting is not None and row.agency in counting:
-            frame = _frame(ctx, row.counting, coll)
-            if len(frame):
-                parts.append(frame[[k for k in keys if k in frame.columns]].assign(
-                    **head, receipt=row.counting.receipt))
+        if row.counting is not None and row.agency in counting and row.counting.frame_path:
+            table = pq.ParquetFile(ctx.ws.state_dir / row.counting.frame_path).read(use_threads=False)  # small files
+            if table.num_rows:
+                tables.append(table)
+                heads.append({**head, "receipt": row.counting.receipt})
         seen: set[int] = set()
         for which, sub in (("counting", row.counting), ("latest", row.latest)):
             if sub is None or sub.id in seen:
@@ -79,14 +83,6 @@ def merge(ctx: Context, cid: str, round_id: str, now: datetime | None = None) ->
                 finding_rows.append({**head, "receipt": sub.receipt, "which": which, "code": f.code,
                                      "severity": f.severity, "sheet": f.sheet, "cell": f.cell, "column": f.column,
                                      "value": f.value, "message": f.message, "amount": amount})
-    head_cols = ["agency", "agency_name", "supervisor", "supervisor_name", "receipt"]
-    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*head_cols, *keys])
-    rows = rows[[*head_cols, *[k for k in keys if k in rows.columns]]]
-    for c in coll.columns:
-        if c.key not in rows.columns:
-            rows[c.key] = pd.NA
-        if c.kind == "whole" or (c.formula and c.money):
-            rows[c.key] = rows[c.key].astype("Int64")
     findings = pd.DataFrame(finding_rows, columns=["agency", "agency_name", "supervisor", "receipt", "which",
                                                    "code", "severity", "sheet", "cell", "column", "value",
                                                    "message", "amount"])
@@ -100,9 +96,36 @@ def merge(ctx: Context, cid: str, round_id: str, now: datetime | None = None) ->
     report = ReportInput(
         collection_id=cid, collection_title=coll.title, round_id=round_id, round_label=roc_round_label(round_id),
         generated_at=(now or datetime.now(UTC)).astimezone(TAIPEI),  # managers read Taipei time
-        columns=report_columns(coll), rows=rows, agencies=agencies, findings=findings,
+        columns=report_columns(coll), rows=_rows(tables, heads, coll), agencies=agencies, findings=findings,
     )
     return Merged(st, report)
+
+
+_HEAD_KEYS = ("agency", "agency_name", "supervisor", "supervisor_name", "receipt")
+# Arrow to pandas: whole numbers stay exact (nullable Int64), texts stay in Arrow memory (no Python objects).
+_PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.float64(): pd.Float64Dtype(),
+                 pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
+
+
+def _rows(tables: list[pa.Table], heads: list[dict[str, Any]], coll: Collection) -> pd.DataFrame:
+    """The counting returns' rows, one Arrow concatenation turned into one frame; formula columns computed once."""
+    keys = [c.key for c in coll.columns]
+    stored = [k for k in keys if any(k in t.column_names for t in tables)]
+    parts = [t.select([k for k in stored if k in t.column_names]).replace_schema_metadata(None) for t in tables]
+    data = pa.concat_tables(parts, promote_options="permissive") if parts else pa.table(
+        {k: pa.array([], pa.null()) for k in stored})
+    which = pa.array(np.repeat(np.arange(len(tables), dtype=np.int32), [t.num_rows for t in tables]))
+    columns = {key: pc.take(pa.array([h[key] for h in heads], pa.string()), which) for key in _HEAD_KEYS}
+    columns.update({k: data.column(k) for k in stored})
+    rows = pa.table(columns).to_pandas(types_mapper=_PANDAS_TYPES.get)
+    for c in coll.columns:
+        if c.compute is not None and len(rows):
+            rows[c.key] = c.compute(rows)  # a formula of the same row's cells: computed on all rows at once
+        elif c.key not in rows.columns:
+            rows[c.key] = pd.NA
+        if c.kind == "whole" or (c.formula and c.money):
+            rows[c.key] = rows[c.key].astype("Int64")
+    return rows[[*_HEAD_KEYS, *keys]]
 
 
 def _amounts(frame: pd.DataFrame, found: list[Finding], money: list[Any], coll: Collection) -> list[int | None]:

@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
+import codecs
 import math
-import multiprocessing
 import os
 import re
-import sys
 import unicodedata
 import zipfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
-from xml.sax.saxutils import escape as xml_escape
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import xlsxwriter
 from openpyxl.utils import get_column_letter
@@ -34,9 +35,9 @@ MAX_SHEET_ROWS = 1_048_576
 EXCEL_EXACT_LIMIT = 10**15
 # Characters that make a spreadsheet program treat a CSV field as a formula (OWASP "CSV injection").
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-# Workbooks are written in several processes (at most MAX_WORKERS) once a round has this many detail cells.
+# Files are written by several threads (at most MAX_WORKERS) once a round has this many detail cells.
 PARALLEL_FROM_CELLS = 1_000_000
-MAX_WORKERS = 8
+MAX_WORKERS = 4
 
 KINDS = ("whole", "decimal", "date", "text", "choice", "code", "rate")
 ACCEPTED_STATES = ("accepted", "late")
@@ -121,12 +122,13 @@ def write_reports(inp: ReportInput, out_dir: Path, *, workers: int | None = None
     so that a spreadsheet program opening the CSV does not run it as a formula; numbers and dates are never
     prefixed. Whole numbers of 10**15 or more (beyond Excel's 15 significant digits) are written as text
     with thousands separators, so no digit is lost; sums are exact Python integers, never spreadsheet
-    formulas. `workers` is the number of processes writing workbooks; by default several are used only
-    for large rounds.
+    formulas. `workers` is the number of threads writing the files (their heavy work, in Arrow and zlib, runs
+    outside Python's lock, so no process is forked); by default several are used only for large rounds.
     """
     _check_input(inp)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = _prepare(inp)
+    values = _Values.of(inp)
+    data = _prepare(inp, values)
     stem = _safe_filename(f"{inp.collection_id}-{inp.round_id}-{DETAIL_SHEET}")
     parquet_path = out_dir / f"{stem}.parquet"
     csv_path = out_dir / f"{stem}.csv"
@@ -140,39 +142,34 @@ def write_reports(inp: ReportInput, out_dir: Path, *, workers: int | None = None
         jobs.append(_plan(inp, data, _Slice.of_supervisor(data, code), path, (code, name), exports))
         supervisors[code] = path
     _POSITIONS.clear()
-    _run(jobs, workers)
-
-    _atomic(parquet_path, lambda tmp: pq.write_table(_arrow_table(inp), tmp))
-    _atomic(csv_path, lambda tmp: _csv_frame(inp).to_csv(tmp, index=False, encoding="utf-8-sig",
-                                                         lineterminator="\r\n"))
+    if workers is None:
+        cells = len(inp.rows) * len(data.detail.headers)
+        workers = min(os.cpu_count() or 1, MAX_WORKERS) if cells >= PARALLEL_FROM_CELLS else 1
+    _run([
+        partial(_write_job, jobs[0]),  # the master first: the largest
+        partial(_atomic, parquet_path, lambda tmp: pq.write_table(_arrow_table(inp, values), tmp)),
+        partial(_atomic, csv_path, lambda tmp: _write_csv(inp, values, tmp)),
+        *(partial(_write_job, job) for job in sorted(jobs[1:], key=lambda job: job.size, reverse=True)),
+    ], workers)
     return ReportFiles(master_path, supervisors, parquet_path, csv_path)
 
 
 # ----------------------------------------------------------------------------------------------------
-# Preparation: every value is converted once, column by column (numpy arrays); the master and each
+# Preparation: every value is converted once, column by column, into Arrow arrays; the master and each
 # supervising agency's workbook select their rows by position.
 
 
 @dataclass
 class _Col:
-    """One column of a table: per row a text (str), else a number where `has_number`, else a blank."""
+    """One column of a table as Arrow arrays: per row a text, else a number, else a blank (null where not)."""
 
-    texts: np.ndarray  # object array: str or None
-    numbers: np.ndarray | None = None  # int64 or float64
-    has_number: np.ndarray | None = None  # bool
+    texts: pa.Array  # string
+    numbers: pa.Array | None = None  # int64 or float64; null where the row has a text or no number
 
     def sample(self, n: int) -> list[Cell]:
-        out: list[Cell] = []
-        for i in range(min(n, len(self.texts))):
-            text = self.texts[i]
-            if text is not None:
-                out.append(str(text))
-            elif self.numbers is not None and self.has_number is not None and self.has_number[i]:
-                value = self.numbers[i]
-                out.append(int(value) if self.numbers.dtype.kind == "i" else float(value))
-            else:
-                out.append(None)
-        return out
+        texts = self.texts.slice(0, n).to_pylist()
+        numbers = self.numbers.slice(0, n).to_pylist() if self.numbers is not None else [None] * len(texts)
+        return [text if text is not None else number for text, number in zip(texts, numbers, strict=True)]
 
 
 @dataclass
@@ -197,6 +194,26 @@ class _Money:
     values: np.ndarray  # int64 (0 where missing or beyond int64)
     present: np.ndarray  # bool
     beyond: dict[int, int]  # position -> value too large for int64
+
+
+@dataclass
+class _Values:
+    """The detail rows' values converted once, for the workbooks and both exports."""
+
+    texts: dict[str, pa.Array]  # the agency columns and the text columns, as Arrow strings (null where blank)
+    wholes: dict[str, _Money]  # the whole-number columns, exact
+
+    @classmethod
+    def of(cls, inp: ReportInput) -> _Values:
+        rows = inp.rows
+        texts = {key: _strings(rows[key]) for key in _ROW_KEYS}
+        wholes: dict[str, _Money] = {}
+        for col in inp.columns:
+            if col.kind == "whole":
+                wholes[col.key] = _int_values(rows[col.key], col.key)
+            elif col.kind not in ("date", "decimal", "rate"):
+                texts[col.key] = _strings(rows[col.key])
+        return cls(texts, wholes)
 
 
 @dataclass
@@ -293,26 +310,35 @@ def _codes(series: pd.Series) -> np.ndarray:
     return np.array(["" if _isna(v) else str(v) for v in values], dtype=object)
 
 
-def _prepare(inp: ReportInput) -> _Data:
+def _code_array(texts: pa.Array) -> np.ndarray:
+    """_codes of an Arrow string array."""
+    return np.asarray(pc.fill_null(texts, "").to_numpy(zero_copy_only=False), dtype=object)
+
+
+def _prepare(inp: ReportInput, values: _Values) -> _Data:
     rows, agencies = inp.rows, inp.agencies
     naive = _naive_converter(inp.generated_at)
+    row_supervisor = _code_array(values.texts["supervisor"])
 
+    row_pairs = pa.table({"code": pc.fill_null(values.texts["supervisor"], ""),  # distinct, in order of rows
+                          "name": values.texts["supervisor_name"]}).group_by(["code", "name"], use_threads=False)
+    pairs = (pd.DataFrame({"code": _codes(agencies["supervisor"]), "name": agencies["supervisor_name"].to_numpy()}),
+             row_pairs.aggregate([]).to_pandas())
     supervisors: dict[str, str] = {}
-    for frame in (agencies, rows):  # each code's first name, the agency list first
-        named = pd.DataFrame({"code": _codes(frame["supervisor"]), "name": frame["supervisor_name"].to_numpy()})
+    for named in pairs:  # each code's first name, the agency list first
         named = named[(named["code"] != "") & named["name"].notna()].drop_duplicates("code")
         for code, name in zip(named["code"].tolist(), named["name"].tolist(), strict=True):
             supervisors.setdefault(code, str(name))
-    for frame in (agencies, rows):
-        for code in pd.unique(_codes(frame["supervisor"])):
+    for named in pairs:
+        for code in pd.unique(named["code"]):
             if code:
                 supervisors.setdefault(code, code)
     supervisors = dict(sorted(supervisors.items()))
 
     big = False
     headers = ["機關代碼", "機關名稱", "主管機關"]
-    columns: list[_Col] = [_text_col(rows["agency"]), _text_col(rows["agency_name"]),
-                           _text_col(rows["supervisor_name"])]
+    columns: list[_Col] = [_Col(values.texts["agency"]), _Col(values.texts["agency_name"]),
+                           _Col(values.texts["supervisor_name"])]
     formats: list[tuple[str, str]] = [("", ""), ("", ""), ("", "")]
     money_titles: list[str] = []
     money: list[_Money] = []
@@ -320,7 +346,7 @@ def _prepare(inp: ReportInput) -> _Data:
         series = rows[col.key]
         headers.append(col.title)
         if col.kind == "whole":
-            exact = _int_values(series, col.key)
+            exact = values.wholes[col.key]
             cells, col_big = _whole_col(exact, col.money)
             big = big or col_big
             columns.append(cells)
@@ -329,13 +355,13 @@ def _prepare(inp: ReportInput) -> _Data:
                 money_titles.append(col.title)
                 money.append(exact)
         elif col.kind == "date":
-            columns.append(_cells_col(_date_cells(series)))
+            columns.append(_date_col(series))
             formats.append(("date", ""))
         elif col.kind in ("decimal", "rate"):
             columns.append(_float_col(series))
             formats.append(("rate" if col.kind == "rate" else "", ""))
         else:
-            columns.append(_text_col(series))
+            columns.append(_Col(values.texts[col.key]))
             formats.append(("", ""))
     detail = _Table(headers, columns, formats, _widths(headers, columns), freeze_cols=3)
 
@@ -371,7 +397,7 @@ def _prepare(inp: ReportInput) -> _Data:
 
     return _Data(
         detail=detail, exceptions=exceptions, missing=missing_table,
-        row_supervisor=_codes(rows["supervisor"]), row_agency=_codes(rows["agency"]),
+        row_supervisor=row_supervisor, row_agency=_code_array(values.texts["agency"]),
         finding_supervisor=_codes(findings["supervisor"]), finding_agency=_codes(findings["agency"]),
         missing_supervisor=_codes(missing["supervisor"]), missing_agency=_codes(missing["agency"]),
         agency_code=_codes(agencies["agency"]), agency_supervisor=_codes(agencies["supervisor"]),
@@ -390,20 +416,26 @@ def _texts(series: pd.Series) -> list[Cell]:
     return [None if _isna(v) else str(v) for v in series.tolist()]
 
 
-def _text_col(series: pd.Series) -> _Col:
-    values = series.to_numpy(dtype=object, na_value=None)
-    if not all(v is None or v.__class__ is str for v in values):
-        values = np.array([None if _isna(v) else str(v) for v in values], dtype=object)
-    return _Col(values)
+def _strings(series: pd.Series) -> pa.Array:
+    """Texts as an Arrow string array, null where missing; a value that is not text becomes str(value)."""
+    try:
+        texts = pa.array(series, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        texts = None
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if texts is None or not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)
+                             or pa.types.is_null(texts.type)):
+        texts = pa.array([None if _isna(v) else str(v) for v in series.tolist()], pa.string())
+    return texts.cast(pa.string())
 
 
 def _cells_col(cells: Sequence[Cell]) -> _Col:
     """A column from cells of any kind (text, number, blank)."""
-    texts = np.array([v if isinstance(v, str) else None for v in cells], dtype=object)
-    numbers = np.array([v if isinstance(v, int | float) and not isinstance(v, bool) else np.nan for v in cells],
-                       dtype=np.float64)
-    has = np.array([isinstance(v, int | float) and not isinstance(v, bool) for v in cells], dtype=bool)
-    return _Col(texts, numbers, has)
+    texts = pa.array([v if isinstance(v, str) else None for v in cells], pa.string())
+    numbers = pa.array([float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                        else None for v in cells], pa.float64())
+    return _Col(texts, numbers)
 
 
 def _as_int(value: Any, key: str) -> int | None:
@@ -442,15 +474,17 @@ def _int_values(series: pd.Series, key: str) -> _Money:
 
 def _whole_col(exact: _Money, money: bool) -> tuple[_Col, bool]:
     """Numbers, except whole numbers beyond Excel's 15 digits: text (with separators for money)."""
-    texts = np.full(len(exact.values), None, dtype=object)
     big = exact.present & (np.abs(exact.values) >= EXCEL_EXACT_LIMIT)
+    has = exact.present & ~big
+    if not big.any() and not exact.beyond:
+        return _Col(pa.nulls(len(has), pa.string()), pa.array(exact.values, pa.int64(), mask=~has)), False
+    texts = np.full(len(exact.values), None, dtype=object)
     for i in [*np.flatnonzero(big).tolist(), *exact.beyond]:
         v = exact.beyond.get(i, int(exact.values[i]))
         texts[i] = f"{v:,}" if money else str(v)
-    has = exact.present & ~big
     if exact.beyond:
         has[list(exact.beyond)] = False
-    return _Col(texts, exact.values, has), bool(big.any() or exact.beyond)
+    return _Col(pa.array(texts, pa.string()), pa.array(exact.values, pa.int64(), mask=~has)), True
 
 
 def _float_col(series: pd.Series) -> _Col:
@@ -461,7 +495,7 @@ def _float_col(series: pd.Series) -> _Col:
         odd = np.flatnonzero(~has & ~np.isnan(numbers))  # infinities: shown as text
         for i in odd.tolist():
             texts[i] = str(numbers[i])
-        return _Col(texts, numbers, has)
+        return _Col(pa.array(texts, pa.string()), pa.array(numbers, pa.float64(), mask=~has))
     return _cells_col([_as_float(v) for v in series.tolist()])
 
 
@@ -474,22 +508,19 @@ def _as_float(value: Any) -> Cell:
     return str(value)
 
 
-def _date_cells(series: pd.Series) -> list[Cell]:
-    """Excel serial day numbers (vectorised); text where the value is not a date Excel can hold."""
+def _date_col(series: pd.Series) -> _Col:
+    """Excel serial day numbers; text where the value is not a date Excel can hold."""
     parsed = pd.to_datetime(series, errors="coerce")
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_localize(None)
-    serial = ((parsed - _EXCEL_EPOCH) / pd.Timedelta(days=1)).tolist()
-    originals = series.tolist()
-    cells: list[Cell] = []
-    for s, original in zip(serial, originals, strict=True):
-        if _isna(original):
-            cells.append(None)
-        elif _isna(s) or s < 61:  # not a date, or before 1900-03-01 where Excel's calendar is off
-            cells.append(original.isoformat() if isinstance(original, date) else str(original))
-        else:
-            cells.append(s)
-    return cells
+    serial = ((parsed - _EXCEL_EPOCH) / pd.Timedelta(days=1)).to_numpy(dtype=np.float64, na_value=np.nan)
+    blank = series.isna().to_numpy(dtype=bool)
+    ok = ~blank & (serial >= 61)  # not NaN (not a date), nor before 1900-03-01 where Excel's calendar is off
+    texts = np.full(len(serial), None, dtype=object)
+    for i in np.flatnonzero(~blank & ~ok).tolist():
+        original = series.iat[i]
+        texts[i] = original.isoformat() if isinstance(original, date) else str(original)
+    return _Col(pa.array(texts, pa.string()), pa.array(serial, pa.float64(), mask=~ok))
 
 
 def _naive_converter(reference: datetime) -> Callable[[datetime], datetime]:
@@ -533,10 +564,11 @@ def _widths(headers: list[str], columns: list[_Col], sample: int = 500) -> list[
 
 
 # ----------------------------------------------------------------------------------------------------
-# Workbooks. The parent process plans every workbook as plain data (a _Job); writing a job needs nothing
-# else, so jobs can go to worker processes. xlsxwriter writes each workbook's summary sheet and the header
-# row, widths, frozen panes and autofilter of each table sheet; the table rows themselves are rendered here
-# as sheet XML (about 40x faster than a write call per cell), their texts added to the shared-string table.
+# Workbooks. Every workbook is planned first as plain data (a _Job); writing a job needs nothing else, so
+# jobs run in threads. xlsxwriter writes each workbook's summary sheet and the header row, widths, frozen
+# panes and autofilter of each table sheet; the table rows themselves are rendered here as sheet XML by
+# Arrow's string kernels, a chunk of rows at a time (no Python loop per row or cell, and Arrow and zlib
+# release Python's lock), their texts added to the shared-string table.
 
 
 @dataclass
@@ -581,20 +613,22 @@ def _group_sums(data: _Data, part: _Slice) -> dict[str, list[int]]:
     sums: dict[str, list[int]] = {}
     if not len(part.rows):
         return sums
-    groups = pd.Series(part.row_group)
+    groups, labels = pd.factorize(part.row_group)  # each row's supervising agency as a number
+    codes = [str(label) for label in labels]
     for m, exact in enumerate(data.money):
         values = exact.values[part.rows]
         present = exact.present[part.rows]
         peak = int(np.abs(values).max()) if len(values) else 0
         if peak * len(values) < _INT64_MAX:  # int64 sums cannot overflow: exact
-            totals = pd.Series(np.where(present, values, 0)).groupby(groups, sort=False).sum()
-            by_code = {str(k): int(v) for k, v in totals.items()}
+            totals = np.zeros(len(codes), dtype=np.int64)
+            np.add.at(totals, groups, np.where(present, values, 0))
+            by_code = dict(zip(codes, totals.tolist(), strict=True))
         else:
             by_code = {}
             for code, v, ok in zip(part.row_group.tolist(), values.tolist(), present.tolist(), strict=True):
                 if ok:
                     by_code[code] = by_code.get(code, 0) + int(v)
-        seen = set(pd.unique(part.row_group[present]).tolist()) if present.any() else set()
+        seen = {codes[g] for g in np.unique(groups[present]).tolist()}
         if exact.beyond:
             where = {int(p): i for i, p in enumerate(part.rows.tolist()) if int(p) in exact.beyond}
             for position, i in where.items():
@@ -675,7 +709,7 @@ def _xf(fmt: Format | None) -> int | None:
 
 
 def _write_job(job: _Job) -> Path:
-    """Write one planned workbook (runs in a worker process when writing in parallel)."""
+    """Write one planned workbook (in a thread of its own when writing in parallel)."""
 
     def build(tmp: Path) -> None:
         draft = tmp.with_name(tmp.name + ".draft")
@@ -727,9 +761,11 @@ def _write_table_frame(worksheets: list[Worksheet], sheets: _Sheets, fmts: dict[
 _MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _PKG_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
-_ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_ESCAPED_LOOKALIKE = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
-_CHUNK_ROWS = 20_000
+# Regular expressions for Arrow (RE2 syntax): characters XML 1.0 forbids, text Excel would read as an escape.
+_ILLEGAL_XML = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x{fffe}\x{ffff}]"
+_ESCAPED_LOOKALIKE = r"_(x[0-9A-Fa-f]{4}_)"
+_FORMULA_START = r"^[=+\-@\t\r]"  # FORMULA_PREFIXES
+_CHUNK_ROWS = 50_000
 _MAX_CELL_TEXT = 32_767
 
 
@@ -745,80 +781,76 @@ def _sheet_parts(zf: zipfile.ZipFile) -> dict[str, str]:
     return out
 
 
-def _sst_text(text: str) -> str:
-    text = _ILLEGAL_XML.sub("", text[:_MAX_CELL_TEXT])
-    return _ESCAPED_LOOKALIKE.sub(r"_x005F_\1", xml_escape(text))
+def _xml_texts(texts: pa.Array) -> pa.Array:
+    """Texts as XML character data: cut to Excel's cell limit, without the characters XML forbids, escaped."""
+    texts = pc.utf8_slice_codeunits(texts, 0, _MAX_CELL_TEXT)
+    texts = pc.replace_substring_regex(texts, _ILLEGAL_XML, "")
+    for raw, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
+        texts = pc.replace_substring(texts, raw, escaped)
+    return pc.replace_substring_regex(texts, _ESCAPED_LOOKALIKE, r"_x005F_\1")
+
+
+def _utf8(strings: pa.Array) -> memoryview:
+    """The UTF-8 bytes of an array's strings one after another, without copying (the array has no nulls)."""
+    if not len(strings):
+        return memoryview(b"")
+    _, offsets, data = strings.buffers()
+    kind = np.dtype(np.int64 if pa.types.is_large_string(strings.type) else np.int32)
+    ends = np.frombuffer(offsets, dtype=kind, count=len(strings) + 1, offset=strings.offset * kind.itemsize)
+    return memoryview(data)[int(ends[0]):int(ends[-1])] if data is not None else memoryview(b"")
 
 
 @dataclass
 class _Rendered:
-    """A workbook's table texts as shared strings: each column's string index per selected row (-1: none)."""
+    """A workbook's table texts as shared strings: the distinct texts, and each column's index per row."""
 
-    strings: list[str]
-    codes: dict[tuple[int, int], np.ndarray]  # (table number, column number) -> int64 per position
+    strings: pa.Array  # large_string, distinct
+    codes: dict[tuple[int, int], pa.Array]  # (table number, column number) -> index per position, null: no text
     references: int
 
 
 def _shared_strings(tables: list[_Sheets]) -> _Rendered:
-    pieces: list[np.ndarray] = []
-    where: list[tuple[int, int, np.ndarray]] = []
+    pieces: list[pa.Array] = []
+    where: list[tuple[int, int]] = []
     for t, sheets in enumerate(tables):
+        positions = pa.array(sheets.positions, pa.int64())
         for c, col in enumerate(sheets.table.columns):
-            texts = col.texts[sheets.positions] if len(sheets.positions) else col.texts[:0]
-            mask = pd.notna(texts)
-            where.append((t, c, mask))
-            pieces.append(texts[mask])
-    joined = np.concatenate(pieces) if pieces else np.array([], dtype=object)
-    codes, uniques = pd.factorize(joined) if len(joined) else (np.array([], dtype=np.int64), [])
-    out: dict[tuple[int, int], np.ndarray] = {}
+            pieces.append(col.texts.take(positions).cast(pa.large_string()))
+            where.append((t, c))
+    lengths = [len(p) for p in pieces]
+    joined = pa.concat_arrays(pieces)
+    del pieces
+    encoded = joined.dictionary_encode()
+    codes: dict[tuple[int, int], pa.Array] = {}
     start = 0
-    for t, c, mask in where:
-        per_row = np.full(len(mask), -1, dtype=np.int64)
-        n = int(mask.sum())
-        per_row[mask] = codes[start:start + n]
-        start += n
-        out[(t, c)] = per_row
-    return _Rendered([str(u) for u in uniques], out, len(joined))
+    for key, length in zip(where, lengths, strict=True):
+        codes[key] = encoded.indices.slice(start, length)
+        start += length
+    return _Rendered(encoded.dictionary, codes, len(joined) - joined.null_count)
 
 
 def _render_rows(sheets: _Sheets, t: int, rendered: _Rendered, offset: int, styles: dict[str, int | None],
-                 lo: int, hi: int, first_row: int) -> str:
-    """The <row> elements of positions lo..hi of the table, the first one on sheet row `first_row`."""
+                 lo: int, hi: int, first_row: int) -> pa.Array:
+    """The <row> elements of positions lo..hi of the table (one string each), the first on sheet row `first_row`.
+
+    Built column by column with Arrow's string kernels: a cell is a shared-string index where the row has a
+    text, else a number, else nothing.
+    """
     table = sheets.table
+    positions = pa.array(sheets.positions[lo:hi], pa.int64())
     numbers_ = [f' s="{styles[n]}"' if styles.get(n) is not None else "" for n, _ in table.formats]
     texts_ = [f' s="{styles[x]}"' if styles.get(x) is not None else "" for _, x in table.formats]
-    positions = sheets.positions[lo:hi]
-    row_numbers = [str(r) for r in range(first_row, first_row + len(positions))]
-    columns: list[list[str]] = []
+    rows = pc.cast(pa.array(np.arange(first_row, first_row + hi - lo, dtype=np.int64)), pa.string())
+    parts: list[Any] = ['<row r="', rows, '">']
     for c, col in enumerate(table.columns):
-        letter = get_column_letter(c + 1)
-        codes = rendered.codes[(t, c)][lo:hi]
-        has_text = codes >= 0
-        text_values = (codes + offset).tolist()
-        ts, ns = texts_[c], numbers_[c]
-        if col.numbers is None or col.has_number is None:
-            cells = [f'<c r="{letter}{r}"{ts} t="s"><v>{v}</v></c>' if ok else ""
-                     for r, v, ok in zip(row_numbers, text_values, has_text.tolist(), strict=True)]
-        else:
-            raw = col.numbers[positions]
-            if raw.dtype.kind == "f":
-                whole = np.isfinite(raw) & (raw == np.round(raw)) & (np.abs(raw) < 1e15)
-                shown = np.where(whole, np.where(whole, raw, 0).astype(np.int64).astype(str), raw.astype(str))
-            else:
-                shown = raw.astype(str)
-            has_num = col.has_number[positions] & ~has_text
-            if not has_text.any():
-                cells = [f'<c r="{letter}{r}"{ns}><v>{v}</v></c>' if ok else ""
-                         for r, v, ok in zip(row_numbers, shown.tolist(), has_num.tolist(), strict=True)]
-            else:
-                cells = [f'<c r="{letter}{r}"{ts} t="s"><v>{tv}</v></c>' if tok else
-                         (f'<c r="{letter}{r}"{ns}><v>{v}</v></c>' if ok else "")
-                         for r, tv, tok, v, ok in zip(row_numbers, text_values, has_text.tolist(), shown.tolist(),
-                                                      has_num.tolist(), strict=True)]
-        columns.append(cells)
-    return "".join([f'<row r="{r}">{"".join(cells)}</row>' for r, cells in zip(row_numbers, zip(*columns,
-                                                                                               strict=True),
-                                                                                strict=True)])
+        cell = f'<c r="{get_column_letter(c + 1)}'
+        codes = pc.add(rendered.codes[(t, c)].slice(lo, hi - lo).cast(pa.int64()), offset)
+        parts.append(pc.binary_join_element_wise(cell, rows, f'"{texts_[c]} t="s"><v>', pc.cast(codes, pa.string()),
+                                                 "</v></c>", ""))
+        if col.numbers is not None:
+            numbers = pc.cast(col.numbers.take(positions), pa.string())
+            parts.append(pc.binary_join_element_wise(cell, rows, f'"{numbers_[c]}><v>', numbers, "</v></c>", ""))
+    return pc.binary_join_element_wise(*parts, "</row>", "", null_handling="replace", null_replacement="")
 
 
 def _member(name: str, date_time: tuple[int, int, int, int, int, int] = (1980, 1, 1, 0, 0, 0)) -> zipfile.ZipInfo:
@@ -864,8 +896,8 @@ def _splice(job: _Job, draft: Path, out: Path, styles: dict[str, int | None]) ->
                 fh.write(head.encode("utf-8"))
                 for start in range(lo, hi, _CHUNK_ROWS):
                     stop = min(hi, start + _CHUNK_ROWS)
-                    fh.write(_render_rows(sheets, t, rendered, unique_before, styles, start, stop,
-                                          2 + start - lo).encode("utf-8"))
+                    fh.write(_utf8(_render_rows(sheets, t, rendered, unique_before, styles, start, stop,
+                                                2 + start - lo)))
                 fh.write(("</sheetData>" + tail).encode("utf-8"))
         with dst.open(_member("xl/sharedStrings.xml"), "w", force_zip64=True) as fh:
             head, tail = sst.rsplit("</sst>", 1)
@@ -873,9 +905,11 @@ def _splice(job: _Job, draft: Path, out: Path, styles: dict[str, int | None]) ->
             head = re.sub(r'uniqueCount="\d+"', f'uniqueCount="{unique_before + len(rendered.strings)}"', head,
                           count=1)
             fh.write(head.encode("utf-8"))
-            for start in range(0, len(rendered.strings), 50_000):
-                fh.write("".join(f'<si><t xml:space="preserve">{_sst_text(s)}</t></si>'
-                                 for s in rendered.strings[start:start + 50_000]).encode("utf-8"))
+            start_item, end_item, nothing = (pa.scalar(x, pa.large_string())
+                                             for x in ('<si><t xml:space="preserve">', "</t></si>", ""))
+            for start in range(0, len(rendered.strings), _CHUNK_ROWS):
+                items = _xml_texts(rendered.strings.slice(start, _CHUNK_ROWS))
+                fh.write(_utf8(pc.binary_join_element_wise(start_item, items, end_item, nothing)))
             fh.write(("</sst>" + tail).encode("utf-8"))
 
 
@@ -943,40 +977,14 @@ def _write_int(ws: Worksheet, row: int, col: int, value: int, number: Format | N
         ws.write_number(row, col, value, number)
 
 
-_FORKED_JOBS: list[_Job] = []  # the jobs, inherited by forked workers (nothing large is pickled)
-
-
-def _write_forked(index: int) -> Path:
-    return _write_job(_FORKED_JOBS[index])
-
-
-def _run(jobs: list[_Job], workers: int | None) -> None:
-    """Write the jobs, largest first, in `workers` processes (None: by size and the machine's cores).
-
-    Worker processes are forked where the platform allows it (Linux) and find the jobs in memory; elsewhere
-    they are spawned and each job is sent to them: a script calling write_reports on a large round on Windows
-    or macOS then needs the `if __name__ == "__main__":` guard, or workers=1.
-    """
-    jobs = sorted(jobs, key=lambda job: job.size, reverse=True)
-    if workers is None:
-        cells = sum(job.size for job in jobs) * len(jobs[0].detail.table.headers)
-        workers = min(os.cpu_count() or 1, MAX_WORKERS) if cells >= PARALLEL_FROM_CELLS else 1
-    workers = max(1, min(workers, len(jobs)))
-    if workers == 1:
-        for job in jobs:
-            _write_job(job)
+def _run(tasks: list[Callable[[], object]], workers: int) -> None:
+    """Run the writing tasks, in this order, in `workers` threads."""
+    if workers <= 1:
+        for task in tasks:
+            task()
         return
-    if sys.platform == "linux":
-        _FORKED_JOBS[:] = jobs
-        try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                for _ in pool.map(_write_forked, range(len(jobs))):
-                    pass
-        finally:
-            _FORKED_JOBS.clear()
-        return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for _ in pool.map(_write_job, jobs):
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in pool.map(lambda task: task(), tasks):
             pass
 
 
@@ -984,36 +992,36 @@ def _run(jobs: list[_Job], workers: int | None) -> None:
 # Parquet and CSV.
 
 
-def _arrow_table(inp: ReportInput) -> pa.Table:
+def _arrow_table(inp: ReportInput, values: _Values) -> pa.Table:
     rows = inp.rows
     arrays: list[pa.Array] = []
     fields: list[pa.Field] = []
     titles = {"agency": "機關代碼", "agency_name": "機關名稱", "supervisor": "主管機關代碼",
               "supervisor_name": "主管機關", "receipt": "收件編號"}
     for key, title in titles.items():
-        arrays.append(pa.array(_text_col(rows[key]).texts, type=pa.string()))
+        arrays.append(values.texts[key])
         fields.append(pa.field(key, pa.string(), metadata={"title": title}))
     for col in inp.columns:
         series = rows[col.key]
         if col.kind == "whole":
-            exact = _int_values(series, col.key)
-            if exact.beyond:  # pyarrow refuses them, as int64 cannot hold them
-                array = pa.array([_as_int(v, col.key) for v in series.tolist()], type=pa.int64())
+            exact = values.wholes[col.key]
+            if exact.beyond:  # beyond int64: exact as decimals
+                ints = [_as_int(v, col.key) for v in series.tolist()]
+                array = pa.array([None if v is None else Decimal(v) for v in ints], type=pa.decimal128(38, 0))
             else:
                 array = pa.array(exact.values, type=pa.int64(), mask=~exact.present)
         elif col.kind == "date":
-            array = pa.array(pd.to_datetime(series, errors="coerce").to_numpy(dtype="datetime64[D]"),
-                             type=pa.date32())
+            array = _dates(series)
         elif col.kind == "rate":
-            array = pa.array([None if _isna(v) else float(v) for v in series.tolist()], type=pa.float64())
+            array = _floats(series)
         elif col.kind == "decimal":
-            values = [None if _isna(v) else v for v in series.tolist()]
-            if all(v is None or isinstance(v, Decimal) for v in values):
-                array = pa.array(values)
+            decimals = [None if _isna(v) else v for v in series.tolist()]
+            if all(v is None or isinstance(v, Decimal) for v in decimals):
+                array = pa.array(decimals)
             else:
-                array = pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+                array = _floats(series)
         else:
-            array = pa.array(_text_col(series).texts, type=pa.string())
+            array = values.texts[col.key]
         arrays.append(array)
         fields.append(pa.field(col.key, array.type, metadata={"title": col.title, "kind": col.kind,
                                                               "money": str(col.money).lower()}))
@@ -1023,38 +1031,50 @@ def _arrow_table(inp: ReportInput) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=metadata))
 
 
-def _csv_texts(series: pd.Series) -> np.ndarray:
-    """Texts for the CSV export, a formula-looking one with a leading quote ."""
-    texts = pd.Series(_text_col(series).texts, dtype=object)
-    risky = texts.str.startswith(FORMULA_PREFIXES).fillna(False).to_numpy(dtype=bool)
-    out = texts.to_numpy(dtype=object)
-    if risky.any():
-        out = out.copy()
-        out[risky] = ["'" + t for t in out[risky].tolist()]
-    return out
+def _dates(series: pd.Series) -> pa.Array:
+    """Dates (date32), null where the value is not a date."""
+    return pa.array(pd.to_datetime(series, errors="coerce").to_numpy(dtype="datetime64[D]"), type=pa.date32())
 
 
-def _csv_frame(inp: ReportInput) -> pd.DataFrame:
+def _floats(series: pd.Series) -> pa.Array:
+    if pd.api.types.is_float_dtype(series.dtype) or pd.api.types.is_integer_dtype(series.dtype):
+        numbers = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        return pa.array(numbers, pa.float64(), mask=np.isnan(numbers))
+    return pa.array([None if _isna(v) else float(v) for v in series.tolist()], type=pa.float64())
+
+
+def _csv_texts(texts: pa.Array) -> pa.Array:
+    """Texts for the CSV export, a formula-looking one with a leading quote."""
+    risky = pc.fill_null(pc.match_substring_regex(texts, _FORMULA_START), False)
+    return pc.if_else(risky, pc.binary_join_element_wise("'", texts, ""), texts)
+
+
+def _write_csv(inp: ReportInput, values: _Values, path: Path) -> None:
+    """The detail as CSV: UTF-8 with a BOM (for Excel), CRLF line ends, texts quoted."""
     rows = inp.rows
-    out: dict[str, Any] = {
-        "機關代碼": _csv_texts(rows["agency"]),
-        "機關名稱": _csv_texts(rows["agency_name"]),
-        "主管機關": _csv_texts(rows["supervisor_name"]),
+    out: dict[str, pa.Array] = {
+        "機關代碼": _csv_texts(values.texts["agency"]),
+        "機關名稱": _csv_texts(values.texts["agency_name"]),
+        "主管機關": _csv_texts(values.texts["supervisor_name"]),
     }
     for col in inp.columns:
         series = rows[col.key]
         if col.kind == "whole":
-            exact = _int_values(series, col.key)
-            value: Any = (pd.array([_as_int(v, col.key) for v in series.tolist()], dtype="object") if exact.beyond
-                          else pd.arrays.IntegerArray(exact.values, ~exact.present))
+            exact = values.wholes[col.key]
+            value = (pa.array([None if _isna(v) else str(_as_int(v, col.key)) for v in series.tolist()], pa.string())
+                     if exact.beyond else pa.array(exact.values, pa.int64(), mask=~exact.present))
         elif col.kind == "date":
-            value = pd.to_datetime(series, errors="coerce").dt.strftime("%Y-%m-%d").tolist()
+            value = _dates(series).cast(pa.string())  # ISO: 2026-03-05
         elif col.kind in ("decimal", "rate"):
-            value = [None if _isna(v) else str(v) for v in series.tolist()]
+            numeric = pd.api.types.is_float_dtype(series.dtype) or pd.api.types.is_integer_dtype(series.dtype)
+            value = (_floats(series).cast(pa.string()) if numeric
+                     else pa.array([None if _isna(v) else str(v) for v in series.tolist()], pa.string()))
         else:
-            value = _csv_texts(series)
+            value = _csv_texts(values.texts[col.key])
         out[col.title] = value
-    return pd.DataFrame(out, columns=list(out))
+    with open(path, "wb") as fh:
+        fh.write(codecs.BOM_UTF8)
+        pcsv.write_csv(pa.table(out), fh, pcsv.WriteOptions(eol="\r\n"))
 
 
 # ----------------------------------------------------------------------------------------------------

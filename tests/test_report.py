@@ -341,11 +341,35 @@ def test_incomplete_input_and_fractional_money_are_refused(tmp_path):
     assert not list(tmp_path.glob("*.xlsx"))
 
 
-def test_workbooks_written_by_worker_processes_match_those_written_in_process(files, tmp_path):
-    parallel = write_reports(make_input(), tmp_path, workers=2)  # real spawned worker processes
+def test_workbooks_written_by_parallel_threads_match_those_written_one_by_one(files, tmp_path):
+    parallel = write_reports(make_input(), tmp_path, workers=3)  # real threads, each writing whole files
     for mine, theirs in [(files.master, parallel.master),
                          *((files.supervisors[c], parallel.supervisors[c]) for c in files.supervisors)]:
         a, b = openpyxl.load_workbook(mine), openpyxl.load_workbook(theirs)
         assert a.sheetnames == b.sheetnames
         for name in a.sheetnames:
             assert list(a[name].iter_rows(values_only=True)) == list(b[name].iter_rows(values_only=True))
+
+
+def test_texts_xml_cannot_hold_as_typed_still_open_and_read_back(tmp_path):
+    texts = ["a<b>&c \"q\"", "tab\tand\x01control\x0bchars", "_x0041_ stays literal", "備" * 40_000]
+    rows = [(code, text, *rest) for (code, _, *rest), text in zip(ROWS, texts, strict=False)]
+    files = write_reports(make_input(rows=rows), tmp_path)
+    for path in (files.master, files.supervisors["A00"]):
+        wb = openpyxl.load_workbook(path)  # a package Excel would refuse does not load either
+        assert wb.sheetnames == ["摘要", "明細", "檢核例外", "未繳交"]
+    items = [r[3] for r in sheet_rows(files.master, "明細")[1:]]
+    assert items == [texts[0], "tab\tandcontrolchars", "_x0041_ stays literal", "備" * 32_767]
+
+
+def test_a_whole_number_beyond_64_bits_keeps_every_digit_everywhere(tmp_path):
+    huge = 2**70  # beyond int64: kept as a Python int in an object column
+    inp = make_input()
+    inp.rows["approved"] = pd.array([huge, *inp.rows["approved"].tolist()[1:]], dtype=object)
+    files = write_reports(inp, tmp_path)
+    detail = sheet_rows(files.master, "明細")
+    assert detail[1][4] == f"{huge:,}"  # text with separators: Excel would round a number this long
+    assert cell_int(supervisor_table(files.master)["合計"][3]) == huge + sum(r[2] for r in ROWS[1:])
+    assert pq.read_table(files.parquet).column("approved").to_pylist()[0] == huge
+    frame = pd.read_csv(files.csv, encoding="utf-8-sig", dtype=str)
+    assert frame["核定經費"].tolist()[0] == str(huge)
