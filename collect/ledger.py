@@ -157,6 +157,9 @@ outgoing = sa.Table(
     sa.Column("created_at", sa.String, nullable=False),
     sa.Column("sent_at", sa.String),
 )
+# Every delivery looks its Message-ID up first (sent once only): without an index that is a scan of all mail ever sent.
+# New ledgers get it from create_all; older ones when they next record outgoing mail (Ledger._outgoing_ready).
+outgoing_by_mid = sa.Index("ix_outgoing_message_id", outgoing.c.message_id)
 
 signoffs = sa.Table(
     "signoffs", metadata,
@@ -424,12 +427,26 @@ class Ledger:
             return {r.agency: r.reason for r in rows}
 
     def record_outgoing(self, kind: str, message_id: str, recipients: Sequence[str], subject: str,
-                        path: str) -> int:
+                        path: str, *, sent: bool = False) -> int:
+        """Record a message whose file is written: queued for its transport, or with `sent` already done (the files
+        backend has nothing to send), in one transaction instead of a queued row and its update."""
+        stamp = stamp_time()
+        done: dict[str, Any] = {"stage": "sent", "attempts": 1, "sent_at": stamp} if sent else {
+            "stage": "queued", "attempts": 0}
         with self.begin() as c:
-            res = c.execute(outgoing.insert().values(
+            self._outgoing_ready(c)
+            res = c.execute(outgoing.insert(), dict(
                 kind=kind, message_id=message_id, recipients=json.dumps(list(recipients)), subject=subject,
-                path=path, stage="queued", attempts=0, created_at=stamp_time()))
+                path=path, created_at=stamp, last_error=None, sent_at=None) | done)
             return _new_id(res)
+
+    _outgoing_indexed = False
+
+    def _outgoing_ready(self, c: Connection) -> None:
+        """Once per Ledger: the Message-ID index, which a ledger created before it existed lacks."""
+        if not self._outgoing_indexed:
+            outgoing_by_mid.create(c, checkfirst=True)
+            self._outgoing_indexed = True
 
     def outgoing_done(self, oid: int, error: str | None = None) -> None:
         with self.begin() as c:
@@ -441,8 +458,8 @@ class Ledger:
             c.execute(outgoing.update().where(outgoing.c.id == oid).values(**values))
 
     def outgoing_by_message_id(self, message_id: str) -> dict[str, Any] | None:
-        with self.begin() as c:
-            row = c.execute(sa.select(outgoing).where(outgoing.c.message_id == message_id)).first()
+        with self.engine.connect() as c:  # one read: no transaction to commit
+            row = c.execute(_OUTGOING_BY_MID, {"mid": message_id}).first()
             return dict(row._mapping) if row else None
 
     def queued_outgoing(self) -> list[dict[str, Any]]:
@@ -529,6 +546,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+_OUTGOING_BY_MID = sa.select(outgoing).where(outgoing.c.message_id == sa.bindparam("mid")).order_by(outgoing.c.id)
 
 
 def _new_id(result: Any) -> int:

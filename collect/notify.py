@@ -54,8 +54,14 @@ def env() -> jinja2.Environment:
     )
 
 
+@cache
+def template(name: str) -> jinja2.Template:
+    """A template compiled once per process (the package's templates do not change while it runs)."""
+    return env().get_template(name)
+
+
 def render(name: str, **values: Any) -> str:
-    return env().get_template(name).render(**values)
+    return template(name).render(**values)
 
 
 def local_time(moment: datetime) -> str:
@@ -125,7 +131,7 @@ def receipt_message(f: ReceiptFacts) -> EmailMessage:
         domain=domain_of(f.sender),
         date=datetime.now(UTC),
     )
-    msg["Auto-Submitted"] = "auto-replied"  # RFC 3834: autoresponders must not answer a receipt
+    msg.set_raw("Auto-Submitted", "auto-replied")  # RFC 3834: autoresponders must not answer a receipt
     return msg
 
 
@@ -147,7 +153,7 @@ def nothing_found_message(settings: Any, inc: Incoming, too_large: list[str], ma
         message_id=f"notice.{sha256(inc.message_id.encode()).hexdigest()[:16]}@{domain_of(settings.sender)}",
         domain=domain_of(settings.sender),
     )
-    msg["Auto-Submitted"] = "auto-replied"
+    msg.set_raw("Auto-Submitted", "auto-replied")
     return msg
 
 
