@@ -11,6 +11,8 @@ from typing import Any, Final
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 ErrorCode = str
 
@@ -43,6 +45,9 @@ _INVISIBLE: Final = re.compile(f"[{_INVISIBLE_CHARS}]")
 _ALL_SPACE: Final = re.compile(rf"[\s{_INVISIBLE_CHARS}]+")
 # The characters _EDGES strips (all of str.isspace() lies below U+3001), for a quick "nothing to strip" test.
 _EDGE_SET: Final = frozenset(c for c in map(chr, range(0x3001)) if c.isspace()) | frozenset(_INVISIBLE_CHARS)
+# A text that needs no normalising: not empty and none of those characters at either end (RE2, run by Arrow).
+_EDGE_CLASS: Final = "".join(f"\\x{{{ord(c):x}}}" for c in sorted(_EDGE_SET))
+_PLAIN_TEXT: Final = f"(?s)^[^{_EDGE_CLASS}](.*[^{_EDGE_CLASS}])?$"
 # Dashes people (and word processors) use as a minus sign; NFKC leaves these alone.
 _MINUS: Final = str.maketrans(dict.fromkeys("\u2212\u2010\u2011\u2012\u2013\ufe63\uff0d", "-"))
 
@@ -453,6 +458,11 @@ def _put_strings(col: _Column, where: np.ndarray, texts: np.ndarray, date1904: b
     if fast is None:  # dates: few distinct values in a column, so parse each distinct text once
         _put_each(col, where, texts, date1904, memo=True)
         return
+    if fast is _fast_text:  # the usual case, at C speed: plain texts stay as they are
+        plain = _plain_texts(texts)
+        col.put(where[plain], texts[plain].tolist(), [None] * int(plain.sum()))
+        _put_each(col, where[~plain], texts[~plain], date1904, memo=False)
+        return
     values = [fast(t) for t in texts.tolist()]
     slow = np.fromiter((v is _SLOW for v in values), dtype=bool, count=len(values))
     done = ~slow
@@ -461,6 +471,15 @@ def _put_strings(col: _Column, where: np.ndarray, texts: np.ndarray, date1904: b
         return
     col.put(where[done], [v for v in values if v is not _SLOW], [None] * int(done.sum()))
     _put_each(col, where[slow], texts[slow], date1904, memo=False)
+
+
+def _plain_texts(texts: np.ndarray) -> np.ndarray:
+    """Which of these str values _fast_text would keep as they are, tested by one vectorised regex."""
+    try:
+        matched = pc.match_substring_regex(pa.array(texts, type=pa.string()), _PLAIN_TEXT)
+    except (pa.ArrowException, UnicodeEncodeError):  # e.g. a lone surrogate: one by one
+        return np.fromiter((_fast_text(t) is not _SLOW for t in texts.tolist()), dtype=bool, count=len(texts))
+    return np.asarray(matched.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _put_each(col: _Column, where: np.ndarray, raws: np.ndarray, date1904: bool, memo: bool) -> None:

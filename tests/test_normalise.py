@@ -605,3 +605,15 @@ def test_to_roc_date_round_trips(day: dt.date, text: str) -> None:
 def test_to_roc_date_before_the_republic() -> None:
     with pytest.raises(ValueError):
         to_roc_date(dt.date(1911, 12, 31))
+
+
+def test_a_text_column_trims_every_edge_character_as_a_single_value_would() -> None:
+    from collect.normalise import _EDGE_SET
+
+    edges = sorted(_EDGE_SET)
+    texts = ["計畫名稱", "a\u200bb", "x", *(f"{c}計畫" for c in edges), *(f"計畫{c}" for c in edges)]
+    values, errors = normalise_column(pd.Series(texts, dtype=object), "text")
+    assert values.tolist() == [normalise_value(t, "text")[0] for t in texts]
+    assert values.tolist()[:3] == ["計畫名稱", "a\u200bb", "x"]
+    assert set(values.tolist()[3:]) == {"計畫"}
+    assert errors.isna().all()
