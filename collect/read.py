@@ -32,6 +32,8 @@ from functools import partial
 from typing import IO, Any
 from xml.etree import ElementTree
 
+from openpyxl.utils import get_column_letter
+
 from collect.findings import Finding, make
 from collect.sandbox import Crashed, Sandbox, TimedOut, TooLarge
 
@@ -105,15 +107,6 @@ class Book:
 
 # --- cell addresses -------------------------------------------------------------------------------
 
-def column_letters(col: int) -> str:
-    """1 -> "A", 27 -> "AA"."""
-    letters = ""
-    while col > 0:
-        col, rest = divmod(col - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
-
-
 def column_number(letters: str) -> int:
     """"A" -> 1, "AA" -> 27."""
     number = 0
@@ -124,7 +117,7 @@ def column_number(letters: str) -> int:
 
 def a1(row: int, col: int) -> str:
     """1-based row and column -> "B7"."""
-    return f"{column_letters(col)}{row}"
+    return f"{get_column_letter(col)}{row}"
 
 
 def parse_a1(address: str) -> tuple[int, int]:
