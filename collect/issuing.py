@@ -193,7 +193,7 @@ def record_issued_facts(ctx: Context, coll: Collection, round_id: str, copy: Age
 def issued_facts(ctx: Context, coll: Collection, round_id: str, agency: str) -> IssuedFacts | None:
     """What one agency's copy of a round was prefilled with (header fields, locked cells), or None if not kept.
 
-    ingest hands this to validate(..., issued=...), so a return is held to what was issued, not to what the
+    ingest hands this to validation (ToCheck.issued), so a return is held to what was issued, not to what the
     returned file says was issued (sheet protection is a convenience, not security).
     """
     path = issued_facts_path(ctx, coll.id, round_id, agency)
