@@ -72,6 +72,16 @@ class Envelope:
     references: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class _Recorded:
+    """A message archived and recorded with its files, its submissions not yet decided."""
+
+    message_id: int
+    incoming: Incoming
+    rows: list[SubmissionRow]
+    envelope: Envelope
+
+
 class Ingestor:
     """One ingest run: a sandbox started once, the workspace opened once."""
 
@@ -101,48 +111,59 @@ class Ingestor:
 
     # -- entry points ----------------------------------------------------------------------------------------------
     def paths(self, paths: Iterable[Path]) -> list[Outcome]:
-        """Files, .eml messages and folders of either, as named on the command line."""
-        files: list[tuple[str, bytes]] = []
-        outcomes: list[Outcome] = []
+        """Files, .eml messages and folders of either, as named on the command line: each recorded first, then all
+        their files decided in one pass over the workers (outcomes in the order named)."""
         self.sandbox.warm()  # its workers' imports overlap with archiving and recording the files
+        items: list[tuple[SubmissionRow, Envelope]] = []
+        messages: list[_Recorded] = []
         for path in expand(paths):
             data = path.read_bytes()
             if path.suffix.lower() == ".eml":
-                outcomes += self.flush_files(files)
-                files = []
-                outcomes += self.message(data, source=str(path))
+                recorded = self._record_message(data, str(path))
+                if recorded is not None:
+                    messages.append(recorded)
+                    items += [(row, recorded.envelope) for row in recorded.rows]
             else:
-                files.append((path.name, data))
-        outcomes += self.flush_files(files)
+                row = self.ctx.ledger.record_submission(self.ctx.archive.put(data), path.name, None, None)
+                items.append((row, Envelope()))
+        outcomes = self._process(items)
+        for recorded in messages:
+            self._finish_message(recorded)
         return outcomes
-
-    def flush_files(self, files: Sequence[tuple[str, bytes]]) -> list[Outcome]:
-        rows = []
-        for name, data in files:
-            digest = self.ctx.archive.put(data)
-            rows.append(self.ctx.ledger.record_submission(digest, name, None, None))
-        return self.process(rows, Envelope())
 
     def message(self, raw: bytes, source: str, parsed: Incoming | None = None) -> list[Outcome]:
         """One raw RFC 5322 message (`parsed` when the caller has parsed it already): archived and recorded
-        (with its files) before anything else."""
+        (with its files) before anything else; [] when it was processed before."""
+        recorded = self._record_message(raw, source, parsed)
+        if recorded is None:
+            return []
+        outcomes = self.process(recorded.rows, recorded.envelope)
+        self._finish_message(recorded)
+        return outcomes
+
+    def _record_message(self, raw: bytes, source: str, parsed: Incoming | None = None) -> _Recorded | None:
+        """Archive and record a message with its files; None when it was processed before."""
         ctx = self.ctx
-        max_bytes = int(float(ctx.ws.settings.mail.get("max_attachment_mb", 25)) * 1_000_000)
-        inc = parsed or parse_message(raw, max_attachment_bytes=max_bytes)
+        inc = parsed or parse_message(raw, max_attachment_bytes=self._max_attachment_bytes())
         digest = ctx.archive.put(raw)
         files = [(a.filename, ctx.archive.put(a.data)) for a in inc.attachments]
         mid, new = ctx.ledger.record_message_with_files(inc.message_id, digest, inc.sender, inc.subject, source,
                                                         files, inc.date)
         if not new and ctx.ledger.message_stage(mid) == Stage.PROCESSED:
-            return []
-        envelope = Envelope(inc.sender, inc.message_id, inc.references)
+            return None
         rows = [r for r in ctx.ledger.submissions_of_message(mid) if r.stage == Stage.RECEIVED]
-        outcomes = self.process(rows, envelope)
+        return _Recorded(mid, inc, rows, Envelope(inc.sender, inc.message_id, inc.references))
+
+    def _finish_message(self, recorded: _Recorded) -> None:
+        """After its files are decided: a notice when it brought nothing to ingest, then the message is done."""
+        inc, max_bytes = recorded.incoming, self._max_attachment_bytes()
         too_large = [s.filename for s in inc.skipped if s.reason == "too-large"]
         if (not inc.attachments or too_large) and inc.sender:
-            self._deliver(nothing_found_message(ctx.ws.settings, inc, too_large, max_bytes), "notice")
-        ctx.ledger.set_message_stage(mid, Stage.PROCESSED)
-        return outcomes
+            self._deliver(nothing_found_message(self.ctx.ws.settings, inc, too_large, max_bytes), "notice")
+        self.ctx.ledger.set_message_stage(recorded.message_id, Stage.PROCESSED)
+
+    def _max_attachment_bytes(self) -> int:
+        return int(float(self.ctx.ws.settings.mail.get("max_attachment_mb", 25)) * 1_000_000)
 
     def resume(self) -> list[Outcome]:
         """Decide what a crash left recorded but undecided."""
@@ -158,13 +179,19 @@ class Ingestor:
 
     # -- the pipeline ----------------------------------------------------------------------------------------------
     def process(self, rows: Sequence[SubmissionRow], envelope: Envelope, again: bool = False) -> list[Outcome]:
+        """Decide recorded submissions that arrived the same way (one message, or none)."""
+        return self._process([(row, envelope) for row in rows], again)
+
+    def _process(self, items: Sequence[tuple[SubmissionRow, Envelope]], again: bool = False) -> list[Outcome]:
         """Decide recorded submissions: examined in the sandbox's workers while the parent records and answers
         each finished one; duplicates last, when what they repeat has been decided."""
         ctx = self.ctx
+        rows = [row for row, _ in items]
+        envelopes = {row.id: envelope for row, envelope in items}
         to_examine = [r for r in rows if again or not self._duplicate_of(r)]
         secret = ctx.ws.secret() if to_examine else b""
-        jobs = {r.id: Job(str(ctx.ws.root), secret, ctx.archive.get(r.sha256), envelope.sender, r.receipt or "")
-                for r in to_examine}
+        jobs = {r.id: Job(str(ctx.ws.root), secret, ctx.archive.get(r.sha256), envelopes[r.id].sender,
+                          r.receipt or "") for r in to_examine}
         by_id = {r.id: r for r in rows}
         outcomes: dict[int, Outcome] = {}
         accepted_here: set[tuple[str | None, str | None, str | None]] = set()
@@ -175,15 +202,16 @@ class Ingestor:
             if ex.stamp and (ex.collection, previous_round(ex.stamp.round), ex.stamp.agency) in accepted_here:
                 later.append(row)  # its previous round was accepted in this batch: examined again, after it
                 continue
-            outcome = self._decide_one(row, ex, envelope, again)
+            outcome = self._decide_one(row, ex, envelopes[row_id], again)
             outcomes[row.id] = outcome
             if outcome.verdict == Verdict.ACCEPTED:
                 accepted_here.add((outcome.collection, outcome.round, outcome.agency))
         for row_id, result in self._examine([(r.id, jobs[r.id]) for r in later]):
-            outcomes[row_id] = self._decide_one(by_id[row_id], self._examined(by_id[row_id], result), envelope, again)
+            row = by_id[row_id]
+            outcomes[row_id] = self._decide_one(row, self._examined(row, result), envelopes[row_id], again)
         for row in rows:
             if row.id not in outcomes:
-                outcomes[row.id] = self._decide_one(row, None, envelope, again)
+                outcomes[row.id] = self._decide_one(row, None, envelopes[row.id], again)
         return [outcomes[r.id] for r in rows]
 
     def _examine(self, jobs: list[tuple[int, Job]]) -> Iterator[tuple[int, Examination | BaseException]]:

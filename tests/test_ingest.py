@@ -350,7 +350,10 @@ def test_done_means_clean_faulty_and_foreign_sender(env: Env) -> None:
         "done-clean.xlsx": Verdict.ACCEPTED, "done-faulty.xlsx": Verdict.REJECTED,
         "done-other.xlsx": Verdict.QUARANTINED}
 
-    for file, outcome in outcomes.items():
+    for file, outcome in outcomes.items():  # the three messages were decided together, each answered on its own
+        sub = env.ctx.ledger.submission(outcome.receipt)
+        assert sub is not None and sub.message_id is not None
+        assert env.ctx.ledger.message_stage(sub.message_id) == Stage.PROCESSED
         msg = env.mail_for(outcome)
         sender, mid = sent[file]
         assert [a.addr_spec for a in msg["To"].addresses] == [sender]
