@@ -13,7 +13,7 @@ import unicodedata
 import warnings
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -62,6 +62,7 @@ def annotate(
     title: str = "",
     summary_lines: Iterable[str] = (),
     fast: bool = True,
+    parts: Mapping[str, bytes] | None = None,
 ) -> bytes:
     """The bytes of a new .xlsx: the agency's workbook with failing cells marked and a 檢核結果 sheet first.
 
@@ -69,13 +70,14 @@ def annotate(
     (`fast`: every part not marked is copied as it is; VBA is dropped, the result is a plain .xlsx); a file the
     fast path does not handle goes through an openpyxl copy (formulas, styles and protection kept); other kinds,
     and files openpyxl cannot handle, become a copy of the values at the same addresses. If no reader can open
-    the file, the result holds the 檢核結果 sheet only.
+    the file, the result holds the 檢核結果 sheet only. `parts`: members of the package already decompressed
+    (collect.read.Book.parts), used instead of decompressing them again.
     """
     lines = list(summary_lines)
     if kind.lower() in _OPENPYXL_KINDS:
         if fast:
             try:
-                return _annotate_fast(data, findings, title, lines)
+                return _annotate_fast(data, findings, title, lines, parts or {})
             except Exception:  # anything the fast path does not handle (or a bug in it): the openpyxl path
                 pass
         try:
@@ -533,8 +535,9 @@ def _col_number(letters: bytes) -> int:
 class _Package:
     """The parts of a zip package: read lazily, changed, added or removed, then written back in their order."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, known: Mapping[str, bytes]) -> None:
         self.zip = zipfile.ZipFile(io.BytesIO(data))
+        self.known = known  # members already decompressed, by name
         self.infos = [i for i in self.zip.infolist() if not i.is_dir()]
         self.names = {i.filename for i in self.infos}
         if len({n.casefold() for n in self.names}) != len(self.infos):
@@ -550,7 +553,7 @@ class _Package:
             return self.changed[name]
         if not self.exists(name):
             raise _Unsupported(f"missing part {name}")
-        return self.zip.read(name)
+        return self.known[name] if name in self.known else self.zip.read(name)
 
     def write(self, name: str, body: bytes) -> None:
         self.changed[name] = body
@@ -577,7 +580,7 @@ class _Package:
                     continue
                 body = added.pop(info.filename, None)
                 if body is None:
-                    body = self.zip.read(info)
+                    body = self.known.get(info.filename) or self.zip.read(info)
                 new = zipfile.ZipInfo(info.filename, info.date_time)
                 new.compress_type = zipfile.ZIP_DEFLATED
                 new.external_attr = info.external_attr
@@ -1187,8 +1190,9 @@ def _summary_sheet_xml(
 # -- the fast path as a whole --------------------------------------------------------------------------------
 
 
-def _annotate_fast(data: bytes, findings: list[Finding], title: str, lines: list[str]) -> bytes:
-    pkg = _Package(data)
+def _annotate_fast(data: bytes, findings: list[Finding], title: str, lines: list[str],
+                   parts: Mapping[str, bytes]) -> bytes:
+    pkg = _Package(data, parts)
     types = _ContentTypes(pkg.read(_CT_PART))
     if re.search(rb"macrosheet|dialogsheet", types.xml, re.I):
         raise _Unsupported("macro or dialog sheets")

@@ -406,7 +406,17 @@ def examine_batch(jobs: Sequence[Job]) -> list[Examination]:
     """Examine files in a sandbox worker (memory and time limits): each is read, identified and lifted on its own;
     the tables of one collection and round are then validated together, and each file annotated."""
     ctx = _worker_context(jobs[0].root)
-    staged = [_lift(ctx, job) for job in jobs]
+    staged: list[Examination | _Lifted] = []
+    parts: list[dict[str, bytes]] = []  # each file's decompressed sheets, for its annotated copy
+    for job in jobs:
+        try:
+            book = read_book(job.data)
+        except ReadError as exc:
+            staged.append(Examination(Verdict.UNREADABLE, [exc.finding(ctx.locale)]))
+            parts.append({})
+            continue
+        staged.append(_lift(ctx, job, book))
+        parts.append(book.parts)
     done = [item if isinstance(item, Examination) else None for item in staged]
     groups: dict[tuple[str, str], list[tuple[int, _Lifted]]] = {}
     for i, item in enumerate(staged):
@@ -420,12 +430,12 @@ def examine_batch(jobs: Sequence[Job]) -> list[Examination]:
             saved = _save_rows(ctx, jobs[i], checked.frame)
             done[i] = Examination(verdict, found, item.kind, item.stamp, cid, saved, len(checked.frame))
     out = []
-    for job, ex in zip(jobs, done, strict=True):
+    for job, ex, decompressed in zip(jobs, done, parts, strict=True):
         assert ex is not None
         if ex.findings and ex.collection and ex.stamp and ex.kind and ex.verdict != Verdict.QUARANTINED:
             # held for staff: nothing to mark, no copy to an unknown sender
             ex.annotated = _annotate(job, ex.kind, ex.findings, ctx.collection(ex.collection), ex.stamp.round,
-                                     ex.verdict)
+                                     ex.verdict, decompressed)
         out.append(ex)
     return out
 
@@ -440,13 +450,9 @@ def _save_rows(ctx: Context, job: Job, frame: pd.DataFrame) -> str:
     return rel
 
 
-def _lift(ctx: Context, job: Job) -> Examination | _Lifted:
-    """Read and identify one file and lift its table; what needs no validation is decided here already."""
+def _lift(ctx: Context, job: Job, book: Book) -> Examination | _Lifted:
+    """Identify one read file and lift its table; what needs no validation is decided here already."""
     locale = ctx.locale
-    try:
-        book = read_book(job.data)
-    except ReadError as exc:
-        return Examination(Verdict.UNREADABLE, [exc.finding(locale)])
     ident = read_stamp(book)
     if ident is None:
         return Examination(Verdict.UNIDENTIFIED, [F.make("stamp.missing", locale, detail=describe(book))], book.kind)
@@ -512,14 +518,14 @@ def _identify(ctx: Context, book: Book, ident: Any, sender: str | None,
     return None, found, coll
 
 
-def _annotate(job: Job, kind: str, found: list[Finding], coll: Collection, round_id: str,
-              verdict: Verdict) -> bytes | None:
+def _annotate(job: Job, kind: str, found: list[Finding], coll: Collection, round_id: str, verdict: Verdict,
+              parts: dict[str, bytes]) -> bytes | None:
     errors = sum(f.severity == "error" for f in found)
     summary = [f"收件編號：{job.receipt}", f"檢核結果：{'通過' if verdict == Verdict.ACCEPTED else '退件'}",
                f"錯誤 {errors} 項、警告 {len(found) - errors} 項"]
     try:
         return annotate(job.data, kind, found, title=f"{coll.title} {roc_round_label(round_id)} 檢核結果",
-                        summary_lines=summary)
+                        summary_lines=summary, parts=parts)
     except Exception:  # the receipt still lists every finding; the copy is a convenience
         return None
 

@@ -100,6 +100,9 @@ class Book:
     kind: str  # "xlsx" | "xlsm" | "xls" | "ods" | "xlsb"
     properties: dict[str, str]
     sheets: list[Sheet]
+    # The XML parts that can hold cells (worksheets, and any part not known to hold none), as the package check
+    # decompressed them (xlsx/xlsm), by name: the annotated copy starts from these instead of decompressing again.
+    parts: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     def sheet(self, name: str) -> Sheet | None:
         return next((s for s in self.sheets if s.name == name), None)
@@ -353,8 +356,9 @@ def _mb(n: float) -> str:
     return f"{n / 1_000_000:,.1f} MB"
 
 
-def _check_package(zf: zipfile.ZipFile, kind: str, limits: ReadLimits) -> None:
-    """Refuse zip bombs, XML entity tricks and absurd sheet extents before any reader parses the package."""
+def _check_package(zf: zipfile.ZipFile, kind: str, limits: ReadLimits) -> dict[str, bytes]:
+    """Refuse zip bombs, XML entity tricks and absurd sheet extents before any reader parses the package; the
+    content of the parts scanned for cells, by name."""
     infos = zf.infolist()
     if len(infos) > MAX_MEMBERS:
         raise ReadError("file.suspicious", f"壓縮檔內含 {len(infos):,} 個項目")
@@ -369,13 +373,16 @@ def _check_package(zf: zipfile.ZipFile, kind: str, limits: ReadLimits) -> None:
     if total > 2 * limits.max_member_bytes:
         raise ReadError("file.suspicious", f"解壓縮後共 {_mb(total)}")
     far_sheets = []
+    parts: dict[str, bytes] = {}
     for info in infos:
         name = info.filename.lower()
         if info.is_dir() or not name.endswith((".xml", ".rels", ".bin")):
             continue
         xml = not name.endswith(".bin")
         sheet_part = kind in ("xlsx", "xlsm") and xml and not _NOT_SHEET.search(name)
-        rows, cols = _scan_member(zf, info, xml=xml, cells=sheet_part)
+        rows, cols, content = _scan_member(zf, info, xml=xml, cells=sheet_part)
+        if sheet_part:
+            parts[info.filename] = content
         if rows > limits.max_rows or rows * cols > limits.max_cells:
             far_sheets.append(info)
     cells = 0
@@ -391,6 +398,7 @@ def _check_package(zf: zipfile.ZipFile, kind: str, limits: ReadLimits) -> None:
         cells += extent
     if cells > limits.max_cells:
         raise ReadError("file.too_large", f"共 {cells:,} 個儲存格")
+    return parts
 
 
 # A cell reference beyond column ZZ or row 9,999 (any attribute ending in r= counts: a false alarm only costs the
@@ -399,18 +407,22 @@ _FAR_REF = re.compile(rb'r="([A-Z]{3}[0-9]+|[A-Z]{1,2}[0-9]{5,})"')
 NEAR_ROWS, NEAR_COLS = 9_999, 702
 
 
-def _scan_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, *, xml: bool, cells: bool) -> tuple[int, int]:
+def _scan_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, *, xml: bool,
+                 cells: bool) -> tuple[int, int, bytes]:
     """Decompress one member (proving its size and CRC) and refuse DTDs in XML; for a sheet, return bounds
-    (rows, columns) of where its cells can be, from its far cell references (0, 0 for other members)."""
+    (rows, columns) of where its cells can be, from its far cell references, and its content (0, 0, b"" for
+    other members)."""
     bottom = right = 0
+    pieces: list[bytes] = []
     for buffer in _chunks(zf, info, xml):
         if cells:
+            pieces.append(buffer)
             for ref in _FAR_REF.findall(buffer):
                 row, col = parse_a1(ref.decode("ascii"))
                 bottom, right = max(bottom, row), max(right, col)
     if not cells:
-        return 0, 0
-    return max(bottom, NEAR_ROWS), max(right, NEAR_COLS)
+        return 0, 0, b""
+    return max(bottom, NEAR_ROWS), max(right, NEAR_COLS), b"".join(pieces)
 
 
 def _value_extent(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[int, int, int, int] | None:
@@ -557,14 +569,15 @@ def _read_book(data: bytes, limits: ReadLimits) -> Book:
     if found.kind == "xls" and data[:8] != OLE_MAGIC:
         raise ReadError("file.reader_failed", found.detail)
     properties: dict[str, str] = {}
+    parts: dict[str, bytes] = {}
     if found.kind in ZIP_KINDS:
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                _check_package(zf, found.kind, limits)
+                parts = _check_package(zf, found.kind, limits)
                 properties = _properties(zf, found.kind)
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
             raise ReadError("file.corrupt", "ZIP 結構損毀") from exc
-    return Book(found.kind, properties, _read_sheets(data, limits))
+    return Book(found.kind, properties, _read_sheets(data, limits), parts)
 
 
 def _read_sheets(data: bytes, limits: ReadLimits) -> list[Sheet]:

@@ -24,6 +24,7 @@ from python_calamine import CalamineWorkbook
 
 from collect.annotate import COMMENT_AUTHOR, ERROR_RGB, SUMMARY_SHEET, WARNING_RGB, annotate
 from collect.findings import Finding, make
+from collect.read import read_book
 from tests.conftest import convert
 
 CORPUS = Path("/work/shared/corpus")
@@ -148,13 +149,17 @@ def soffice_convert(src: Path, to: str, tmp_path: Path) -> Path:
     return outdir / f"{src.stem}.{to}"
 
 
-@pytest.fixture(params=["fast", "openpyxl"])
+@pytest.fixture(params=["fast", "fast-from-read", "openpyxl"])
 def annotated(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[bytes, bytes]:
-    """A return and its annotated copy, made by the fast (XML) path and by the openpyxl path."""
+    """A return and its annotated copy, made by the fast (XML) path, by the fast path from the sheets that
+    read_book already decompressed (as ingest does), and by the openpyxl path."""
     data = returned_workbook(tmp_path / "return.xlsx")
     lines = ["結果：退回", "收件編號：R-42"]
-    fast = request.param == "fast"
-    out = annotate(data, "xlsx", findings_for_return(), title=TITLE, summary_lines=lines, fast=fast)
+    fast = request.param != "openpyxl"
+    parts = read_book(data).parts if request.param == "fast-from-read" else None
+    if parts is not None:
+        assert {f"xl/worksheets/sheet{i}.xml" for i in range(1, 5)} <= set(parts)
+    out = annotate(data, "xlsx", findings_for_return(), title=TITLE, summary_lines=lines, fast=fast, parts=parts)
     assert made_by_fast_path(data, out) == fast
     return data, out
 
