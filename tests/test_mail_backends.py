@@ -451,3 +451,16 @@ def test_ews_refuses_exchange_online_and_points_to_graph(monkeypatch: pytest.Mon
     with pytest.raises(ConfigError, match="April 2027") as info:
         ews_account(cfg)
     assert "graph" in info.value.hint
+
+
+def test_mail_settings_have_one_set_of_defaults() -> None:
+    """MailConfig's field defaults (used when code builds one directly) are the [mail] defaults of collect.toml."""
+    from dataclasses import fields
+
+    from collect.config import _SCHEMA
+    from collect.mail.backends import MailConfig
+
+    declared = {name: default for name, (_kind, default) in _SCHEMA["mail"].items()}
+    mine = {f.name: f.default for f in fields(MailConfig) if f.name != "sender"}
+    assert set(mine) <= set(declared)
+    assert {name: declared[name] for name in mine} == mine
