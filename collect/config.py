@@ -75,6 +75,8 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
     },
     "report": {"managers": (list, ["manager@example.test"])},
 }
+# The [mail] defaults by key, for code that builds mail settings directly (collect.mail.backends.MailConfig).
+MAIL_DEFAULTS: dict[str, Any] = {key: default for key, (_kind, default) in _SCHEMA["mail"].items()}
 _CHOICES = {
     ("workspace", "locale"): ("zh-TW", "en"),
     ("mail", "backend"): ("files", "imap", "ews", "graph"),

@@ -17,6 +17,7 @@ from email.utils import make_msgid
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
+from collect.config import MAIL_DEFAULTS
 from collect.errors import ConfigError, MailError
 from collect.mail.compose import compose, to_bytes
 from collect.mail.outbox import Transport
@@ -62,29 +63,30 @@ class Step(NamedTuple):
 # -- settings and secrets --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MailConfig:
-    """The [mail] section, typed; secrets are looked up separately (environment, then keyring)."""
+    """The [mail] section, typed (defaults: collect.toml's); secrets are looked up separately (environment, then
+    keyring)."""
 
-    backend: str = "files"
-    inbox: str = "inbox"
-    host: str = ""
-    port: int = 0
-    security: str = "tls"
-    username: str = ""
-    smtp_host: str = ""
-    smtp_port: int = 0
-    smtp_security: str = "starttls"
-    smtp_username: str = ""
-    folder: str = "INBOX"
-    processed_folder: str = "collect/processed"
-    failed_folder: str = "collect/failed"
-    poll_seconds: float = 60
-    auth: str = "password"
-    tenant: str = ""
-    client_id: str = ""
-    server: str = ""
-    mailbox: str = ""
-    ca_file: str = ""
-    timeout: float = 60
+    backend: str = MAIL_DEFAULTS["backend"]
+    inbox: str = MAIL_DEFAULTS["inbox"]
+    host: str = MAIL_DEFAULTS["host"]
+    port: int = MAIL_DEFAULTS["port"]
+    security: str = MAIL_DEFAULTS["security"]
+    username: str = MAIL_DEFAULTS["username"]
+    smtp_host: str = MAIL_DEFAULTS["smtp_host"]
+    smtp_port: int = MAIL_DEFAULTS["smtp_port"]
+    smtp_security: str = MAIL_DEFAULTS["smtp_security"]
+    smtp_username: str = MAIL_DEFAULTS["smtp_username"]
+    folder: str = MAIL_DEFAULTS["folder"]
+    processed_folder: str = MAIL_DEFAULTS["processed_folder"]
+    failed_folder: str = MAIL_DEFAULTS["failed_folder"]
+    poll_seconds: float = MAIL_DEFAULTS["poll_seconds"]
+    auth: str = MAIL_DEFAULTS["auth"]
+    tenant: str = MAIL_DEFAULTS["tenant"]
+    client_id: str = MAIL_DEFAULTS["client_id"]
+    server: str = MAIL_DEFAULTS["server"]
+    mailbox: str = MAIL_DEFAULTS["mailbox"]
+    ca_file: str = MAIL_DEFAULTS["ca_file"]
+    timeout: float = MAIL_DEFAULTS["timeout"]
     sender: str = "collect@example.test"
 
     @classmethod
