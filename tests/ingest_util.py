@@ -27,6 +27,11 @@ LETTERS = {"item": "A", "name": "B", "category": "C", "source": "D", "approved":
            "spent": "G", "approved_on": "I", "note": "J"}
 
 
+def acct(code: str) -> str:
+    """The accountant's address of a sample agency (agencies.csv)."""
+    return f"acct.{code}@example.test"
+
+
 def row(name: Any = "口罩採購", *, item: Any = 1, category: Any = "防疫", source: Any = "市庫",
         approved: Any = 1_000_000, committed: Any = 800_000, spent: Any = 500_000,
         approved_on: Any = date(2026, 3, 5), note: Any = None) -> dict[str, Any]:

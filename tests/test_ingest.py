@@ -21,6 +21,7 @@ from ingest_util import (
     PREVIOUS,
     ROUND,
     SHEET,
+    acct,
     agency_mail,
     attachments,
     encrypt,
@@ -61,10 +62,6 @@ IN_SCOPE = [BATCH, COUNTING, COMPARE, DONE_CLEAN, DONE_FAULTY, DONE_OTHER, LO_XL
 
 CORPUS = Path("/work/shared/corpus")
 JSON_KEYS = {"file", "sha256", "verdict", "collection", "round", "agency", "receipt", "findings"}
-
-
-def acct(code: str) -> str:
-    return f"acct.{code}@example.test"
 
 
 @dataclass

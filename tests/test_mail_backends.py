@@ -18,7 +18,7 @@ from typing import Any
 import openpyxl
 import pytest
 from conftest import SECRET
-from ingest_util import SHEET, agency_mail, attachments, fill, mail_text, row, rows
+from ingest_util import SHEET, acct, agency_mail, attachments, fill, mail_text, row, rows
 from mailserver import OAUTH_TOKEN, PASSWORD, MailServer, configure
 
 from collect.errors import MailError
@@ -33,10 +33,6 @@ ROUND = "2026-10"
 CLEAN, FAULTY, STRANGER, AGAIN, FAILS, REFUSED, FILES, GRAPH = (
     "020004", "020005", "020006", "020007", "020008", "020009", "020010", "020011")
 CODES = [CLEAN, FAULTY, STRANGER, AGAIN, FAILS, REFUSED, FILES, GRAPH]
-
-
-def acct(code: str) -> str:
-    return f"acct.{code}@example.test"
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import pytest
-from ingest_util import agency_mail, attachments, fill, mail_text, rows
+from ingest_util import acct, agency_mail, attachments, fill, mail_text, rows
 from mailserver import free_port
 
 from collect.errors import MailError
@@ -495,7 +495,7 @@ def test_fetch_over_ews_ingests_an_agencys_return_and_answers_through_ews(exchan
     [issued] = issue(ctx, "covid19", "2026-10", agencies=[AGENCY]).issued
     ctx.close()
     workbook = fill(issued.path, workspace.parent / "made" / "防疫經費.xlsx", rows(2))
-    sender = f"acct.{AGENCY}@example.test"
+    sender = acct(AGENCY)
     raw, mid = agency_mail(sender, [workbook], to=MAILBOX)
     exchange.deliver(raw)
     use_ews(workspace)

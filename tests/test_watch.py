@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import SECRET
-from ingest_util import agency_mail, fill, row, rows
+from ingest_util import acct, agency_mail, fill, row, rows
 from mailserver import PASSWORD, MailServer, configure
 
 from collect.issuing import issue
@@ -28,10 +28,6 @@ from collect.watch import LOCK_NAME, StopFlag, WatchLock, WatchLocked, watch
 from collect.workspace import Context
 
 ROUND = "2026-10"
-
-
-def acct(code: str) -> str:
-    return f"acct.{code}@example.test"
 
 
 @pytest.fixture(scope="module")
