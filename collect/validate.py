@@ -139,10 +139,8 @@ def validate_many(items: Sequence[ToCheck], coll: Collection, round_id: str, loc
 def _failure_cases(frame: pd.DataFrame, coll: Collection, round_id: str) -> pd.DataFrame | None:
     """pandera's failure cases for the rows of one or more tables (index: see ROW_SPAN), uniqueness checked
     within each table; None when every row passes."""
-    schema = coll.schema_for(round_id)
-    unique = [key for key, column in schema.columns.items() if column.unique and key in frame.columns]
-    if unique:
-        schema = schema.update_columns({key: {"unique": False} for key in unique})
+    schema, unique = _without_uniqueness(coll.schema_for(round_id))
+    unique = [key for key in unique if key in frame.columns]
     cases: list[pd.DataFrame] = []
     try:
         schema.validate(frame, lazy=True)
@@ -158,6 +156,20 @@ def _failure_cases(frame: pd.DataFrame, coll: Collection, round_id: str) -> pd.D
                                        "check_number": None, "failure_case": values[repeated].astype(object),
                                        "index": values.index[repeated.to_numpy()]}).reset_index(drop=True))
     return pd.concat(cases, ignore_index=True) if cases else None
+
+
+_WITHOUT_UNIQUENESS: dict[int, tuple[pa.DataFrameSchema, pa.DataFrameSchema, list[str]]] = {}
+
+
+def _without_uniqueness(schema: pa.DataFrameSchema) -> tuple[pa.DataFrameSchema, list[str]]:
+    """The schema with its columns' uniqueness checks left out (they are checked per table), and those columns;
+    made once per schema (schema_for keeps each round's schema)."""
+    if id(schema) not in _WITHOUT_UNIQUENESS:
+        unique = [key for key, column in schema.columns.items() if column.unique]
+        lax = schema.update_columns({key: {"unique": False} for key in unique}) if unique else schema
+        _WITHOUT_UNIQUENESS[id(schema)] = (schema, lax, unique)  # the schema itself is kept, so its id stays its own
+    _schema, lax, unique = _WITHOUT_UNIQUENESS[id(schema)]
+    return lax, unique
 
 
 DATE_RANGE_TEXT = "日期的年份應在 1678 至 2261 年之間"
