@@ -100,8 +100,8 @@ def rules_text(max_rows: int) -> str:
 
 def make_workspace(root: Path, n: int, row_sizes: list[int]) -> None:
     """A workspace with N generated agencies and one bench collection (rules + default template) per size."""
-    from collect.spec import load_collection
-    from collect.template import write_default
+    from collect.forms.collection import load_collection
+    from collect.forms.template import write_default
     from collect.workspace import init_workspace
 
     init_workspace(root, collections=["covid19"])
@@ -189,7 +189,7 @@ class ReturnJob:
 def make_return(job: ReturnJob) -> Path:
     """An agency's return: its stamped workbook with `rows` rows typed into the data range (cells patched in
     the sheet XML, the way the stamp itself is written; everything else byte for byte as issued)."""
-    from collect.stamp import fill_cells
+    from collect.forms.stamp import fill_cells
 
     rejecting = job.agency_index % REJECT_EVERY == REJECT_EVERY // 2
     cells: dict[str, Any] = {}
@@ -226,7 +226,7 @@ def _paths(cache: Path, n: int, rows: int) -> tuple[Path, Path]:
 
 def prepare(cache: Path, n: int, row_sizes: list[int], log: Any = None) -> Dataset:
     """The workspace and returned workbooks for N agencies and each size, generated once and cached."""
-    from collect.issuing import issue
+    from collect.forms.issuing import issue
     from collect.workspace import Context
 
     os.environ["COLLECT_SECRET"] = SECRET

@@ -122,7 +122,7 @@ def _ours(kind: str, args: dict[str, Any]) -> Callable[[], dict[str, Any]]:
     if kind == "issue":
         from datetime import date
 
-        from collect.issuing import issue
+        from collect.forms.issuing import issue
 
         def run_issue() -> dict[str, Any]:
             result = issue(ctx, cid, args["round"], today=date(2026, 11, 1))
@@ -132,7 +132,7 @@ def _ours(kind: str, args: dict[str, Any]) -> Callable[[], dict[str, Any]]:
     if kind == "ingest":
         from collections import Counter
 
-        from collect.ingest import Ingestor
+        from collect.receive.ingest import Ingestor
 
         def run_ingest() -> dict[str, Any]:
             with Ingestor(ctx) as ing:

@@ -32,7 +32,7 @@ def _issue(args: dict[str, Any]) -> Callable[[], dict[str, Any]]:
     from openpyxl.packaging.custom import StringProperty
     from openpyxl.styles import Protection
 
-    from collect.spec import roc_round_label
+    from collect.rounds import roc_round_label
     from collect.workspace import Context
 
     ctx = Context.open(args["workspace"])
@@ -108,14 +108,14 @@ def _ingest(args: dict[str, Any]) -> Callable[[], dict[str, Any]]:
 
 
 def _report(args: dict[str, Any]) -> Callable[[], dict[str, Any]]:
-    """The same merged rows (collect.merge) into one openpyxl workbook in normal mode: header, every row with
+    """The same merged rows (collect.report.merge) into one openpyxl workbook in normal mode: header, every row with
     money and date formats, frozen header and autofilter; saved."""
     import openpyxl
     import pandas as pd
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
-    from collect.merge import merge
+    from collect.report.merge import merge
     from collect.workspace import Context
 
     ctx = Context.open(args["workspace"])

@@ -19,17 +19,18 @@ from typing import Any
 
 from collect.archive import write_atomic
 from collect.errors import CollectionError
-from collect.ingest import Ingestor
-from collect.issuing import issue, issued_facts, read_prefill_file
-from collect.ledger import Verdict
+from collect.follow.remind import remind
+from collect.follow.signoff import awaiting_signoff, forward
+from collect.follow.status import round_status, set_exempt
+from collect.forms.issuing import issue, issued_facts, read_prefill_file
+from collect.forms.spec import Collection, ColumnSpec, IssuedFacts
+from collect.forms.stamp import fill_cells
 from collect.mail.compose import OutgoingAttachment, compose, to_bytes
 from collect.pipeline import make_report
-from collect.remind import remind
-from collect.signoff import awaiting_signoff, forward
-from collect.spec import Collection, ColumnSpec, IssuedFacts, parse_round, round_start
-from collect.stamp import fill_cells
-from collect.status import round_status, set_exempt
-from collect.summary import summarise
+from collect.receive.ingest import Ingestor
+from collect.report.summary import summarise
+from collect.rounds import parse_round, roc_date, round_start
+from collect.states import Verdict
 from collect.workspace import Context, defaults_dir, init_workspace
 
 DEFAULT_ROUNDS = {"month": "2026-10", "year": "2026", "quarter": "2026-Q3", "session": "2026-S1", "any": "2026"}
@@ -180,8 +181,7 @@ def apply_mistake(rows: list[dict[str, Any]], mistake: str, coll: Collection,
     elif mistake == "roc_date":
         hit = first_own([c for c in coll.inputs if c.kind == "date"], lambda v: isinstance(v, date))
         if hit:
-            d = hit[0][hit[1]]
-            hit[0][hit[1]] = f"{d.year - 1911}/{d.month:02d}/{d.day:02d}"
+            hit[0][hit[1]] = roc_date(hit[0][hit[1]])
     elif mistake == "pasted_choice":
         choices = [c for c in coll.inputs if c.choices]
         hit = first_own(choices, lambda v: True)
@@ -614,7 +614,7 @@ def _sample_prefill(ctx: Context, cid: str, round_id: str) -> Path | None:
 def _drop(inbox: Path, when: datetime, code: str, sender: str, agency_name: str, coll: Collection, round_id: str,
           data: bytes, ctx: Context, what: str) -> None:
     """Write one agency's email into the inbox folder, as the files backend receives mail."""
-    from collect.stamp import file_name
+    from collect.forms.stamp import file_name
 
     msg = compose(sender=sender, to=[ctx.ws.settings.sender], subject=f"回覆：{coll.title} {what}（{agency_name}）",
                   text=f"您好，附件為{agency_name}{what}，請查收。\n", date=when,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,27 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from collect.errors import LedgerError
 from collect.findings import Finding
-
-
-class Verdict(enum.StrEnum):
-    """What became of one received file; named once, used everywhere."""
-
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"
-    DUPLICATE = "duplicate"
-    UNIDENTIFIED = "unidentified"
-    TAMPERED = "tampered"
-    QUARANTINED = "quarantined"
-    UNREADABLE = "unreadable"
-
-
-class Stage(enum.StrEnum):
-    """Lifecycle of a submission or message row: recorded first, decided after."""
-
-    RECEIVED = "received"  # archived and recorded; not yet decided (a crash here means: process again)
-    PROCESSED = "processed"  # verdict given, receipt written
-    FAILED = "failed"  # the program could not process it; kept for staff with the reason
-
+from collect.states import MailStage, Stage, Verdict
 
 metadata = sa.MetaData()
 
@@ -431,8 +410,8 @@ class Ledger:
         """Record a message whose file is written: queued for its transport, or with `sent` already done (the files
         backend has nothing to send), in one transaction instead of a queued row and its update."""
         stamp = stamp_time()
-        done: dict[str, Any] = {"stage": "sent", "attempts": 1, "sent_at": stamp} if sent else {
-            "stage": "queued", "attempts": 0}
+        done: dict[str, Any] = {"stage": MailStage.SENT, "attempts": 1, "sent_at": stamp} if sent else {
+            "stage": MailStage.QUEUED, "attempts": 0}
         with self.begin() as c:
             self._outgoing_ready(c)
             res = c.execute(outgoing.insert(), dict(
@@ -452,7 +431,7 @@ class Ledger:
         with self.begin() as c:
             values: dict[str, Any] = {"attempts": outgoing.c.attempts + 1}
             if error is None:
-                values |= {"stage": "sent", "sent_at": stamp_time(), "last_error": None}
+                values |= {"stage": MailStage.SENT, "sent_at": stamp_time(), "last_error": None}
             else:
                 values |= {"last_error": error}
             c.execute(outgoing.update().where(outgoing.c.id == oid).values(**values))
@@ -464,7 +443,7 @@ class Ledger:
 
     def queued_outgoing(self) -> list[dict[str, Any]]:
         with self.begin() as c:
-            rows = c.execute(sa.select(outgoing).where(outgoing.c.stage == "queued").order_by(outgoing.c.id))
+            rows = c.execute(sa.select(outgoing).where(outgoing.c.stage == MailStage.QUEUED).order_by(outgoing.c.id))
             return [dict(r._mapping) for r in rows]
 
     def record_reminder(self, collection: str, round_id: str, agency: str, kind: str,
@@ -494,7 +473,7 @@ class Ledger:
                                                        signoffs.c.round == round_id))
             return {r.supervisor: dict(r._mapping) for r in rows}
 
-    # -- mail backends: failed messages and their retry (collect.watch) ------------------------------------------
+    # -- mail backends: failed messages and their retry (collect.receive.watch) ---------------------------------------
     def message_by_key(self, message_key: str) -> dict[str, Any] | None:
         with self.begin() as c:
             row = c.execute(sa.select(messages).where(messages.c.message_key == message_key)).first()

@@ -14,13 +14,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from collect.rounds import ROC_OFFSET
+
 ErrorCode = str
 
 NOT_NUMBER: Final = "value.not_number"
 NOT_WHOLE: Final = "value.not_whole"
 NOT_DATE: Final = "value.not_date"
 
-KINDS: Final = frozenset({"whole", "decimal", "date", "text", "choice", "code"})
+# The kinds of value a column holds; one list, used by the rules format, the normaliser and the reports.
+VALUE_KINDS: Final = ("whole", "decimal", "date", "text", "choice", "code")
+KINDS: Final = frozenset(VALUE_KINDS)
 
 # Whole numbers end up in a pandas "Int64" column, so they must fit in 64 bits.
 WHOLE_MIN: Final = -(2**63)
@@ -32,7 +36,6 @@ WHOLE_MAX: Final = 2**63 - 1
 SERIAL_MIN: Final = 1
 SERIAL_MAX: Final = 2958465
 SERIAL_MAX_1904: Final = 2957003  # 1904 date system: 0 = 1904-01-01
-ROC_OFFSET: Final = 1911
 ROC_YEAR_MAX: Final = 200
 
 _EPOCH_1900: Final = np.datetime64("1899-12-30", "D")  # serials from 61 on (Excel counts 1900-02-29)
@@ -102,7 +105,6 @@ _TYPE_GROUP: Final = _TypeGroups({
     dt.datetime: _DATETIME,
 })
 
-_ROUND: Final = re.compile(r"(\d{4})(?:-(?:(\d{1,2})|[Qq]([1-4])|[Hh]([12])))?")
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -557,34 +559,3 @@ def is_total_row(value: object) -> bool:
         return False
     text = _ALL_SPACE.sub("", unicodedata.normalize("NFKC", value))
     return text.rstrip(":").casefold() in _TOTAL_WORDS
-
-
-def roc_label(round_id: str) -> str:
-    """A round id in ROC words: "2026-10" -> "115年10月", "2026" -> "115年度", "2026-Q3" -> "115年第3季",
-    "2026-H1" -> "115年上半年"."""
-    m = _ROUND.fullmatch(round_id.strip())
-    if m is None:
-        raise ValueError(f"not a round id: {round_id!r} (expected e.g. 2026, 2026-10, 2026-Q3 or 2026-H1)")
-    year = int(m[1]) - ROC_OFFSET
-    if year < 1:
-        raise ValueError(f"round {round_id!r} is before the ROC calendar (1912)")
-    month, quarter, half = m[2], m[3], m[4]
-    if month is not None:
-        if not 1 <= int(month) <= 12:
-            raise ValueError(f"round {round_id!r} has no month {month}")
-        return f"{year}年{int(month)}月"
-    if quarter is not None:
-        return f"{year}年第{quarter}季"
-    if half is not None:
-        return f"{year}年{'上' if half == '1' else '下'}半年"
-    return f"{year}年度"
-
-
-def to_roc_date(d: dt.date) -> str:
-    """A date in ROC form, 3-digit year: date(2026, 3, 5) -> "115/03/05"; date(2010, 1, 2) -> "099/01/02"."""
-    if isinstance(d, dt.datetime):
-        d = d.date()
-    year = d.year - ROC_OFFSET
-    if year < 1:
-        raise ValueError(f"{d.isoformat()} is before the ROC calendar (1912)")
-    return f"{year:03d}/{d.month:02d}/{d.day:02d}"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from collect.merge import Merged, merge
-from collect.report import ReportFiles, write_reports
+from collect.report.merge import Merged, merge
+from collect.report.workbooks import ReportFiles, write_reports
 from collect.workspace import Context
 
 

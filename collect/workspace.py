@@ -12,8 +12,9 @@ from collect.agencies import AgencyListError, Registry, load_agencies
 from collect.archive import Archive
 from collect.config import CONFIG_NAME, DEFAULT_TOML, Workspace, ensure_key, load_workspace
 from collect.errors import AgencyListInvalid, ConfigError
+from collect.forms.collection import collection_ids, load_collection
+from collect.forms.spec import Collection
 from collect.ledger import Ledger
-from collect.spec import Collection, collection_ids, load_collection
 
 
 def defaults_dir() -> Path:

@@ -7,7 +7,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from collect.spec import IssuedFacts, Meta, column, row_rule
+from collect.forms.spec import IssuedFacts, Meta, column, row_rule
 
 META = Meta(
     title="財產帳差異清單",

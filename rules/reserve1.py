@@ -8,7 +8,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from collect.spec import IssuedFacts, Meta, RuleEnv, column, form_field, round_start, table_rule
+from collect.forms.spec import IssuedFacts, Meta, RuleEnv, column, form_field, table_rule
+from collect.rounds import round_start
 
 META = Meta(
     title="第一預備金登記處理",

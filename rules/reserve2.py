@@ -8,7 +8,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from collect.spec import IssuedFacts, Meta, column, round_start, row_rule
+from collect.forms.spec import IssuedFacts, Meta, column, row_rule
+from collect.rounds import round_start
 
 # 預算法第70條：各機關有下列情形之一者，得請求動支第二預備金。
 CONDITIONS = [

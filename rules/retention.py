@@ -8,7 +8,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from collect.spec import IssuedFacts, Meta, RuleEnv, column, parse_round, row_rule, table_rule
+from collect.forms.spec import IssuedFacts, Meta, RuleEnv, column, row_rule, table_rule
+from collect.rounds import parse_round
 
 REASONS = ["契約責任", "繼續經費", "已發生尚未清償之債務"]
 

@@ -9,7 +9,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from collect.spec import IssuedFacts, Meta, column, round_end, row_rule
+from collect.forms.spec import IssuedFacts, Meta, column, row_rule
+from collect.rounds import round_end
 
 STATUSES = ["已辦理", "辦理中", "未辦理"]
 

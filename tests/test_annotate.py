@@ -1,4 +1,4 @@
-"""Tests for the annotated copy of a returned workbook (collect.annotate)."""
+"""Tests for the annotated copy of a returned workbook (collect.receive.annotate)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from openpyxl.utils import get_column_letter
 from openpyxl.workbook.defined_name import DefinedName
 from python_calamine import CalamineWorkbook
 
-from collect.annotate import COMMENT_AUTHOR, ERROR_RGB, SUMMARY_SHEET, WARNING_RGB, annotate
 from collect.findings import Finding, make
-from collect.read import read_book
+from collect.receive.annotate import COMMENT_AUTHOR, ERROR_RGB, SUMMARY_SHEET, WARNING_RGB, annotate
+from collect.receive.read import read_book
 from tests.conftest import convert
 
 CORPUS = Path("/work/shared/corpus")

@@ -153,7 +153,7 @@ def test_a_broken_agency_list_lists_every_problem(workspace: Path) -> None:
 
 @pytest.mark.parametrize(("source", "expected"), [
     ("\n\ndef broken(:\n    pass\n", ["SyntaxError"]),
-    ("\nfrom collect.spec import no_such_helper\n", ["ImportError", "no_such_helper"]),
+    ("\nfrom collect.forms.spec import no_such_helper\n", ["ImportError", "no_such_helper"]),
 ])
 def test_a_rules_file_that_does_not_import(workspace: Path, source: str, expected: list[str]) -> None:
     rules = workspace / "rules" / "covid19.py"

@@ -14,13 +14,13 @@ import pytest
 from conftest import SECRET, run_cli
 
 from collect.errors import CollectError
-from collect.ingest import Ingestor, Outcome
-from collect.issuing import issue, issued_facts, read_prefill_file
-from collect.ledger import Verdict
-from collect.signoff import awaiting_signoff, counting_agencies, forward
-from collect.spec import Collection
-from collect.table import extract
-from collect.validate import validate
+from collect.follow.signoff import awaiting_signoff, counting_agencies, forward
+from collect.forms.issuing import issue, issued_facts, read_prefill_file
+from collect.forms.spec import Collection
+from collect.receive.ingest import Ingestor, Outcome
+from collect.receive.table import extract
+from collect.receive.validate import validate
+from collect.states import Verdict
 from collect.workspace import Context, init_workspace
 
 REPO = Path(__file__).resolve().parent.parent
@@ -290,7 +290,7 @@ def test_issued_copies_lock_the_prefill_and_carry_header_fields(world: World) ->
 
 def test_without_the_issued_facts_the_table_still_validates(world: World) -> None:
     """Without issued= (an older ingest), table rules see no header fields and nothing is compared."""
-    from collect.read import read_book
+    from collect.receive.read import read_book
 
     coll = world.ctx.collection("reserve1")
     book = read_book((world.root.parent / "inbox" / "reserve1-broken.xlsx").read_bytes())

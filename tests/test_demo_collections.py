@@ -12,10 +12,11 @@ import pytest
 from conftest import run_cli
 
 from collect.demo import BLOCKING, MISTAKE_FINDINGS, DemoResult, Plan, run_demo
-from collect.ledger import SubmissionRow, Verdict
-from collect.signoff import counting_agencies
-from collect.spec import Collection
-from collect.status import ANSWERED, State, round_status
+from collect.follow.signoff import counting_agencies
+from collect.follow.status import round_status
+from collect.forms.spec import Collection
+from collect.ledger import SubmissionRow
+from collect.states import ANSWERED, State, Verdict
 from collect.workspace import Context
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)

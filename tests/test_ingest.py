@@ -41,10 +41,10 @@ from ingest_util import (
 from openpyxl.worksheet.worksheet import Worksheet
 
 from collect.archive import sha256_of
-from collect.ingest import Ingestor, Outcome
-from collect.issuing import issue
-from collect.ledger import Stage, Verdict
-from collect.sandbox import Sandbox
+from collect.forms.issuing import issue
+from collect.receive.ingest import Ingestor, Outcome
+from collect.receive.sandbox import Sandbox
+from collect.states import Stage, Verdict
 from collect.workspace import Context, init_workspace
 
 # Who is used for what (all public agencies of the sample list, so all in covid19's scope).

@@ -23,11 +23,12 @@ from openpyxl.utils import get_column_letter
 from openpyxl.workbook.workbook import Workbook
 
 from collect import ledger as ledger_tables
-from collect.identify import read_stamp
-from collect.read import Book, read_book
-from collect.spec import STAMP_SHEET, round_end
-from collect.stamp import STAMP_FIELDS, AgencyCopy, RoundBook, Stamp, fill_cells, make_stamp, serial, verify
-from collect.template import DATE_FORMAT
+from collect.forms.spec import STAMP_SHEET
+from collect.forms.stamp import STAMP_FIELDS, AgencyCopy, RoundBook, Stamp, fill_cells, make_stamp, serial, verify
+from collect.forms.template import DATE_FORMAT
+from collect.receive.identify import read_stamp
+from collect.receive.read import Book, read_book
+from collect.rounds import round_end
 from collect.workspace import Context, init_workspace
 
 ROUND = "2026-10"
@@ -350,7 +351,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from collect.spec import Meta, column
+from collect.forms.spec import Meta, column
 
 META = Meta(title="長清單測試", scope="public", period="month", max_rows=20)
 

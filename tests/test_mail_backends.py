@@ -22,11 +22,12 @@ from ingest_util import SHEET, acct, agency_mail, attachments, fill, mail_text, 
 from mailserver import OAUTH_TOKEN, PASSWORD, MailServer, configure
 
 from collect.errors import MailError
-from collect.issuing import issue
-from collect.ledger import Stage, Verdict
-from collect.mail.backends import FilesMailbox, ImapMailbox, MailConfig, SmtpTransport, mail_test, open_mailbox
+from collect.forms.issuing import issue
+from collect.mail.backends import FilesMailbox, ImapMailbox, MailConfig, SmtpTransport
 from collect.mail.compose import OutgoingAttachment, compose, to_bytes
-from collect.watch import fetch, fetch_messages, retry_outgoing
+from collect.mail.registry import mail_test, open_mailbox
+from collect.receive.watch import fetch, fetch_messages, retry_outgoing
+from collect.states import Stage, Verdict
 from collect.workspace import Context, init_workspace
 
 ROUND = "2026-10"

@@ -20,12 +20,13 @@ from ingest_util import acct, agency_mail, attachments, fill, mail_text, rows
 from mailserver import free_port
 
 from collect.errors import MailError
-from collect.issuing import issue
-from collect.ledger import Verdict
-from collect.mail.backends import MailConfig, mail_test
+from collect.forms.issuing import issue
+from collect.mail.backends import MailConfig
 from collect.mail.compose import OutgoingAttachment, compose
 from collect.mail.exchange import EwsMailbox, EwsTransport
-from collect.watch import fetch
+from collect.mail.registry import mail_test
+from collect.receive.watch import fetch
+from collect.states import Verdict
 from collect.workspace import Context
 
 exchangelib = pytest.importorskip("exchangelib")  # the optional extra collect[ews]; responses and lxml come along

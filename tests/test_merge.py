@@ -13,11 +13,11 @@ import pytest
 from conftest import SECRET
 from ingest_util import ROUND, fill, row
 
-from collect.ingest import Ingestor
-from collect.issuing import issue
-from collect.ledger import Verdict
-from collect.merge import Merged, merge, totals_by_supervisor
+from collect.forms.issuing import issue
 from collect.pipeline import ReportResult, make_report
+from collect.receive.ingest import Ingestor
+from collect.report.merge import Merged, merge, totals_by_supervisor
+from collect.states import Verdict
 from collect.workspace import Context, init_workspace
 
 BLANK_NOTES, WITH_NOTES, REJECTED, SILENT = "020001", "020002", "020003", "020004"

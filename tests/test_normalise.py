@@ -20,8 +20,6 @@ from collect.normalise import (
     is_total_row,
     normalise_column,
     normalise_value,
-    roc_label,
-    to_roc_date,
 )
 
 MARCH_5 = dt.date(2026, 3, 5)
@@ -558,53 +556,6 @@ def test_total_rows(label: str) -> None:
 @pytest.mark.parametrize("label", ["合計金額", "本月合計數", "臺北市", "", None, 0, 1234.0, "Totally", "計"])
 def test_not_total_rows(label: object) -> None:
     assert not is_total_row(label)
-
-
-@pytest.mark.parametrize(
-    ("round_id", "label"),
-    [
-        ("2026-10", "115年10月"),
-        ("2026-03", "115年3月"),
-        ("2026-3", "115年3月"),
-        ("2026", "115年度"),
-        ("2026-Q3", "115年第3季"),
-        ("2026-Q1", "115年第1季"),
-        ("2026-H1", "115年上半年"),
-        ("2026-H2", "115年下半年"),
-        ("2011-12", "100年12月"),
-        ("1912", "1年度"),
-    ],
-)
-def test_roc_label(round_id: str, label: str) -> None:
-    assert roc_label(round_id) == label
-
-
-@pytest.mark.parametrize(
-    "round_id", ["2026-13", "2026-00", "2026-Q5", "2026-H3", "26-10", "1911", "next", "2026-10-05"]
-)
-def test_roc_label_rejects_bad_round_ids(round_id: str) -> None:
-    with pytest.raises(ValueError):
-        roc_label(round_id)
-
-
-@pytest.mark.parametrize(
-    ("day", "text"),
-    [
-        (dt.date(2026, 3, 5), "115/03/05"),
-        (dt.date(2026, 12, 31), "115/12/31"),
-        (dt.date(2010, 1, 2), "099/01/02"),
-        (dt.datetime(2026, 3, 5, 23, 59), "115/03/05"),
-    ],
-)
-def test_to_roc_date_round_trips(day: dt.date, text: str) -> None:
-    assert to_roc_date(day) == text
-    expected = day.date() if isinstance(day, dt.datetime) else day
-    assert normalise_value(text, "date") == (expected, None)
-
-
-def test_to_roc_date_before_the_republic() -> None:
-    with pytest.raises(ValueError):
-        to_roc_date(dt.date(1911, 12, 31))
 
 
 def test_a_text_column_trims_every_edge_character_as_a_single_value_would() -> None:

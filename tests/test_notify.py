@@ -12,10 +12,10 @@ from email.message import EmailMessage
 import openpyxl
 
 from collect import findings as F
-from collect.ledger import Verdict
 from collect.mail.compose import OutgoingAttachment, message_id_of, to_bytes
 from collect.mail.message import parse_message
-from collect.notify import ReceiptFacts, decision_key, receipt_message
+from collect.mail.notify import ReceiptFacts, decision_key, receipt_message
+from collect.states import Verdict
 
 OFFICE = "臺北市政府主計處"
 TITLE = "嚴重特殊傳染性肺炎經費動支及執行情形"

@@ -22,7 +22,7 @@ from collect.ledger import Ledger
 from collect.mail.backends import MailConfig, SmtpTransport
 from collect.mail.compose import OutgoingAttachment, compose, to_bytes
 from collect.mail.outbox import deliver
-from collect.watch import retry_outgoing
+from collect.receive.watch import retry_outgoing
 from collect.workspace import Context
 
 SUBJECT = "【收件回覆】嚴重特殊傳染性肺炎經費動支及執行情形（115年10月）臺北市政府秘書處：通過（R20261005-000001）"

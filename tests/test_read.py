@@ -1,4 +1,4 @@
-"""Tests for safe reading of returned files (collect.read) and the worker sandbox (collect.sandbox)."""
+"""Tests for safe reading of returned files (collect.receive.read) and the worker sandbox (collect.receive.sandbox)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from msoffcrypto.format.ooxml import OOXMLFile
 from openpyxl.packaging.custom import IntProperty, StringProperty
 
 from collect.findings import CATALOGUE
-from collect.read import (
+from collect.receive.read import (
     Book,
     ReadError,
     ReadLimits,
@@ -29,7 +29,7 @@ from collect.read import (
     read_in_sandbox,
     sniff,
 )
-from collect.sandbox import Crashed, Limits, Sandbox, TimedOut, WorkerError
+from collect.receive.sandbox import Crashed, Limits, Sandbox, TimedOut, WorkerError
 
 CORPUS = Path("/work/shared/corpus")
 

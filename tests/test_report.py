@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from collect import report
-from collect.report import ReportColumn, ReportInput, master_name, write_reports
+from collect.report import workbooks as report
+from collect.report.workbooks import ReportColumn, ReportInput, master_name, write_reports
 
 BIG = 9_007_199_254_740_993  # 2**53 + 1: a float cannot hold it
 HYPERLINK = '=HYPERLINK("http://x")'
@@ -251,9 +251,9 @@ def test_missing_sheet_lists_exactly_the_agencies_not_accepted_nor_exempt(files)
     rows = sheet_rows(files.master, "未繳交")
     assert rows[0] == ("機關代碼", "機關名稱", "主管機關", "狀態", "聯絡信箱", "最後收件", "最後催繳")
     assert [r[:4] for r in rows[1:]] == [
-        ("A02", "臺北市立動物園", "臺北市政府教育局", "退件"),
+        ("A02", "臺北市立動物園", "臺北市政府教育局", "退件待補正"),  # the same words as `collect status`
         ("C00", "臺北市政府社會局", "臺北市政府社會局", "已發出"),
-        ("C01", "臺北市家庭暴力暨性侵害防治中心", "臺北市政府社會局", "已收件"),
+        ("C01", "臺北市家庭暴力暨性侵害防治中心", "臺北市政府社會局", "已收件待確認"),
     ]
     assert rows[1][4] == "a02@gov.taipei; boss.a02@gov.taipei"
     assert rows[1][5:] == (datetime(2026, 10, 30, 17, 5), datetime(2026, 11, 1, 8, 0))

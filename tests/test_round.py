@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from collect.demo import DemoResult, run_demo
-from collect.ledger import Verdict
-from collect.status import ANSWERED, State, round_status
+from collect.follow.status import round_status
+from collect.states import ANSWERED, State, Verdict
 from collect.workspace import Context
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -139,8 +139,8 @@ def test_receipts_and_summary_open(demo: DemoResult, dctx: Context) -> None:
 
 def test_formula_looking_text_stays_text(demo: DemoResult, dctx: Context, tmp_path: Path) -> None:
     from collect.demo import fill
-    from collect.ingest import Ingestor
     from collect.pipeline import make_report
+    from collect.receive.ingest import Ingestor
 
     coll = dctx.collection("covid19")
     agency = next(r for r in round_status(dctx, "covid19", "2026-10").rows if r.state == State.ISSUED)

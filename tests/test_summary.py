@@ -13,10 +13,10 @@ import pytest
 from conftest import SECRET
 from ingest_util import ROUND, fill, row
 
-from collect.ingest import Ingestor
-from collect.issuing import issue
+from collect.forms.issuing import issue
 from collect.pipeline import ReportResult, make_report
-from collect.summary import Summary, summarise
+from collect.receive.ingest import Ingestor
+from collect.report.summary import Summary, summarise
 from collect.workspace import Context, init_workspace
 
 GOOD, ALSO_GOOD, BAD = "020001", "020002", "020003"

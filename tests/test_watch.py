@@ -21,10 +21,10 @@ from conftest import SECRET
 from ingest_util import acct, agency_mail, fill, row, rows
 from mailserver import PASSWORD, MailServer, configure
 
-from collect.issuing import issue
+from collect.forms.issuing import issue
 from collect.ledger import messages, submissions
 from collect.mail.backends import FilesMailbox
-from collect.watch import LOCK_NAME, StopFlag, WatchLock, WatchLocked, watch
+from collect.receive.watch import LOCK_NAME, StopFlag, WatchLock, WatchLocked, watch
 from collect.workspace import Context
 
 ROUND = "2026-10"
@@ -116,7 +116,7 @@ def test_watch_polls_the_files_inbox_with_the_sleep_it_is_given(ctx: Context, ca
         else:
             stop.set()
 
-    with caplog.at_level(logging.INFO, logger="collect.watch"):
+    with caplog.at_level(logging.INFO, logger="collect.receive.watch"):
         summary = watch(ctx, mailbox_factory=lambda: FilesMailbox(inbox), interval=7, sleep=sleep, stop=stop,
                         install_signals=False)
     assert waits == [7, 7, 7]
@@ -147,7 +147,7 @@ def test_watch_reconnects_after_the_imap_server_restarts(server: MailServer, wor
                                 and len(server.raw_messages(me, "collect/processed")) == 2):
             stop.set()
 
-    with caplog.at_level(logging.INFO, logger="collect.watch"):
+    with caplog.at_level(logging.INFO, logger="collect.receive.watch"):
         summary = watch(ctx, interval=0.5, sleep=sleep, stop=stop, idle=False, install_signals=False,
                         backoff=(0.1, 1.0))
     ctx.close()

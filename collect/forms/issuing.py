@@ -17,9 +17,10 @@ import pandas as pd
 from collect.agencies import Agency
 from collect.archive import write_atomic
 from collect.errors import CollectError, NotFound
+from collect.forms.spec import Collection, IssuedFacts
+from collect.forms.stamp import AgencyCopy, Issued, issue_round
 from collect.normalise import normalise_value
-from collect.spec import Collection, IssuedFacts, parse_round, previous_round, round_end
-from collect.stamp import AgencyCopy, Issued, issue_round
+from collect.rounds import parse_round, previous_round, round_end
 from collect.workspace import Context
 
 

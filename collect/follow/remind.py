@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from collect.findings import Finding
+from collect.follow.status import AgencyStatus, deadline_passed, round_status
 from collect.mail.compose import OutgoingAttachment, compose
+from collect.mail.notify import domain_of, render
 from collect.mail.outbox import Transport, deliver
-from collect.notify import domain_of, render
-from collect.spec import roc_date, roc_round_label
-from collect.status import ANSWERED, AgencyStatus, State, deadline_passed, round_status
+from collect.rounds import roc_date, roc_round_label
+from collect.states import ANSWERED, State
 from collect.workspace import Context
 
 

@@ -13,9 +13,9 @@ from openpyxl.utils import get_column_letter, range_boundaries
 
 from collect import findings as F
 from collect.findings import Finding
+from collect.forms.spec import Collection
 from collect.normalise import is_total_row
-from collect.read import Book, Sheet
-from collect.spec import Collection
+from collect.receive.read import Book, Sheet
 
 HEADER_SEARCH_ROWS = 30
 MAX_OUTSIDE_FINDINGS = 20

@@ -10,11 +10,11 @@ from typing import Any
 
 from collect.archive import write_atomic
 from collect.mail.compose import OutgoingAttachment, compose
+from collect.mail.notify import domain_of, render
 from collect.mail.outbox import Transport, deliver
-from collect.merge import Merged, totals_by_supervisor
-from collect.notify import domain_of, local_time, render
-from collect.report import ReportFiles
-from collect.spec import roc_date
+from collect.report.merge import Merged, totals_by_supervisor
+from collect.report.workbooks import ReportFiles
+from collect.rounds import roc_date, roc_time
 from collect.workspace import Context
 
 TOP_EXCEPTIONS = 10
@@ -66,7 +66,7 @@ def build(ctx: Context, merged: Merged, files: ReportFiles) -> tuple[EmailMessag
         TOP_EXCEPTIONS) if len(f) else f
     missing = st.missing
     values = dict(
-        title=rep.collection_title, round_label=rep.round_label, generated=local_time(rep.generated_at),
+        title=rep.collection_title, round_label=rep.round_label, generated=roc_time(rep.generated_at),
         deadline=roc_date(st.deadline) if st.deadline else "", total=st.total, missing=len(missing),
         missing_names=[m.name for m in missing[:15]], money=money, totals=totals,
         rows=len(rep.rows), top=top.to_dict("records"), office=ctx.ws.settings.office,

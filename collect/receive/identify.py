@@ -8,10 +8,10 @@ from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 
 from collect import findings as F
 from collect.findings import Finding
-from collect.read import Book
-from collect.spec import IDENTITY_NAMES, NAME_AGENCY_CODE, STAMP_SHEET, Collection
-from collect.stamp import PROP_PREFIX, STAMP_FIELDS, Stamp, verify
-from collect.table import Grid, title_of
+from collect.forms.spec import IDENTITY_NAMES, NAME_AGENCY_CODE, STAMP_SHEET, Collection
+from collect.forms.stamp import PROP_PREFIX, STAMP_FIELDS, Stamp, verify
+from collect.receive.read import Book
+from collect.receive.table import Grid, title_of
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import openpyxl
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Side
@@ -14,9 +13,20 @@ from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.worksheet import Worksheet
 
 from collect.errors import CollectionError
-
-if TYPE_CHECKING:
-    from collect.spec import Collection, ColumnSpec, FormField, Layout
+from collect.forms.spec import (
+    IDENTITY_NAMES,
+    NAME_AGENCY_CODE,
+    NAME_AGENCY_NAME,
+    NAME_DATA,
+    NAME_DEADLINE,
+    NAME_HEADER,
+    NAME_PERIOD,
+    NAME_SUPERVISOR,
+    Collection,
+    ColumnSpec,
+    FormField,
+    Layout,
+)
 
 DATE_FORMAT = "[$-404]e/mm/dd"  # Excel and LibreOffice show a real date as an ROC date (115/03/05)
 MONEY_FORMAT = "#,##0"
@@ -41,7 +51,6 @@ def _destinations(wb: openpyxl.Workbook) -> dict[str, tuple[str, str]]:
 
 def _layout_problems(path: Path, columns: Sequence[ColumnSpec],
                      fields: Sequence[FormField] = ()) -> tuple[Layout | None, list[str]]:
-    from collect.spec import IDENTITY_NAMES, NAME_DATA, NAME_HEADER, Layout
 
     problems: list[str] = []
     if not path.is_file():
@@ -127,14 +136,6 @@ def read_layout(path: Path, columns: Sequence[ColumnSpec], fields: Sequence[Form
     return layout
 
 
-def check(rules_dir: Path, templates_dir: Path, cid: str) -> list[str]:
-    """Every mismatch between rules/<cid>.py and templates_xlsx/<cid>.xlsx; [] when they agree."""
-    from collect.spec import load_collection
-
-    coll = load_collection(rules_dir, templates_dir, cid, need_template=False)
-    return _layout_problems(coll.template_path, coll.columns, coll.meta.fields)[1]
-
-
 # -- a tidy default template -----------------------------------------------------------------------------------
 THIN = Side(style="thin", color="808080")
 BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
@@ -156,15 +157,6 @@ def absolute(ref: str) -> str:
 
 def write_default(coll: Collection, path: Path) -> Path:
     """Write a tidy template from the rules: identity block, header, input rows, number formats and formulas."""
-    from collect.spec import (
-        NAME_AGENCY_CODE,
-        NAME_AGENCY_NAME,
-        NAME_DATA,
-        NAME_DEADLINE,
-        NAME_HEADER,
-        NAME_PERIOD,
-        NAME_SUPERVISOR,
-    )
 
     wb = openpyxl.Workbook()
     ws = wb.worksheets[0]

@@ -71,7 +71,7 @@ def annotate(
     fast path does not handle goes through an openpyxl copy (formulas, styles and protection kept); other kinds,
     and files openpyxl cannot handle, become a copy of the values at the same addresses. If no reader can open
     the file, the result holds the 檢核結果 sheet only. `parts`: members of the package already decompressed
-    (collect.read.Book.parts), used instead of decompressing them again.
+    (collect.receive.read.Book.parts), used instead of decompressing them again.
     """
     lines = list(summary_lines)
     if kind.lower() in _OPENPYXL_KINDS:

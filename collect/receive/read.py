@@ -35,7 +35,7 @@ from xml.etree import ElementTree
 from openpyxl.utils import get_column_letter
 
 from collect.findings import Finding, make
-from collect.sandbox import Crashed, Sandbox, TimedOut, TooLarge
+from collect.receive.sandbox import Crashed, Sandbox, TimedOut, TooLarge
 
 KINDS_READ = ("xlsx", "xlsm", "xlsb", "xls", "ods")
 ZIP_KINDS = ("xlsx", "xlsm", "xlsb", "ods")

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from collect.errors import CollectError, NotFound
-from collect.ledger import Verdict, parse_time
-from collect.spec import Collection, parse_round
+from collect.forms.spec import Collection
+from collect.ledger import parse_time
+from collect.rounds import parse_round
+from collect.states import Verdict
 from collect.workspace import Context
 
 

@@ -13,25 +13,27 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from collect import findings as F
-from collect.annotate import annotate
 from collect.archive import write_atomic
 from collect.config import load_workspace
 from collect.errors import CollectionError, NotFound
 from collect.findings import Finding, has_errors
-from collect.identify import check_identity, check_stamp, describe, read_stamp
-from collect.issuing import issued_facts
-from collect.ledger import Stage, SubmissionRow, Verdict
+from collect.forms.issuing import issued_facts
+from collect.forms.spec import Collection
+from collect.forms.stamp import Stamp
+from collect.forms.stamp import file_name as issued_file_name
+from collect.ledger import SubmissionRow
 from collect.mail.compose import OutgoingAttachment
 from collect.mail.message import Incoming, parse_message
+from collect.mail.notify import ReceiptFacts, decision_key, nothing_found_message, receipt_message
 from collect.mail.outbox import Transport, deliver
-from collect.notify import ReceiptFacts, decision_key, nothing_found_message, receipt_message
-from collect.read import Book, ReadError, read_book
-from collect.sandbox import DEFAULT_PRELOAD, Crashed, Sandbox, TimedOut, TooLarge
-from collect.spec import Collection, previous_round, roc_date, roc_round_label
-from collect.stamp import Stamp
-from collect.stamp import file_name as issued_file_name
-from collect.table import extract
-from collect.validate import ToCheck, validate_many
+from collect.receive.annotate import annotate
+from collect.receive.identify import check_identity, check_stamp, describe, read_stamp
+from collect.receive.read import Book, ReadError, read_book
+from collect.receive.sandbox import DEFAULT_PRELOAD, Crashed, Sandbox, TimedOut, TooLarge
+from collect.receive.table import extract
+from collect.receive.validate import ToCheck, validate_many
+from collect.rounds import previous_round, roc_date, roc_round_label
+from collect.states import Stage, Verdict
 from collect.workspace import Context
 
 SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods", ".xlsb")
@@ -96,7 +98,7 @@ class Ingestor:
     @property
     def sandbox(self) -> Sandbox:
         if self._sandbox is None:
-            self._sandbox = Sandbox(preload=(*DEFAULT_PRELOAD, "collect.ingest"))
+            self._sandbox = Sandbox(preload=(*DEFAULT_PRELOAD, "collect.receive.ingest"))
         return self._sandbox
 
     def close(self) -> None:

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import calendar
-import hashlib
-import importlib.util
 import random
 import re
-import sys
-import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
 
-from collect.errors import CollectionError
+from collect.normalise import VALUE_KINDS
+from collect.rounds import parse_round, round_end, round_start
 
-KINDS = ("whole", "decimal", "date", "text", "choice", "code", "formula")
+KINDS = (*VALUE_KINDS, "formula")  # a formula column is computed by the form, never typed
 ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 
 # Defined names in a template (ASCII so every Excel and LibreOffice accepts them).
@@ -113,7 +108,7 @@ class RowRule:
     warning: bool
 
 
-_PENDING_RULES: list[RowRule] = []
+PENDING_ROW_RULES: list[RowRule] = []
 
 
 def row_rule(column: str, message: str, message_en: str = "", *, warning: bool = False) -> Callable[..., Any]:
@@ -121,7 +116,7 @@ def row_rule(column: str, message: str, message_en: str = "", *, warning: bool =
 
     def wrap(fn: Callable[..., Any]) -> Any:
         name = fn.__name__
-        _PENDING_RULES.append(RowRule(name, column, message, message_en or message, warning))
+        PENDING_ROW_RULES.append(RowRule(name, column, message, message_en or message, warning))
 
         def check(cls: Any, df: pd.DataFrame) -> pd.Series:
             return pd.Series(fn(cls, df), index=df.index).fillna(True).astype(bool)
@@ -149,14 +144,14 @@ class TableRule:
     fn: Callable[..., Any]
 
 
-_PENDING_TABLE_RULES: list[TableRule] = []
+PENDING_TABLE_RULES: list[TableRule] = []
 
 
 def table_rule(column: str, message: str, message_en: str = "", *, warning: bool = False) -> Callable[..., Any]:
     """Decorate a `def rule(cls, df, env: RuleEnv) -> bool | Series[bool]` method (see TableRule)."""
 
     def wrap(fn: Callable[..., Any]) -> Any:
-        _PENDING_TABLE_RULES.append(TableRule(fn.__name__, column, message, message_en or message, warning, fn))
+        PENDING_TABLE_RULES.append(TableRule(fn.__name__, column, message, message_en or message, warning, fn))
         return staticmethod(fn)
 
     return wrap
@@ -374,196 +369,3 @@ class Collection:
         if self.meta.scope == "prefill":
             return []
         return list(self.meta.scope) if isinstance(self.meta.scope, tuple) else self.meta.scope
-
-
-# -- rounds ----------------------------------------------------------------------------------------------------
-ROUND_RE = re.compile(r"^(\d{4})(?:-(\d{2})|-Q([1-4])|-H([12])|-S(\d{1,2}))?$")
-
-
-def parse_round(round_id: str) -> tuple[int, str, int | None]:
-    m = ROUND_RE.match(round_id)
-    if not m:
-        raise CollectionError(
-            f"The round {round_id!r} is not understood.",
-            "Use 2026-10 for a month, 2026 for a year, 2026-Q3 for a quarter, 2026-H1 for a half, 2026-S1 for a "
-            "budget session.",
-        )
-    year = int(m.group(1))
-    if m.group(2):
-        month = int(m.group(2))
-        if not 1 <= month <= 12:
-            raise CollectionError(f"The round {round_id!r} names month {month}.", "Months run from 01 to 12.")
-        return year, "month", month
-    if m.group(3):
-        return year, "quarter", int(m.group(3))
-    if m.group(4):
-        return year, "half", int(m.group(4))
-    if m.group(5):
-        return year, "session", int(m.group(5))
-    return year, "year", None
-
-
-def round_end(round_id: str) -> date:
-    """The last day of the period a round covers."""
-    year, kind, n = parse_round(round_id)
-    if kind == "month" and n:
-        return date(year, n, calendar.monthrange(year, n)[1])
-    if kind == "quarter" and n:
-        return date(year, n * 3, calendar.monthrange(year, n * 3)[1])
-    if kind == "half" and n:
-        return date(year, 6, 30) if n == 1 else date(year, 12, 31)
-    return date(year, 12, 31)
-
-
-def round_start(round_id: str) -> date:
-    year, kind, n = parse_round(round_id)
-    if kind == "month" and n:
-        return date(year, n, 1)
-    if kind == "quarter" and n:
-        return date(year, n * 3 - 2, 1)
-    if kind == "half" and n == 2:
-        return date(year, 7, 1)
-    return date(year, 1, 1)
-
-
-def previous_round(round_id: str) -> str:
-    year, kind, n = parse_round(round_id)
-    if kind == "month" and n:
-        return f"{year - 1}-12" if n == 1 else f"{year}-{n - 1:02d}"
-    if kind == "quarter" and n:
-        return f"{year - 1}-Q4" if n == 1 else f"{year}-Q{n - 1}"
-    if kind == "half" and n:
-        return f"{year - 1}-H2" if n == 1 else f"{year}-H1"
-    if kind == "session" and n:
-        return f"{year - 1}-S2" if n == 1 else f"{year}-S{n - 1}"
-    return str(year - 1)
-
-
-def roc_round_label(round_id: str) -> str:
-    """The round as a user reads it: 2026-10 -> 115年10月, 2026 -> 115年度."""
-    year, kind, n = parse_round(round_id)
-    roc = year - 1911
-    if kind == "month":
-        return f"{roc}年{n}月"
-    if kind == "quarter":
-        return f"{roc}年第{n}季"
-    if kind == "half":
-        return f"{roc}年{'上' if n == 1 else '下'}半年"
-    if kind == "session":
-        return f"{roc}年第{n}次審議"
-    return f"{roc}年度"
-
-
-def roc_date(d: date) -> str:
-    return f"{d.year - 1911}/{d.month:02d}/{d.day:02d}"
-
-
-# -- loading ---------------------------------------------------------------------------------------------------
-def collection_ids(rules_dir: Path) -> list[str]:
-    return sorted(p.stem for p in rules_dir.glob("*.py") if ID_RE.match(p.stem))
-
-
-def _import_rules(cid: str, path: Path) -> Any:
-    name = f"collect_rules_{cid}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise CollectionError(f"Cannot load the rules file {path}.")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    _PENDING_RULES.clear()
-    _PENDING_TABLE_RULES.clear()
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        sys.modules.pop(name, None)
-        tb = traceback.extract_tb(exc.__traceback__)
-        where = next((f"line {fr.lineno}" for fr in reversed(tb) if fr.filename == str(path)), "")
-        raise CollectionError(
-            f"The rules file {path} does not import{' (' + where + ')' if where else ''}: "
-            f"{exc.__class__.__name__}: {exc}",
-            "Fix the rules file; run it with `python -c 'import runpy; runpy.run_path(\"FILE\")'` to see the "
-            "full error, or use --debug.",
-        ) from exc
-    module.__dict__["__collect_rules__"] = tuple(_PENDING_RULES)
-    module.__dict__["__collect_table_rules__"] = tuple(_PENDING_TABLE_RULES)
-    _PENDING_RULES.clear()
-    _PENDING_TABLE_RULES.clear()
-    return module
-
-
-def _columns_of(model: type[pa.DataFrameModel], path: Path) -> tuple[ColumnSpec, ...]:
-    schema = model.to_schema()
-    out = []
-    for key, col in schema.columns.items():
-        meta = (col.metadata or {}).get("collect")
-        if not meta or not col.title:
-            raise CollectionError(f"{path}: the field {key!r} was not declared with collect.spec.column(...).")
-        stats = {c.name: c.statistics for c in col.checks}
-        choices = stats.get("isin", {}).get("allowed_values")
-        ge = stats.get("greater_than_or_equal_to", {}).get("min_value")
-        le = stats.get("less_than_or_equal_to", {}).get("max_value")
-        max_length = stats.get("str_length", {}).get("max_value")
-        out.append(ColumnSpec(
-            key=str(key), title=col.title, en=meta["en"], kind=meta["kind"], required=meta["required"],
-            money=meta["money"], unique=col.unique, choices=tuple(choices) if choices else None, ge=ge, le=le,
-            max_length=max_length, formula=meta["formula"], round_end=meta["round_end"],
-            cumulative=meta["cumulative"], carry=meta["carry"], hint=meta["hint"], width=meta["width"],
-            compute=meta.get("compute"),
-            locked_prefill=meta.get("locked_prefill", False), round_start=meta.get("round_start", False),
-            round_year=meta.get("round_year", False), after_year=meta.get("after_year", False),
-        ))
-    return tuple(out)
-
-
-def version_of(template_path: Path, rules_path: Path) -> str:
-    digest = hashlib.sha256()
-    for p in (template_path, rules_path):
-        digest.update(p.read_bytes() if p.exists() else b"")
-    return digest.hexdigest()[:12]
-
-
-def load_collection(rules_dir: Path, templates_dir: Path, cid: str, *, need_template: bool = True) -> Collection:
-    """Load rules/<cid>.py and (when need_template) the layout of templates_xlsx/<cid>.xlsx."""
-    rules_path = rules_dir / f"{cid}.py"
-    template_path = templates_dir / f"{cid}.xlsx"
-    if not rules_path.is_file():
-        known = ", ".join(collection_ids(rules_dir)) or "none"
-        raise CollectionError(f"There is no collection {cid!r}: {rules_path} does not exist (known: {known}).")
-    return _load_cached(rules_path, template_path, cid, need_template, version_of(template_path, rules_path))
-
-
-@cache
-def _load_cached(rules_path: Path, template_path: Path, cid: str, need_template: bool, version: str) -> Collection:
-    module = _import_rules(cid, rules_path)
-    meta = getattr(module, "META", None)
-    models = [v for v in vars(module).values()
-              if isinstance(v, type) and issubclass(v, pa.DataFrameModel) and v is not pa.DataFrameModel
-              and v.__module__ == module.__name__]
-    if not isinstance(meta, Meta) or len(models) != 1:
-        raise CollectionError(f"{rules_path} must define META = Meta(...) and exactly one pandera DataFrameModel "
-                              f"(found {len(models)}).")
-    columns = _columns_of(models[0], rules_path)
-    rules = tuple(module.__dict__["__collect_rules__"])
-    table_rules = tuple(module.__dict__.get("__collect_table_rules__", ()))
-    keys = {c.key for c in columns}
-    for r in rules:
-        if r.column not in keys:
-            raise CollectionError(f"{rules_path}: row rule {r.name} blames column {r.column!r}, which is not a field.")
-    for t in table_rules:
-        if t.column not in keys:
-            raise CollectionError(f"{rules_path}: table rule {t.name} blames column {t.column!r}, which is not a "
-                                  f"field.")
-    field_keys = [f.key for f in meta.fields]
-    if len(set(field_keys)) != len(field_keys):
-        raise CollectionError(f"{rules_path}: META.fields names a key twice.")
-    if meta.scope == "prefill" and meta.prefill_previous:
-        raise CollectionError(f"{rules_path}: a collection scoped by its prefill file cannot also carry the previous "
-                              f"round over (prefill_previous).")
-    layout = None
-    if need_template:  # without: the rules alone, so `check` can list a broken template's every problem
-        from collect.template import read_layout
-
-        layout = read_layout(template_path, columns, meta.fields)
-    hook = getattr(module, "sample_rows", None)
-    return Collection(cid, meta, models[0], columns, rules, rules_path, template_path, version, layout, table_rules,
-                      hook if callable(hook) else None)

@@ -22,15 +22,16 @@ from typing import Any
 
 from collect.archive import sha256_of
 from collect.errors import CollectError, ConfigError
-from collect.ingest import Envelope, Ingestor, Outcome
-from collect.ledger import Stage
-from collect.mail.backends import FilesMailbox, Mailbox, MailConfig, explain, open_mailbox, open_transport
+from collect.mail.backends import FilesMailbox, Mailbox, MailConfig, explain
 from collect.mail.compose import POLICY
 from collect.mail.message import parse_message
 from collect.mail.outbox import Transport
+from collect.mail.registry import open_mailbox, open_transport
+from collect.receive.ingest import Envelope, Ingestor, Outcome
+from collect.states import Stage
 from collect.workspace import Context
 
-log = logging.getLogger("collect.watch")
+log = logging.getLogger("collect.receive.watch")
 
 LOCK_NAME = "watch.lock"
 
@@ -68,6 +69,22 @@ class MessageResult:
 
 
 # -- one pass ---------------------------------------------------------------------------------------------------
+def fetch_once(ctx: Context, on_message: Callable[[MessageResult], None] | None = None) -> list[MessageResult]:
+    """`collect fetch`: retry queued outgoing mail, then one pass over the mailbox of collect.toml. Holds the
+    watcher's lock, so it never runs beside `collect watch`."""
+    with WatchLock(ctx.ws.state_dir / LOCK_NAME):
+        transport = open_transport(ctx)
+        mailbox = open_mailbox(ctx)
+        try:
+            retry_outgoing(ctx, transport)
+            return fetch_messages(ctx, mailbox, transport, on_message=on_message)
+        finally:
+            mailbox.close()
+            closer = getattr(transport, "close", None)
+            if closer is not None:
+                closer()
+
+
 def fetch(ctx: Context, mailbox: Mailbox, transport: Transport | None = None, **kw: Any) -> list[Outcome]:
     """One pass over the mailbox: every waiting message ingested exactly once; the outcomes of its files."""
     return [o for r in fetch_messages(ctx, mailbox, transport, **kw) for o in r.outcomes]

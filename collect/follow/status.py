@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from collect.errors import NotFound
-from collect.ledger import Stage, SubmissionRow, Verdict
-from collect.notify import TAIPEI
-from collect.spec import Collection
+from collect.forms.spec import Collection
+from collect.ledger import SubmissionRow
+from collect.rounds import TAIPEI
+from collect.states import ANSWERED, Stage, State, Verdict
 from collect.workspace import Context
-
-
-class State(enum.StrEnum):
-    """An agency's place in a round; named once, used by status, reminders and reports."""
-
-    ISSUED = "issued"  # the workbook went out; nothing has come back
-    RECEIVED = "received"  # something came back, but nothing that could be decided (quarantined, tampered ...)
-    REJECTED = "rejected"  # the latest decided return had errors and none was accepted
-    ACCEPTED = "accepted"  # an accepted return counts, received by the deadline
-    LATE = "late"  # an accepted return counts, received after the deadline
-    EXEMPT = "exempt"  # staff excused the agency from this round
-
-
-ANSWERED = (State.ACCEPTED, State.LATE)
-STATE_LABELS = {State.ISSUED: "已發出", State.RECEIVED: "已收件待確認", State.REJECTED: "退件待補正",
-                State.ACCEPTED: "已通過", State.LATE: "逾期通過", State.EXEMPT: "免填報"}
 
 
 @dataclass

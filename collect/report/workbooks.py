@@ -29,6 +29,9 @@ from openpyxl.utils import get_column_letter
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
+from collect.normalise import VALUE_KINDS
+from collect.states import ANSWERED, STATE_LABELS, State
+
 # Excel's worksheet row limit, header row included. Tests lower it to exercise the split into 明細2, 明細3 ...
 MAX_SHEET_ROWS = 1_048_576
 # Excel keeps 15 significant digits: a whole number at or above this is written as text so no digit is lost.
@@ -39,16 +42,8 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 PARALLEL_FROM_CELLS = 1_000_000
 MAX_WORKERS = 4
 
-KINDS = ("whole", "decimal", "date", "text", "choice", "code", "rate")
-ACCEPTED_STATES = ("accepted", "late")
-STATE_TITLES = {
-    "issued": "已發出",
-    "received": "已收件",
-    "rejected": "退件",
-    "accepted": "已核可",
-    "late": "逾期核可",
-    "exempt": "免填報",
-}
+KINDS = (*VALUE_KINDS, "rate")  # a report column may also be a computed rate
+ACCEPTED_STATES = tuple(str(s) for s in ANSWERED)
 WHICH_TITLES = {"counting": "計入版本", "latest": "最新版本"}
 SEVERITY_TITLES = {"error": "錯誤", "warning": "警告"}
 
@@ -381,13 +376,13 @@ def _prepare(inp: ReportInput, values: _Values) -> _Data:
                         freeze_cols=2, empty_note="本期無檢核例外。")
 
     agency_state = _codes(agencies["state"])
-    not_done = ~np.isin(agency_state, [*ACCEPTED_STATES, "exempt"])
+    not_done = ~np.isin(agency_state, [*ACCEPTED_STATES, State.EXEMPT])
     missing = agencies[not_done].sort_values(["supervisor", "agency"], kind="stable")
     mi_headers = ["機關代碼", "機關名稱", "主管機關", "狀態", "聯絡信箱", "最後收件", "最後催繳"]
     mi_columns = [_cells_col(c) for c in (
         _texts(missing["agency"]), _texts(missing["agency_name"]),
         [supervisors.get(c, c) for c in _codes(missing["supervisor"])],
-        [STATE_TITLES.get(str(v), str(v)) for v in missing["state"].tolist()],
+        [STATE_LABELS[State(str(v))] for v in missing["state"].tolist()],
         _texts(missing["emails"]),
         [_datetime_cell(v, naive) for v in missing["last_received"].tolist()],
         [_datetime_cell(v, naive) for v in missing["last_reminded"].tolist()],

@@ -15,9 +15,10 @@ import pandera.pandas as pa
 from collect import findings as F
 from collect.errors import CollectionError
 from collect.findings import Finding
+from collect.forms.spec import Collection, ColumnSpec, IssuedFacts, RuleEnv
 from collect.normalise import normalise_column
-from collect.spec import Collection, ColumnSpec, IssuedFacts, RuleEnv
-from collect.table import Table, shown
+from collect.receive.table import Table, shown
+from collect.rounds import roc_date
 
 TEXT_DTYPE = "string[pyarrow]"
 
@@ -43,8 +44,7 @@ def _typed(values: pd.Series, col: ColumnSpec) -> pd.Series:
 
 def _bound(value: Any) -> str:
     if isinstance(value, pd.Timestamp):
-        d = value.date()
-        return f"{d.year - 1911}/{d.month:02d}/{d.day:02d}"
+        return roc_date(value.date())
     if isinstance(value, int | float) and float(value).is_integer():
         return f"{int(value):,}"
     return str(value)
@@ -53,7 +53,7 @@ def _bound(value: Any) -> str:
 @dataclass(frozen=True)
 class ToCheck:
     """One submission's table with what it is compared with: the agency's previous accepted rows and what was issued
-    to it (collect.issuing.issued_facts)."""
+    to it (collect.forms.issuing.issued_facts)."""
 
     table: Table
     previous: pd.DataFrame | None = None
@@ -68,7 +68,7 @@ def validate(table: Table, coll: Collection, round_id: str, locale: str = "zh-TW
              previous: pd.DataFrame | None = None, *, issued: IssuedFacts | None = None) -> Checked:
     """Normalise, coerce and validate lazily, so every problem is found in one pass.
 
-    `issued` is what this agency's copy was prefilled with (collect.issuing.issued_facts): table rules see its
+    `issued` is what this agency's copy was prefilled with (collect.forms.issuing.issued_facts): table rules see its
     header fields, and locked prefilled cells and rows are held to it. Without it, table rules see every header
     field as None and the comparison with the issued prefill is skipped.
     """
@@ -318,7 +318,7 @@ def _field_text(value: Any) -> str:
     if isinstance(value, pd.Timestamp):
         value = value.date()
     if isinstance(value, date):
-        return f"{value.year - 1911}/{value.month:02d}/{value.day:02d}"
+        return roc_date(value)
     if isinstance(value, int | Decimal) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)

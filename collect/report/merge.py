@@ -13,12 +13,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from collect.findings import Finding
+from collect.follow.signoff import counting_agencies
+from collect.follow.status import RoundStatus, round_status
+from collect.forms.spec import Collection
 from collect.ledger import SubmissionRow
-from collect.notify import TAIPEI
-from collect.report import ReportColumn, ReportInput
-from collect.signoff import counting_agencies
-from collect.spec import Collection, roc_round_label
-from collect.status import RoundStatus, round_status
+from collect.report.workbooks import ReportColumn, ReportInput
+from collect.rounds import TAIPEI, roc_round_label
 from collect.workspace import Context
 
 

@@ -25,7 +25,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from collect.archive import write_atomic
-from collect.spec import (
+from collect.forms.spec import (
     LISTS_SHEET,
     NAME_AGENCY_CODE,
     NAME_AGENCY_NAME,
@@ -36,10 +36,9 @@ from collect.spec import (
     Collection,
     ColumnSpec,
     Layout,
-    roc_date,
-    roc_round_label,
 )
-from collect.template import DATE_FORMAT, MONEY_FORMAT, PREFILL_FILL
+from collect.forms.template import DATE_FORMAT, MONEY_FORMAT, PREFILL_FILL
+from collect.rounds import roc_date, roc_round_label
 
 PROP_PREFIX = "collect."
 STAMP_FIELDS = ("collection", "round", "agency", "version", "token")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from functools import cache
 from hashlib import sha256
@@ -13,11 +13,11 @@ import jinja2
 from markupsafe import escape as html_escape
 
 from collect.findings import Finding
-from collect.ledger import Verdict
 from collect.mail.compose import OutgoingAttachment, compose
 from collect.mail.message import Incoming
+from collect.rounds import roc_time
+from collect.states import Verdict
 
-TAIPEI = timezone(timedelta(hours=8))
 MAX_LISTED = 50
 
 VERDICT_LABELS = {
@@ -64,11 +64,6 @@ def render(name: str, **values: Any) -> str:
     return template(name).render(**values)
 
 
-def local_time(moment: datetime) -> str:
-    t = moment.astimezone(TAIPEI)
-    return f"{t.year - 1911}/{t.month:02d}/{t.day:02d} {t.hour:02d}:{t.minute:02d}"
-
-
 def domain_of(address: str) -> str:
     return address.rsplit("@", 1)[-1] if "@" in address else "collect.example.test"
 
@@ -112,7 +107,7 @@ def receipt_message(f: ReceiptFacts) -> EmailMessage:
     listed = [dict(x.to_dict(), severity_label="錯誤" if x.severity == "error" else "警告") for x in f.findings]
     values = dict(
         greeting=f"{f.agency_name}承辦人您好：" if f.agency_name else "您好：",
-        agency_name=f.agency_name, received=local_time(f.received_at), file_name=f.file_name, receipt=f.receipt,
+        agency_name=f.agency_name, received=roc_time(f.received_at), file_name=f.file_name, receipt=f.receipt,
         collection_title=f.collection_title, round_label=f.round_label, verdict_label=label, verdict_color=color,
         errors=errors, warnings=len(f.findings) - errors,
         next_step=NEXT_STEPS[f.verdict].format(deadline=deadline, duplicate_of=f.duplicate_of or ""),
@@ -171,7 +166,7 @@ def issue_notice(settings: Any, *, to: list[str], agency_name: str, collection_t
 def send_issue_notices(ctx: Any, result: Any, transport: Any = None) -> int:
     """Mail every stamped workbook of an issue run to its agency's addresses; once per workbook version."""
     from collect.mail.outbox import deliver
-    from collect.spec import roc_date, roc_round_label
+    from collect.rounds import roc_date, roc_round_label
 
     sent = 0
     for item in result.issued:

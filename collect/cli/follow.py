@@ -1,0 +1,129 @@
+"""Commands that follow a round up: status, exempt, remind, forward."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from collect.cli.common import RoundOpt, app, ctx, out, transport_for
+
+# -- following up ----------------------------------------------------------------------------------------------
+
+
+
+@app.command()
+def status(
+    collection: Annotated[str, typer.Argument(help="Collection id.")],
+    round_id: RoundOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per agency per line.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV (UTF-8 with BOM) on standard output.")] = False,
+) -> None:
+    """Who has answered: each agency's state, grouped under supervising agencies, with completeness."""
+    from collect.follow.status import round_status
+    from collect.rounds import TAIPEI
+    from collect.states import STATE_LABELS
+
+    st = round_status(ctx(), collection, round_id)
+    if as_json:
+        for r in st.rows:
+            print(json.dumps(r.to_json(), ensure_ascii=False), flush=True)
+        return
+    if as_csv:
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        sys.stdout.write("\ufeff")
+        writer.writerow(["agency", "name", "supervisor", "supervisor_name", "state", "last_received", "errors",
+                         "warnings", "receipt", "last_reminded", "exempt_reason"])
+        for r in st.rows:
+            j = r.to_json()
+            writer.writerow([j["agency"], j["name"], j["supervisor"], j["supervisor_name"], j["state"],
+                             j["last_received"] or "", j["errors"], j["warnings"], j["receipt"] or "",
+                             j["last_reminded"] or "", j["exempt_reason"] or ""])
+        return
+    table = Table(title=f"{st.collection.title} {round_id}（截止 {st.deadline or '未定'}）")
+    for name in ("機關代碼", "機關名稱", "狀態", "最後收件", "錯誤", "警告", "收件編號", "最後催繳"):
+        table.add_column(name, overflow="fold", no_wrap=name == "機關代碼")
+    signoff = st.collection.meta.require_signoff
+    current = None
+    for r in st.rows:
+        if r.supervisor != current:
+            current = r.supervisor
+            g = st.groups[r.supervisor]
+            signed = ("・已簽核" if r.signed_off else "・未簽核") if signoff else ""
+            table.add_row(Text(r.supervisor, style="bold"), Text(r.supervisor_name, style="bold"),
+                          Text(f"通過 {g.accepted}/{g.in_scope}・準時 {g.on_time}/{g.in_scope}{signed}",
+                               style="bold"), "", "", "", "", "")
+        style = {"accepted": "green", "late": "yellow", "rejected": "red", "exempt": "dim"}.get(str(r.state), "")
+        table.add_row(r.agency, Text(r.name), Text(STATE_LABELS[r.state], style=style),
+                      f"{r.last_received.astimezone(TAIPEI):%Y-%m-%d %H:%M}" if r.last_received else "",
+                      str(r.errors), str(r.warnings), r.receipt or "",
+                      f"{r.last_reminded.astimezone(TAIPEI):%Y-%m-%d}" if r.last_reminded else "")
+    out.print(table)
+    t = st.total
+    out.print(f"應填 {t.in_scope}；已收件 {t.received}；通過 {t.accepted}（準時 {t.on_time}）；免填報 {t.exempt}；"
+              f"未完成 {len(st.missing)}")
+
+
+@app.command()
+def exempt(
+    collection: Annotated[str, typer.Argument(help="Collection id.")],
+    round_id: RoundOpt,
+    agency: Annotated[list[str], typer.Option("--agency", "-a", help="Agency code(s) to exempt.")],
+    reason: Annotated[str | None, typer.Option(help="Why (recorded in the ledger).")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the exemption instead.")] = False,
+) -> None:
+    """Mark agencies exempt from a round (with a reason), or clear it; exempt agencies are never reminded."""
+    from collect.follow.status import set_exempt
+
+    if not clear and not reason:
+        raise typer.BadParameter("give --reason (or --clear)")
+    codes = set_exempt(ctx(), collection, round_id, agency, None if clear else reason)
+    out.print(f"{'cleared' if clear else 'exempted'}: {', '.join(codes)}")
+
+
+@app.command()
+def remind(
+    collection: Annotated[str, typer.Argument(help="Collection id.")],
+    round_id: RoundOpt,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List who would get what; send nothing.")] = False,
+) -> None:
+    """Mail a reminder to every agency in scope without an accepted return (supervisor copied after the deadline)."""
+    from collect.follow import remind as reminding
+
+    c = ctx()
+    items = reminding.plan(c, collection, round_id) if dry_run else reminding.remind(c, collection, round_id,
+                                                                                     transport=transport_for(c))
+    table = Table(title=f"{'would remind' if dry_run else 'reminded'}: {len(items)}")
+    for name in ("機關代碼", "機關名稱", "類型", "收件者", "副本", "附件／待修正"):
+        table.add_column(name, overflow="fold")
+    for r in items:
+        what = Path(r.attachment).name if r.attachment else f"{r.findings} 項待修正"
+        table.add_row(r.agency, Text(r.name), "未繳交" if r.kind == "never" else "退件", ", ".join(r.to),
+                      ", ".join(r.cc), Text(what))
+    out.print(table)
+
+
+
+@app.command("forward")
+def forward_cmd(
+    collection: Annotated[str, typer.Argument(help="Collection id, e.g. review_public.")],
+    round_id: RoundOpt,
+    supervisor: Annotated[str, typer.Option("--supervisor", "-s", help="The supervising agency's code.")],
+    by: Annotated[str, typer.Option("--by", help="Who signs off (name or title).")],
+    note: Annotated[str | None, typer.Option(help="A note kept with the sign-off.")] = None,
+) -> None:
+    """Record a supervising agency's sign-off of its units' returns (needed where the collection requires it)."""
+    from collect.follow.signoff import forward
+
+    done = forward(ctx(), collection, round_id, supervisor, by, note)
+    out.print(f"{done.supervisor} {done.supervisor_name}: {collection} {round_id} signed off by {done.by}; "
+              f"{len(done.units)} unit(s) with accepted returns now count")
+
+

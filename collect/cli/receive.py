@@ -1,0 +1,102 @@
+"""Commands that take returns in: ingest, reprocess, fetch, watch, mail test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from collect.cli.common import Options, app, ctx, mail_app, out, setup_logging
+
+
+# -- receiving --------------------------------------------------------------------------------------------------
+@app.command("ingest")
+def ingest_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Returned workbooks, .eml messages, or folders of them.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file per line.")] = False,
+) -> None:
+    """Archive, identify, read, validate and answer every returned file; print one line per file."""
+    from collect.receive.ingest import Ingestor
+
+    c = ctx()
+    with Ingestor(c) as ing:
+        outcomes = ing.resume() + ing.paths(paths)
+    render_outcomes(outcomes, as_json)
+
+
+@app.command()
+def reprocess(
+    receipt: Annotated[str, typer.Argument(help="The receipt id of the submission, e.g. R20261127-000012.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Process an archived submission again (after fixing the rules or the agency list)."""
+    from collect.receive.ingest import Ingestor
+
+    with Ingestor(ctx()) as ing:
+        outcome = ing.reprocess(receipt)
+    render_outcomes([outcome], as_json)
+
+
+VERDICT_STYLE = {"accepted": "green", "rejected": "red", "duplicate": "dim", "unidentified": "magenta",
+                 "tampered": "magenta", "quarantined": "yellow", "unreadable": "red"}
+
+
+def render_outcomes(outcomes: list[Any], as_json: bool) -> None:
+    if as_json:
+        for o in outcomes:
+            print(json.dumps(o.to_json(), ensure_ascii=False), flush=True)
+        return
+    table = Table(title=f"{len(outcomes)} file(s)")
+    for name in ("file", "verdict", "collection", "round", "agency", "receipt", "errors", "warnings", "first finding"):
+        table.add_column(name, overflow="fold")
+    for o in outcomes:
+        errors = sum(f.severity == "error" for f in o.findings)
+        first = o.findings[0] if o.findings else None
+        table.add_row(
+            Text(o.file), Text(str(o.verdict), style=VERDICT_STYLE.get(str(o.verdict), "")), o.collection or "",
+            o.round or "", o.agency or "", o.receipt, str(errors), str(len(o.findings) - errors),
+            Text(f"{first.cell or ''} {first.message}".strip() if first else ""))
+    out.print(table)
+
+
+@app.command("fetch")
+def fetch_cmd() -> None:
+    """Take every waiting message from the mailbox once: ingest, answer, move it; one line per message."""
+    from collect.receive.watch import fetch_once
+
+    setup_logging(Options.debug)
+    for r in fetch_once(ctx()):
+        out.print(Text(r.line()))
+
+
+@app.command("watch")
+def watch_cmd(
+    interval: Annotated[float | None, typer.Option(help="Seconds between polls (default [mail] poll_seconds).")] = None,
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+) -> None:
+    """Fetch, wait for mail (IMAP IDLE or polling), repeat until SIGTERM / Ctrl-C; one watcher per workspace."""
+    from collect.receive.watch import watch
+
+    setup_logging(Options.debug)
+    watch(ctx(), interval=interval, max_passes=1 if once else None)
+
+
+@mail_app.command("test")
+def mail_test_cmd(
+    no_send: Annotated[bool, typer.Option("--no-send", help="Do not send the test message.")] = False,
+) -> None:
+    """Log in, list the folder, check the processed/failed folders, send a message to the mailbox itself."""
+    from collect.mail.registry import mail_test
+
+    steps = mail_test(ctx(), send=not no_send)
+    ok = all(s.ok for s in steps)
+    for s in steps:
+        out.print(Text.assemble(("✓ " if s.ok else "✗ ", "green" if s.ok else "red"), f"{s.step}: {s.message}"))
+    if not ok:
+        raise typer.Exit(1)
+
+

@@ -1,0 +1,1 @@
+"""Following a round up: who has answered, reminders, supervising agencies' sign-off."""

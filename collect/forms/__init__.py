@@ -1,0 +1,1 @@
+"""Forms: a collection's rules and template, stamping, and issuing a round."""

@@ -1,0 +1,1 @@
+"""Receiving returns: read safely, identify, lift the table, normalise, validate, annotate, ingest, watch."""

@@ -1,0 +1,1 @@
+"""Reporting a round: merge the counting returns, the master and supervising-agency workbooks, the summary."""
