@@ -55,6 +55,10 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "table.too_many_rows": ("error", "資料列數 {value} 超過上限 {detail} 列。",
                             "{value} data rows exceed the limit of {detail}."),
     "table.empty": ("error", "資料表沒有任何資料。", "The data table is empty."),
+    "table.note": ("warning", "表格外的文字「{value}」不列入彙整；如為應填資料，請填入表格內。",
+                   "The text {value!r} outside the table is not collected; if it is data, enter it in the table."),
+    "total.mismatch": ("warning", "「{column}」填寫 {value}，依所填數字加總應為 {detail}；彙整時以加總為準。",
+                       "{column} states {value}, but its inputs add up to {detail}; the sum is what is collected."),
     "table.total_row": ("warning", "「{value}」為合計列，已略過不計；請勿自行填寫合計列。",
                         "The row {value!r} is a total row and was left out; do not add total rows."),
     # Values.

@@ -90,7 +90,7 @@ def init_workspace(root: Path, *, collections: list[str] | None = None) -> list[
 
     put(root / CONFIG_NAME, DEFAULT_TOML)
     put(root / "agencies.csv", source=src / "agencies.csv")
-    wanted = collections or collection_ids(src / "rules")
+    wanted = collections if collections is not None else collection_ids(src / "rules")
     for cid in wanted:
         put(root / "rules" / f"{cid}.py", source=src / "rules" / f"{cid}.py")
         put(root / "templates_xlsx" / f"{cid}.xlsx", source=src / "templates_xlsx" / f"{cid}.xlsx")

@@ -25,7 +25,7 @@ META = Meta(
 
 
 class Covid19(pa.DataFrameModel):
-    item: Series[pd.Int64Dtype] = column("項次", "Item", kind="whole", required=False, ge=0, width=8)
+    item: Series[pd.Int64Dtype] = column("項次", "Item", kind="whole", required=False, ge=0, width=8, ordinal=True)
     name: Series[str] = column("計畫名稱", "Project", kind="text", max_length=100, unique=True, carry=True,
                                width=36)
     category: Series[str] = column("類別", "Category", kind="choice", isin=["防疫", "紓困", "振興"], carry=True)

@@ -55,10 +55,6 @@ def _extra(wb: openpyxl.Workbook) -> None:
     _set_table(wb, "K")
 
 
-def _no_identity(wb: openpyxl.Workbook) -> None:
-    del wb.defined_names["COLLECT_PERIOD"]
-
-
 def _no_data(wb: openpyxl.Workbook) -> None:
     del wb.defined_names["COLLECT_DATA"]
 
@@ -67,7 +63,6 @@ BROKEN = {  # collection id -> (how the template is broken, what `collect check`
     "renamed": (_renamed, ["column C", "類別", "分類"]),
     "missing": (_missing, ["備註", "has no column"]),
     "extra": (_extra, ["column K", "聯絡人", "not a field"]),
-    "no_identity": (_no_identity, ["COLLECT_PERIOD", "填報期間"]),
     "no_data": (_no_data, ["COLLECT_DATA", "missing"]),
 }
 
@@ -129,9 +124,22 @@ def test_issue_refuses_a_template_without_its_defined_names(workspace: Path) -> 
     wb.save(template)
     text = assert_failed_cleanly(run_cli(*ISSUE, cwd=workspace), workspace)
     assert str(template) in text
-    for name in names:
+    for name in ("COLLECT_HEADER", "COLLECT_DATA"):  # the identity cells are optional: the stamp identifies a return
         assert name in text
     assert "collect check" in text  # the hint
+
+
+def test_identity_cells_are_optional(workspace: Path) -> None:
+    """A form with no room for them is issued without visible identity cells; the stamp still names the agency."""
+    template = workspace / "templates_xlsx" / "covid19.xlsx"
+    wb = openpyxl.load_workbook(template)
+    for name in ("COLLECT_AGENCY_CODE", "COLLECT_AGENCY_NAME", "COLLECT_SUPERVISOR", "COLLECT_PERIOD",
+                 "COLLECT_DEADLINE"):
+        del wb.defined_names[name]
+    wb.save(template)
+    assert run_cli("check", "covid19", cwd=workspace).returncode == 0
+    done = run_cli(*ISSUE, cwd=workspace)
+    assert done.returncode == 0, done.stderr
 
 
 # -- broken inputs ---------------------------------------------------------------------------------------------

@@ -156,6 +156,11 @@ CASES: dict[str, tuple[Any, dict[str, Any], Verdict, Expected]] = {
                                          committed=None, spent=None, approved_on=None)], {}, Verdict.ACCEPTED,
                               [("table.total_row", "A9", "warning")]),
     "outside": (TWO, {"cells": {"M8": "另計 5,000 元"}}, Verdict.REJECTED, [("table.outside", "M8", "error")]),
+    # an agency that pre-numbers 項次 and fills two rows: the numbered rows are blank rows, not 56 missing values
+    "prenumbered": (TWO, {"cells": {f"A{r}": r - 6 for r in range(9, 17)}}, Verdict.ACCEPTED, []),
+    # a note typed under the table (and one beside it, lower down): one warning at its own cell each, no extra rows
+    "note_below": (TWO, {"cells": {"B210": "備註：本月無其他支出", "K215": "承辦人 王小明"}}, Verdict.ACCEPTED,
+                   [("table.note", "B210", "warning"), ("table.note", "K215", "warning")]),
     "renamed_header": (TWO, {"cells": {"E6": "核定金額"}}, Verdict.REJECTED,
                        [("table.column_renamed", "E6", "error")]),
     "deleted_column": (TWO, {"edit": _delete_category}, Verdict.REJECTED,

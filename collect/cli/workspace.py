@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from collect.cli.common import app, ctx, err, out, template_app
@@ -54,29 +56,66 @@ def agencies(
 
 
 @app.command()
-def check(collection: Annotated[str | None, typer.Argument(help="Collection id; all when omitted.")] = None) -> None:
-    """Verify that each collection's template and rules agree; list every mismatch."""
-    from collect.forms.collection import check as check_collection
+def check(
+    collection: Annotated[str | None, typer.Argument(help="Collection id; all when omitted.")] = None,
+    dry_round: Annotated[bool, typer.Option("--dry-round/--no-dry-round", help="Also issue, fill and ingest a "
+                                            "sample return in a scratch workspace (default: yes).")] = True,
+) -> None:
+    """Verify each collection: its template and rules agree, and a dry round (issue, fill, ingest) works."""
+    from collect.dryround import check_collections
 
     c = ctx()
     ids = [collection] if collection else c.collection_ids()
-    bad = 0
-    for cid in ids:
-        try:
-            problems = check_collection(c.ws.rules_dir, c.ws.templates_dir, cid)
-        except CollectError as exc:
-            if collection:
-                raise
-            problems = [exc.message]
-        if problems:
-            bad += 1
-            err.print(f"[red]✗ {cid}[/red]: {len(problems)} mismatch(es)")
-            for p in problems:
-                err.print(f"  - {p}")
+    if collection and collection not in ids:
+        raise CollectError(f"There is no collection {collection!r}.", "`collect check` lists every collection.")
+    results = check_collections(c, ids, dry_run=dry_round)
+    for r in results:
+        if r.problems:
+            err.print(f"[red]✗ {r.cid}[/red]: {len(r.problems)} problem(s)")
+            for p in r.problems:
+                err.print(Text(f"  - {p}"))
         else:
-            out.print(f"[green]✓ {cid}[/green]: template and rules agree")
-    if bad:
+            how = f"; dry round: {r.dry_round}" if r.dry_round else ""
+            out.print(f"[green]✓ {r.cid}[/green]: template and rules agree{how}")
+    if any(r.problems for r in results):
         raise typer.Exit(1)
+
+
+@app.command()
+def adopt(
+    form: Annotated[Path, typer.Argument(help="The office's form as it is printed: .xlsx, .xls or .ods.")],
+    cid: Annotated[str, typer.Option("--id", help="The new collection's id, e.g. edu_grid.")],
+    title: Annotated[str | None, typer.Option(help="The collection's title (default: the form's own).")] = None,
+    scope: Annotated[str, typer.Option(help="Who fills it: public, funds or all.")] = "public",
+    period: Annotated[str, typer.Option(help="Its rounds: month, quarter, half, year, session or any.")] = "any",
+    sheet: Annotated[str | None, typer.Option(help="The sheet holding the form (default: the one with the "
+                                                   "table).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing collection of that id.")] = False,
+) -> None:
+    """Adopt a form as printed: templates_xlsx/ID.xlsx (same look, names added) and rules/ID.py (one line per input)."""
+    from collect.forms.adopt import adopt as adopt_form
+
+    c = ctx()
+    done = adopt_form(form, cid, c.ws.rules_dir, c.ws.templates_dir, title=title, scope=scope, period=period,
+                      sheet=sheet, force=force)
+    plan = done.plan
+    shape = "list (free rows under a header)" if plan.shape == "list" else "grid (labelled rows; every input a cell)"
+    out.print(f"{done.cid}: {shape} on sheet {plan.sheet!r}; header rows {plan.header[0]}-{plan.header[1]}, "
+              f"data rows {plan.data[0]}-{plan.data[1]}"
+              + (f", total rows {', '.join(map(str, plan.totals))}" if plan.totals else ""))
+    table = Table(title=f"{len(plan.inputs)} input(s) and total(s)")
+    for name in ("cell", "title path", "kind", "required", "role"):
+        table.add_column(name, overflow="fold")
+    for i in plan.inputs:
+        kind = i.kind + (" money" if i.money else "") + (" 項次" if i.ordinal else "")
+        role = ("total of " + ",".join(i.of) if i.of else "total (office computes)") if i.kind == "total" else "input"
+        table.add_row(i.ref, Text(i.title), kind, "yes" if i.required else "", Text(role))
+    out.print(table)
+    if plan.unsure:
+        out.print(f"[yellow]{len(plan.unsure)} guess(es) to confirm[/yellow] (edit one word in {done.rules}):")
+        for u in plan.unsure:
+            out.print(Text(f"  - {u}"))
+    out.print(f"wrote {done.template} and {done.rules}; next: collect check {done.cid}")
 
 
 @template_app.command("new")

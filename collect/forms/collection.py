@@ -14,7 +14,7 @@ import pandera.pandas as pa
 
 from collect.errors import CollectionError
 from collect.forms.spec import ID_RE, PENDING_ROW_RULES, PENDING_TABLE_RULES, Collection, ColumnSpec, Meta
-from collect.forms.template import _layout_problems, read_layout
+from collect.forms.template import layout_problems, read_layout
 
 
 def collection_ids(rules_dir: Path) -> list[str]:
@@ -69,6 +69,7 @@ def _columns_of(model: type[pa.DataFrameModel], path: Path) -> tuple[ColumnSpec,
             compute=meta.get("compute"),
             locked_prefill=meta.get("locked_prefill", False), round_start=meta.get("round_start", False),
             round_year=meta.get("round_year", False), after_year=meta.get("after_year", False),
+            of=meta.get("of"), ordinal=meta.get("ordinal", False), cell=meta.get("cell"),
         ))
     return tuple(out)
 
@@ -119,7 +120,7 @@ def _load_cached(rules_path: Path, template_path: Path, cid: str, need_template:
                               f"round over (prefill_previous).")
     layout = None
     if need_template:  # without: the rules alone, so `check` can list a broken template's every problem
-        layout = read_layout(template_path, columns, meta.fields)
+        layout = read_layout(template_path, columns, meta.fields, meta.shape)
     hook = getattr(module, "sample_rows", None)
     return Collection(cid, meta, models[0], columns, rules, rules_path, template_path, version, layout, table_rules,
                       hook if callable(hook) else None)
@@ -128,4 +129,4 @@ def _load_cached(rules_path: Path, template_path: Path, cid: str, need_template:
 def check(rules_dir: Path, templates_dir: Path, cid: str) -> list[str]:
     """Every mismatch between rules/<cid>.py and templates_xlsx/<cid>.xlsx; [] when they agree."""
     coll = load_collection(rules_dir, templates_dir, cid, need_template=False)
-    return _layout_problems(coll.template_path, coll.columns, coll.meta.fields)[1]
+    return layout_problems(coll.template_path, coll.columns, coll.meta.fields, coll.meta.shape)[1]

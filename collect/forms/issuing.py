@@ -183,7 +183,7 @@ def record_issued_facts(ctx: Context, coll: Collection, round_id: str, copy: Age
     for i, row in enumerate(copy.rows):
         values = {k: _json_value(row[k]) for k in locked if row.get(k) is not None}
         if values:
-            rows.append({"row": coll.layout.data_first_row + i, "values": values})
+            rows.append({"row": coll.layout.data_rows[i], "values": values})
     doc = {"collection": coll.id, "round": round_id, "agency": copy.code, "version": coll.version,
            "fields": {k: _json_value(v) for k, v in copy.fields.items() if v is not None}, "rows": rows}
     path = issued_facts_path(ctx, coll.id, round_id, copy.code)
@@ -267,8 +267,6 @@ def issue(
         sup = reg.supervisor_of(agency.code)
         copies.append(AgencyCopy(agency.code, agency.name, sup.name, rows, pre.fields.get(agency.code, {})))
     out_dir = ctx.ws.round_dir(cid, round_id) / "issued"
-    new_version = ctx.ledger.record_version(cid, coll.version)
-    ctx.ledger.upsert_round(cid, round_id, deadline.isoformat(), coll.version)
     total = len(copies)
     count = 0
 
@@ -279,6 +277,9 @@ def issue(
             progress(count, total)
 
     issued = issue_round(coll, round_id, deadline, copies, secret, out_dir, tick)
+    # recorded only once every workbook is stamped: a failed issue leaves no round behind
+    new_version = ctx.ledger.record_version(cid, coll.version)
+    ctx.ledger.upsert_round(cid, round_id, deadline.isoformat(), coll.version)
     for copy in copies:
         record_issued_facts(ctx, coll, round_id, copy)
     ctx.ledger.record_issued(cid, round_id, [

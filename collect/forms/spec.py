@@ -16,7 +16,7 @@ import pandera.pandas as pa
 from collect.normalise import VALUE_KINDS
 from collect.rounds import parse_round, round_end, round_start
 
-KINDS = (*VALUE_KINDS, "formula")  # a formula column is computed by the form, never typed
+KINDS = (*VALUE_KINDS, "formula", "total")  # a formula column is computed by the form, never typed
 ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 
 # Defined names in a template (ASCII so every Excel and LibreOffice accepts them).
@@ -27,6 +27,7 @@ NAME_PERIOD = "COLLECT_PERIOD"
 NAME_DEADLINE = "COLLECT_DEADLINE"
 NAME_HEADER = "COLLECT_HEADER"
 NAME_DATA = "COLLECT_DATA"
+NAME_TOTALS = "COLLECT_TOTALS"  # optional: the form's total rows (never data; recomputed on return)
 FIELD_PREFIX = "COLLECT_FIELD_"  # + the header field's key in capitals: a prefilled header-level value
 IDENTITY_NAMES = {
     NAME_AGENCY_CODE: "機關代碼",
@@ -63,6 +64,9 @@ def column(
     not_before_round_start: bool = False,
     within_round_year: bool = False,
     after_round_year: bool = False,
+    of: list[str] | tuple[str, ...] | None = None,
+    ordinal: bool = False,
+    cell: str | None = None,
 ) -> Any:
     """A pandera Field carrying what collect needs: the zh-TW/en title, its kind, and the checks.
 
@@ -75,7 +79,20 @@ def column(
     Date bounds relative to the round, resolved by `Collection.schema_for(round_id)`: `not_after_round_end`,
     `not_before_round_start`, `within_round_year` (the round's fiscal year, Jan 1 - Dec 31) and
     `after_round_year` (from Jan 1 of the following year on).
+    A form's own parts: `kind="total"` with `of=[keys]` is a subtotal or total (the sum of those inputs; never
+    data, locked, recomputed on return, where a disagreeing total cell gets a warning; `of=[]` when the office
+    computes it itself); `ordinal=True` marks a 項次 column (a row holding nothing else is a blank row);
+    `cell="E6"` places the input at one cell of a grid or a field (a collection of `Meta(shape="cells")`).
     """
+    if kind == "total":
+        keys = list(of or ())
+        formula = "=SUM(" + ",".join(f"{{{k}}}" for k in keys) + ")" if keys else "="
+        required = False
+
+        def add_up(df: pd.DataFrame, keys: list[str] = keys) -> pd.Series:
+            return df[keys].sum(axis=1, min_count=1) if keys else pd.Series(pd.NA, index=df.index, dtype="object")
+
+        compute = add_up
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r} is not one of {KINDS}")
     checks: dict[str, Any] = {}
@@ -92,6 +109,7 @@ def column(
         "cumulative": cumulative, "carry": carry, "hint": hint, "width": width, "required": required,
         "compute": compute, "locked_prefill": locked_prefill, "round_start": not_before_round_start,
         "round_year": within_round_year, "after_year": after_round_year,
+        "of": tuple(of or ()) if kind == "total" else None, "ordinal": ordinal, "cell": cell,
     }
     return pa.Field(title=title, nullable=True if formula else not required, unique=unique,
                     metadata={"collect": meta}, **checks)
@@ -228,6 +246,9 @@ class Meta:
     require_signoff: bool = False
     fields: tuple[FormField, ...] = ()  # header-level prefilled values (see FormField)
     fixed_rows: bool = False  # True: a returned row whose key was not prefilled is an error (no rows added)
+    # "list": a header over free rows (columns); "cells": every input is one cell of its own (a grid's crossings
+    # of labelled rows and columns, or fields), named by `column(..., cell="E6")`; a return is one row.
+    shape: str = "list"
 
 
 @dataclass(frozen=True)
@@ -254,10 +275,17 @@ class ColumnSpec:
     round_start: bool = False
     round_year: bool = False
     after_year: bool = False
+    of: tuple[str, ...] | None = None  # a total: the keys it adds up (None: not a total)
+    ordinal: bool = False  # 項次: a row with nothing else filled is blank
+    cell: str | None = None  # a cell form's input cell (its merged range's anchor)
 
     @property
     def is_input(self) -> bool:
         return self.formula is None
+
+    @property
+    def is_total(self) -> bool:
+        return self.of is not None
 
     def date_bounds(self, round_id: str) -> tuple[date | None, date | None]:
         """The tightest (earliest, latest) dates this column accepts in a round; None where unbounded."""
@@ -291,12 +319,25 @@ class Layout:
     first_col: int  # 1-based
     data_first_row: int
     data_last_row: int
-    identity: dict[str, str]  # defined name -> A1 cell on `sheet`
+    identity: dict[str, str]  # defined name -> A1 cell on `sheet` (the visible identity cells are optional)
     fields: dict[str, str] = field(default_factory=dict)  # header field key -> A1 cell on `sheet`
+    header_first_row: int = 0  # a header of several rows starts here (0: the header is header_row alone)
+    letters: dict[str, str] = field(default_factory=dict)  # list column key -> its column letter
+    total_rows: tuple[int, ...] = ()  # the form's total rows inside or under the data range: never data
+    cells: dict[str, str] = field(default_factory=dict)  # a cell form's key -> A1 cell
+    merged: frozenset[str] = frozenset()  # the form's own merged ranges below the header (not the agency's doing)
+
+    @property
+    def header_rows(self) -> range:
+        return range(self.header_first_row or self.header_row, self.header_row + 1)
+
+    @property
+    def data_rows(self) -> list[int]:
+        return [r for r in range(self.data_first_row, self.data_last_row + 1) if r not in self.total_rows]
 
     @property
     def max_rows(self) -> int:
-        return self.data_last_row - self.data_first_row + 1
+        return self.data_last_row - self.data_first_row + 1 - len(self.total_rows)
 
 
 _SCHEMAS: dict[tuple[str, str, str, str], pa.DataFrameSchema] = {}

@@ -101,7 +101,8 @@ class RoundBook:
         self.layout: Layout = coll.layout
         self.round_id = round_id
         self.deadline = deadline
-        self.letters = {c.key: get_column_letter(self.layout.first_col + i) for i, c in enumerate(coll.columns)}
+        self.letters = dict(self.layout.letters) or {
+            c.key: get_column_letter(self.layout.first_col + i) for i, c in enumerate(coll.columns)}
         self._locked_style: dict[str, int] = {}  # locked_prefill column key -> xf index of its locked look
         self._members, self._data_part, self._stamp_part = self._build()
         self._zip = ZipTemplate([(name, data, info.date_time) for name, (info, data) in self._members.items()])
@@ -112,9 +113,10 @@ class RoundBook:
         wb = openpyxl.load_workbook(coll.template_path)
         ws = wb[lay.sheet]
         for key in (NAME_AGENCY_CODE, NAME_AGENCY_NAME, NAME_SUPERVISOR, NAME_PERIOD):
-            cell = ws[lay.identity[key]]
-            cell.number_format = "@"
-        ws[lay.identity[NAME_DEADLINE]].number_format = DATE_FORMAT
+            if key in lay.identity:  # the visible identity cells are optional: the stamp is what identifies
+                ws[lay.identity[key]].number_format = "@"
+        if NAME_DEADLINE in lay.identity:
+            ws[lay.identity[NAME_DEADLINE]].number_format = DATE_FORMAT
         for f in coll.meta.fields:
             cell = ws[lay.fields[f.key]]
             cell.number_format = (MONEY_FORMAT if f.money else DATE_FORMAT if f.kind == "date" else
@@ -123,15 +125,21 @@ class RoundBook:
         lists = wb.create_sheet(LISTS_SHEET)
         lists.sheet_state = "hidden"
         list_col = 0
+        data_rows = lay.data_rows
         for col in coll.columns:
-            letter = self.letters[col.key]
-            rng = f"{letter}{lay.data_first_row}:{letter}{lay.data_last_row}"
             if not col.is_input:
                 continue
             if col.locked_prefill and coll.meta.fixed_rows:
                 continue  # rows come only from the prefill: the whole column stays locked
-            for r in range(lay.data_first_row, lay.data_last_row + 1):
-                ws[f"{letter}{r}"].protection = Protection(locked=False)
+            if col.key in lay.cells:  # a cell form: the input is one cell
+                targets = [lay.cells[col.key]]
+                rng = targets[0]
+            else:
+                letter = self.letters[col.key]
+                targets = [f"{letter}{r}" for r in data_rows]
+                rng = " ".join(_runs(letter, data_rows))
+            for ref in targets:
+                ws[ref].protection = Protection(locked=False)
             dv = self._validation(col, lists, list_col)
             if col.choices and dv is not None and dv.formula1 and dv.formula1.startswith("'"):
                 list_col += 1
@@ -234,21 +242,16 @@ class RoundBook:
     def render(self, copy: AgencyCopy, stamp: Stamp) -> bytes:
         """The bytes of one agency's stamped workbook."""
         lay = self.layout
-        cells: dict[str, Any] = {
-            lay.identity[NAME_AGENCY_CODE]: copy.code,
-            lay.identity[NAME_AGENCY_NAME]: copy.name,
-            lay.identity[NAME_SUPERVISOR]: copy.supervisor,
-            lay.identity[NAME_PERIOD]: roc_round_label(self.round_id),
-            lay.identity[NAME_DEADLINE]: self.deadline,
-        }
+        identity = {NAME_AGENCY_CODE: copy.code, NAME_AGENCY_NAME: copy.name, NAME_SUPERVISOR: copy.supervisor,
+                    NAME_PERIOD: roc_round_label(self.round_id), NAME_DEADLINE: self.deadline}
+        cells: dict[str, Any] = {lay.identity[name]: value for name, value in identity.items() if name in lay.identity}
         for key, value in copy.fields.items():
             if key in lay.fields and value is not None:
                 cells[lay.fields[key]] = value
         if len(copy.rows) > lay.max_rows:
             raise ValueError(f"{copy.code}: {len(copy.rows)} prefilled rows exceed the form's {lay.max_rows}")
         styles: dict[str, int] = {}
-        for i, row in enumerate(copy.rows):
-            r = lay.data_first_row + i
+        for row, r in zip(copy.rows, lay.data_rows, strict=False):
             for key, value in row.items():
                 if key in self.letters and value is not None and self.coll.column(key).is_input:
                     ref = f"{self.letters[key]}{r}"
@@ -316,6 +319,20 @@ def _pack(data: bytes) -> tuple[int, int, bytes]:
 def _dos_time(when: tuple[int, ...]) -> tuple[int, int]:
     year, month, day, hour, minute, second = (tuple(when) + (0,) * 6)[:6]
     return (hour << 11) | (minute << 5) | (second // 2), (max(year, 1980) - 1980) << 9 | (month << 5) | day
+
+
+def _runs(letter: str, rows: Sequence[int]) -> list[str]:
+    """A column's rows as ranges of consecutive rows: E7:E22 E24:E30 (the form's total rows left out)."""
+    out: list[str] = []
+    start = prev = None
+    for r in [*rows, None]:
+        if r is not None and prev is not None and r == prev + 1:
+            prev = r
+            continue
+        if start is not None:
+            out.append(f"{letter}{start}" if start == prev else f"{letter}{start}:{letter}{prev}")
+        start = prev = r
+    return out
 
 
 def _cut(text: str, limit: int = 255) -> str:

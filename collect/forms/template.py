@@ -22,11 +22,13 @@ from collect.forms.spec import (
     NAME_HEADER,
     NAME_PERIOD,
     NAME_SUPERVISOR,
+    NAME_TOTALS,
     Collection,
     ColumnSpec,
     FormField,
     Layout,
 )
+from collect.xlsx.cells import Merges, clean, joined, title_path
 
 DATE_FORMAT = "[$-404]e/mm/dd"  # Excel and LibreOffice show a real date as an ROC date (115/03/05)
 MONEY_FORMAT = "#,##0"
@@ -49,24 +51,21 @@ def _destinations(wb: openpyxl.Workbook) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _layout_problems(path: Path, columns: Sequence[ColumnSpec],
-                     fields: Sequence[FormField] = ()) -> tuple[Layout | None, list[str]]:
-
+def layout_problems(path: Path, columns: Sequence[ColumnSpec], fields: Sequence[FormField] = (),
+                     shape: str = "list") -> tuple[Layout | None, list[str]]:
     problems: list[str] = []
     if not path.is_file():
-        return None, [f"{path}: the template file does not exist (`collect template new` writes one)."]
+        return None, [f"{path}: the template file does not exist (`collect template new` or `collect adopt` "
+                      f"writes one)."]
     try:
         wb = openpyxl.load_workbook(path)
     except Exception as exc:
         return None, [f"{path}: not a readable xlsx workbook ({exc.__class__.__name__}: {exc})."]
     names = _destinations(wb)
-    for name, label in IDENTITY_NAMES.items():
-        if name not in names:
-            problems.append(f"{path}: the identity cell {label} has no defined name {name}.")
     for name in (NAME_HEADER, NAME_DATA):
         if name not in names:
             problems.append(f"{path}: the defined name {name} (the data table's "
-                            f"{'header row' if name == NAME_HEADER else 'input rows'}) is missing.")
+                            f"{'header rows' if name == NAME_HEADER else 'input rows'}) is missing.")
     if NAME_HEADER not in names or NAME_DATA not in names:
         return None, problems
     sheet, header_ref = names[NAME_HEADER]
@@ -75,27 +74,60 @@ def _layout_problems(path: Path, columns: Sequence[ColumnSpec],
         return None, [*problems, f"{path}: {NAME_HEADER} points at a missing sheet {sheet!r}."]
     h_min_col, h_min_row, h_max_col, h_max_row = _bounds(header_ref)
     d_min_col, d_min_row, d_max_col, d_max_row = _bounds(data_ref)
-    if h_min_row != h_max_row:
-        problems.append(f"{path}: {NAME_HEADER} must be a single row, it is {header_ref}.")
     if data_sheet != sheet or (d_min_col, d_max_col) != (h_min_col, h_max_col) or d_min_row <= h_max_row:
         problems.append(f"{path}: {NAME_DATA} ({data_sheet}!{data_ref}) must lie below {NAME_HEADER} "
                         f"({sheet}!{header_ref}) on the same sheet and span the same columns.")
     ws = wb[sheet]
-    titles = [str(v).strip() if (v := ws.cell(h_min_row, c).value) is not None else ""
-              for c in range(h_min_col, h_max_col + 1)]
-    for i, col in enumerate(columns):
-        letter = get_column_letter(h_min_col + i)
-        if col.title not in titles:
-            problems.append(f"{path}: the field {col.key} ({col.title}) has no column in the header "
-                            f"{sheet}!{header_ref}.")
-        elif i >= len(titles) or titles[i] != col.title:
-            problems.append(f"{path}: column {letter} of the header should be {col.title!r}, found "
-                            f"{titles[i] if i < len(titles) else ''!r}.")
-    known = {c.title for c in columns}
-    for i, t in enumerate(titles):
-        if t and t not in known:
-            problems.append(f"{path}: the header column {get_column_letter(h_min_col + i)} ({t!r}) is not a field "
-                            f"of the rules.")
+    merges = Merges.of(ws)
+    header_rows = range(h_min_row, h_max_row + 1)
+    total_rows: tuple[int, ...] = ()
+    if NAME_TOTALS in names:
+        t_sheet, t_ref = names[NAME_TOTALS]
+        total_rows = tuple(sorted({r for part in t_ref.split(",") for r in range(_bounds(part)[1],
+                                                                                  _bounds(part)[3] + 1)}))
+        if t_sheet != sheet or any(r <= h_max_row for r in total_rows):
+            problems.append(f"{path}: {NAME_TOTALS} ({t_sheet}!{t_ref}) must lie below {NAME_HEADER} on the same "
+                            f"sheet.")
+    letters: dict[str, str] = {}
+    cells: dict[str, str] = {}
+    if shape == "cells":
+        for col in columns:
+            if not col.cell:
+                problems.append(f"{path}: the field {col.key} ({col.title}) has no cell= (a Meta(shape=\"cells\") "
+                                f"collection places every input at its own cell).")
+                continue
+            try:
+                c_col, c_row, _c2, _r2 = _bounds(col.cell)
+            except ValueError:
+                problems.append(f"{path}: the field {col.key} has cell={col.cell!r}, which is not a cell.")
+                continue
+            if not (d_min_row <= c_row <= d_max_row and d_min_col <= c_col <= d_max_col):
+                problems.append(f"{path}: the field {col.key} ({col.cell}) lies outside {NAME_DATA} ({data_ref}).")
+            elif merges.is_covered(c_row, c_col):
+                problems.append(f"{path}: the field {col.key} ({col.cell}) is inside the merged range "
+                                f"{merges.ref(c_row, c_col)}; name its first cell.")
+            cells[col.key] = col.cell.upper()
+    else:
+        heads = [c for c in range(h_min_col, h_max_col + 1)
+                 if merges.top(h_max_row, c)[1] == c and title_path(ws, merges, header_rows, c)]
+        titles = {c: joined(title_path(ws, merges, header_rows, c)) for c in heads}
+        for i, col in enumerate(columns):
+            c = heads[i] if i < len(heads) else None
+            found = next((h for h in heads if clean(titles[h]) == clean(col.title)), None)
+            if found is None:
+                problems.append(f"{path}: the field {col.key} ({col.title}) has no column in the header "
+                                f"{sheet}!{header_ref}.")
+            elif c is None or clean(titles[c]) != clean(col.title):
+                letter = get_column_letter(c) if c else get_column_letter(h_max_col + 1)
+                problems.append(f"{path}: column {letter} of the header should be {col.title!r}, found "
+                                f"{titles.get(c, '') if c else ''!r}.")
+            if c is not None:
+                letters[col.key] = get_column_letter(c)
+        known = {clean(c.title) for c in columns}
+        for c in heads:
+            if clean(titles[c]) not in known:
+                problems.append(f"{path}: the header column {get_column_letter(c)} ({titles[c]!r}) is not a field "
+                                f"of the rules.")
     identity = {n: names[n][1] for n in IDENTITY_NAMES if n in names}
     for n, ref in identity.items():
         if names[n][0] != sheet:
@@ -117,7 +149,9 @@ def _layout_problems(path: Path, columns: Sequence[ColumnSpec],
             problems.append(f"{path}: the header field {f.defined_name} ({f_ref}) lies inside {NAME_DATA}.")
             continue
         field_cells[f.key] = f_ref.split(":")[0]
-    layout = Layout(sheet, h_min_row, h_min_col, d_min_row, d_max_row, identity, field_cells)
+    layout = Layout(sheet, h_max_row, h_min_col, d_min_row, d_max_row, identity, field_cells,
+                    header_first_row=h_min_row, letters=letters, total_rows=total_rows, cells=cells,
+                    merged=frozenset(str(m) for m in ws.merged_cells.ranges if m.max_row > h_max_row))
     return layout, problems
 
 
@@ -129,8 +163,9 @@ def _bounds(ref: str) -> tuple[int, int, int, int]:
     return min_col, min_row, max_col or min_col, max_row or min_row
 
 
-def read_layout(path: Path, columns: Sequence[ColumnSpec], fields: Sequence[FormField] = ()) -> Layout:
-    layout, problems = _layout_problems(path, columns, fields)
+def read_layout(path: Path, columns: Sequence[ColumnSpec], fields: Sequence[FormField] = (),
+                shape: str = "list") -> Layout:
+    layout, problems = layout_problems(path, columns, fields, shape)
     if problems or layout is None:
         raise CollectionError("The template does not agree with its rules:\n  " + "\n  ".join(problems))
     return layout

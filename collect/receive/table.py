@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from openpyxl.utils import get_column_letter, range_boundaries
+from openpyxl.utils import column_index_from_string, get_column_letter, range_boundaries
 
 from collect import findings as F
 from collect.findings import Finding
-from collect.forms.spec import Collection
+from collect.forms.spec import Collection, Layout
 from collect.normalise import is_total_row
 from collect.receive.read import Book, Sheet
+from collect.xlsx.cells import clean, joined
 
 HEADER_SEARCH_ROWS = 30
 MAX_OUTSIDE_FINDINGS = 20
@@ -46,7 +46,7 @@ def blank(value: Any) -> bool:
 
 
 def title_of(value: Any) -> str:
-    return "" if blank(value) else unicodedata.normalize("NFKC", str(value)).replace(" ", "").strip()
+    return clean(value)
 
 
 def shown(value: Any) -> str:
@@ -65,9 +65,13 @@ class Table:
     letters: dict[str, str]  # column key -> column letter where it was read
     findings: list[Finding] = field(default_factory=list)
     header_row: int = 0
+    cells: dict[str, str] = field(default_factory=dict)  # a cell form: key -> its own A1 cell
+    # the totals as the return states them, to hold against its own inputs: A1 -> (column key, value as read);
+    # a key starting with "*" is a total row's cell of that column
+    stated: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
     def cell(self, key: str, row: int) -> str:
-        return f"{self.letters[key]}{row}"
+        return self.cells[key] if key in self.cells else f"{self.letters[key]}{row}"
 
 
 def extract(book: Book, coll: Collection, locale: str = "zh-TW") -> Table | list[Finding]:
@@ -77,20 +81,32 @@ def extract(book: Book, coll: Collection, locale: str = "zh-TW") -> Table | list
     sheet = book.sheet(lay.sheet)
     if sheet is None:
         return [F.make("table.sheet_missing", locale, sheet=lay.sheet)]
+    if lay.cells:
+        return _extract_cells(sheet, coll, lay, locale)
     grid = Grid(sheet)
-    wanted = {title_of(c.title): c for c in coll.columns}
-    header_row = _find_header(grid, lay.header_row, set(wanted))
+    merged = Merged.of(sheet)
+    header_row = _find_header(grid, merged, lay, coll)
     if header_row is None:
         return [F.make("table.header_missing", locale, sheet=lay.sheet,
                        detail="、".join(c.title for c in coll.columns[:4]))]
+    delta = header_row - lay.header_row
+    rows = range(lay.header_rows.start + delta, header_row + 1)
     found: list[Finding] = []
     positions: dict[str, int] = {}
-    header_cols = {title_of(grid.get(header_row, c)): c
-                   for c in range(1, lay.first_col + len(coll.columns) + 40) if title_of(grid.get(header_row, c))}
-    for i, col in enumerate(coll.columns):
-        expected_col = lay.first_col + i
-        at = header_cols.get(title_of(col.title))
-        here = grid.get(header_row, expected_col)
+    expected = {c.key: column_index_from_string(lay.letters[c.key]) if c.key in lay.letters
+                else lay.first_col + i for i, c in enumerate(coll.columns)}
+    wanted = {clean(c.title) for c in coll.columns}
+    last_col = max([*expected.values(), grid.sheet.first_col + max(map(len, sheet.rows), default=0)])
+    header_cols = {}
+    for c in range(1, last_col + 1):
+        path = clean(merged.path(grid, rows, c))
+        if path and path not in header_cols and merged.top(header_row, c)[1] == c:
+            header_cols[path] = c
+    for col in coll.columns:
+        expected_col = expected[col.key]
+        title = clean(col.title)
+        here = merged.path(grid, rows, expected_col)
+        at = expected_col if clean(here) == title else header_cols.get(title)
         cell = f"{get_column_letter(expected_col)}{header_row}"
         if at == expected_col:
             positions[col.key] = at
@@ -98,44 +114,66 @@ def extract(book: Book, coll: Collection, locale: str = "zh-TW") -> Table | list
             positions[col.key] = at
             found.append(F.make("table.column_moved", locale, sheet=lay.sheet, cell=f"{get_column_letter(at)}"
                                 f"{header_row}", column=col.title, detail=get_column_letter(expected_col)))
-        elif not blank(here) and title_of(here) not in wanted:
+        elif here and clean(here) not in wanted:
             positions[col.key] = expected_col
             found.append(F.make("table.column_renamed", locale, sheet=lay.sheet, cell=cell, column=col.title,
-                                value=shown(here)))
+                                value=here))
         else:
             found.append(F.make("table.column_missing", locale, sheet=lay.sheet, cell=cell, column=col.title))
     if any(f.code in ("table.column_missing",) for f in found):
         return found
     table_cols = set(positions.values())
     last_table_col = max(table_cols)
-    first_data = header_row + 1
-    limit_row = first_data + lay.max_rows - 1
+    first_data = lay.data_first_row + delta
+    limit_row = lay.data_last_row + delta
+    total_rows = {r + delta for r in lay.total_rows}
     inputs = [c for c in coll.columns if c.is_input]
     lo_col = min(table_cols)
     offsets = [positions[c.key] - sheet.first_col for c in inputs]
     keys = [c.key for c in inputs]
-    first = max(0, header_row + 1 - sheet.first_row)
+    first = max(0, first_data - sheet.first_row)
     cells = _block(sheet.rows[first:])  # the rows below the header, as one 2-D array
-    filled = ~_BLANK(cells).astype(bool)
+    filled = ~_BLANK(cells).astype(bool) if cells.size else np.zeros(cells.shape, dtype=bool)
+    row_numbers = sheet.first_row + first + np.arange(cells.shape[0])
     lo, hi = max(0, lo_col - sheet.first_col), max(0, last_table_col - sheet.first_col + 1)
     around = [j for j in range(cells.shape[1]) if not lo <= j < hi]
-    hits = np.nonzero(filled[:, around])  # row by row, left of the table then right of it
+    in_rows = row_numbers <= limit_row
+    hits = np.nonzero(filled[:, around])  # left and right of the table, row by row
     for i, j in list(zip(*hits, strict=True))[:MAX_OUTSIDE_FINDINGS]:
-        found.append(F.make("table.outside", locale, sheet=lay.sheet, value=shown(cells[i, around[j]]),
-                            cell=f"{get_column_letter(sheet.first_col + around[j])}{sheet.first_row + first + i}"))
+        # beside a data row it may be data typed in the wrong place; under the table it is a note on the form
+        found.append(F.make("table.outside" if in_rows[i] else "table.note", locale, sheet=lay.sheet,
+                            value=shown(cells[i, around[j]])[:200],
+                            cell=f"{get_column_letter(sheet.first_col + around[j])}{row_numbers[i]}"))
     picked = _columns(cells, offsets)
-    keep = _columns(filled, offsets).any(axis=1)
-    numbers = sheet.first_row + first + np.flatnonzero(keep)
+    counted = np.array([not c.ordinal for c in inputs], dtype=bool)
+    filled_inputs = _columns(filled, offsets)
+    # a row holding only a pre-numbered 項次 (or only formulas, which are not inputs) is a blank row
+    keep = (filled_inputs[:, counted].any(axis=1) if counted.any() else filled_inputs.any(axis=1)) \
+        & ~np.isin(row_numbers, list(total_rows))
+    below = keep & ~in_rows
+    if below.any():
+        # under the table (form furniture, notes): rows that look like data are too many rows, the rest a note
+        many = filled_inputs[below].sum(axis=1) >= 2
+        if many.any():
+            found.append(F.make("table.too_many_rows", locale, sheet=lay.sheet,
+                                value=int((keep & in_rows).sum() + many.sum()), detail=lay.max_rows))
+        for i in np.flatnonzero(below)[~many][:MAX_OUTSIDE_FINDINGS]:
+            j = int(np.flatnonzero(filled_inputs[i])[0])
+            found.append(F.make("table.note", locale, sheet=lay.sheet, value=shown(picked[i, j])[:200],
+                                cell=f"{get_column_letter(positions[keys[j]])}{row_numbers[i]}"))
+        keep = keep & (in_rows | np.isin(np.arange(len(keep)), np.flatnonzero(below)[many]))
+    numbers = row_numbers[keep]
     raw = pd.DataFrame(picked[keep], index=pd.Index(numbers, name="row", dtype="int64"), columns=keys, dtype=object)
-    if (raw.index > limit_row).any():
-        found.append(F.make("table.too_many_rows", locale, sheet=lay.sheet, value=len(raw), detail=lay.max_rows))
+    own = {m for m in lay.merged}
     for rng in sheet.merged:
         try:
-            c1, _r1, c2, r2 = range_boundaries(rng)
+            c1, r1, c2, r2 = range_boundaries(rng)
         except (ValueError, TypeError):
             continue
+        if rng in own or (delta and r1 is not None and r2 is not None and _shifted(rng, -delta) in own):
+            continue  # the form's own merged cells
         if r2 is not None and r2 > header_row and c1 is not None and c2 is not None and c1 <= last_table_col \
-                and c2 >= min(table_cols):
+                and c2 >= min(table_cols) and (r1 or 0) <= limit_row:
             found.append(F.make("table.merged", locale, sheet=lay.sheet, cell=rng.split(":")[0], detail=rng))
     first_text = next((c.key for c in inputs if c.kind == "text"), None)
     # 合計 is typed under the first text column, or under the first column (項次) as on paper forms
@@ -151,7 +189,94 @@ def extract(book: Book, coll: Collection, locale: str = "zh-TW") -> Table | list
     if raw.empty:
         found.append(F.make("table.empty", locale, sheet=lay.sheet))
     letters = {k: get_column_letter(v) for k, v in positions.items()}
-    return Table(lay.sheet, raw, letters, found, header_row)
+    table = Table(lay.sheet, raw, letters, found, header_row)
+    table.stated = _stated_totals(grid, coll, lay, letters, delta, list(raw.index))
+    return table
+
+
+def _extract_cells(sheet: Sheet, coll: Collection, lay: Layout, locale: str) -> Table | list[Finding]:
+    """A grid's or a fields form's inputs, each at its own cell: one row, indexed by the table's first row."""
+    inputs = [c for c in coll.inputs]
+    values = [sheet.cell(lay.cells[c.key]) for c in inputs]
+    values = [None if v == "" else v for v in values]
+    row = lay.data_first_row
+    raw = pd.DataFrame([values], index=pd.Index([row], name="row", dtype="int64"),
+                       columns=[c.key for c in inputs], dtype=object)
+    found: list[Finding] = []
+    if all(blank(v) for v in values):
+        found.append(F.make("table.empty", locale, sheet=lay.sheet))
+        raw = raw.iloc[0:0]
+    table = Table(lay.sheet, raw, {}, found, lay.header_row, cells=dict(lay.cells))
+    table.stated = {lay.cells[c.key]: (c.key, v) for c in coll.columns if c.is_total and c.key in lay.cells
+                    if not blank(v := sheet.cell(lay.cells[c.key])) and v != ""}
+    return table
+
+
+def _stated_totals(grid: Grid, coll: Collection, lay: Layout, letters: dict[str, str], delta: int,
+                   rows: list[int]) -> dict[str, tuple[str, Any]]:
+    """The totals as the return states them (cached results of the form's formulas, or typed): A1 -> (key, value).
+    A total column's cells in the data rows, and the total rows' cells of every number column."""
+    stated: dict[str, tuple[str, Any]] = {}
+    for col in coll.columns:
+        letter = letters.get(col.key)
+        if letter is None:
+            continue
+        c = column_index_from_string(letter)
+        if col.is_total:
+            for r in rows:
+                v = grid.get(r, c)
+                if not blank(v):
+                    stated[f"{letter}{r}"] = (col.key, v)
+        if col.kind in ("whole", "decimal") or col.is_total:
+            for r in lay.total_rows:
+                v = grid.get(r + delta, c)
+                if not blank(v) and not col.ordinal:
+                    stated[f"{letter}{r + delta}"] = ("*" + col.key, v)
+    return stated
+
+
+def _shifted(rng: str, rows: int) -> str:
+    c1, r1, c2, r2 = range_boundaries(rng)
+    return f"{get_column_letter(c1 or 1)}{(r1 or 1) + rows}:{get_column_letter(c2 or 1)}{(r2 or 1) + rows}"
+
+
+@dataclass(frozen=True)
+class Merged:
+    """A returned sheet's merged ranges (as the reader reports them): which cell shows which value."""
+
+    anchor: dict[tuple[int, int], tuple[int, int]]
+
+    @classmethod
+    def of(cls, sheet: Sheet) -> Merged:
+        anchor: dict[tuple[int, int], tuple[int, int]] = {}
+        for rng in sheet.merged:
+            try:
+                c1, r1, c2, r2 = range_boundaries(rng)
+            except (ValueError, TypeError):
+                continue
+            if c1 is None or r1 is None or c2 is None or r2 is None or (r2 - r1 + 1) * (c2 - c1 + 1) > 10_000:
+                continue
+            for r in range(r1, r2 + 1):
+                for c in range(c1, c2 + 1):
+                    anchor[(r, c)] = (r1, c1)
+        return cls(anchor)
+
+    def top(self, row: int, col: int) -> tuple[int, int]:
+        return self.anchor.get((row, col), (row, col))
+
+    def path(self, grid: Grid, rows: range, col: int) -> str:
+        """A header column's title path in the return, as the template's is made (xlsx.cells.title_path)."""
+        parts: list[str] = []
+        seen: set[tuple[int, int]] = set()
+        for r in rows:
+            top = self.top(r, col)
+            if top in seen:
+                continue
+            seen.add(top)
+            text = clean(grid.get(*top))
+            if text and (not parts or parts[-1] != text):
+                parts.append(text)
+        return joined(parts)
 
 
 _BLANK = np.frompyfunc(blank, 1, 1)
@@ -178,13 +303,18 @@ def _columns(block: np.ndarray, offsets: list[int]) -> np.ndarray:
     return np.stack(parts, axis=1) if parts else np.empty((block.shape[0], 0), dtype=block.dtype)
 
 
-def _find_header(grid: Grid, expected: int, titles: set[str]) -> int | None:
-    """The row holding most of the expected titles, looking first where the template put it."""
-    need = max(2, len(titles) // 2)
-    order = [expected] + [r for r in range(1, min(grid.last_row, expected + HEADER_SEARCH_ROWS) + 1)
-                          if r != expected]
+def _find_header(grid: Grid, merged: Merged, lay: Layout, coll: Collection) -> int | None:
+    """The header's last row: where the template put it, else the nearest row below or above whose title paths
+    match most of the expected titles (an agency inserted or deleted rows above the table)."""
+    titles = {clean(c.title) for c in coll.columns}
+    need = max(2, len(titles) // 2) if len(titles) > 1 else 1
+    depth = lay.header_row - lay.header_rows.start
+    order = [lay.header_row] + [r for r in range(1 + depth, min(grid.last_row, lay.header_row + HEADER_SEARCH_ROWS) + 1)
+                                if r != lay.header_row]
+    width = grid.sheet.first_col + max(map(len, grid.sheet.rows), default=0)
     for r in order:
-        seen = {title_of(v) for rr, _c, v in _row_cells(grid, r)} & titles
+        rows = range(r - depth, r + 1)
+        seen = {clean(merged.path(grid, rows, c)) for c in range(1, width + 1)} & titles
         if len(seen) >= need:
             return r
     return None

@@ -16,7 +16,7 @@ from collect import findings as F
 from collect.errors import CollectionError
 from collect.findings import Finding
 from collect.forms.spec import Collection, ColumnSpec, IssuedFacts, RuleEnv
-from collect.normalise import normalise_column
+from collect.normalise import normalise_column, normalise_value
 from collect.receive.table import Table, shown
 from collect.rounds import roc_date
 
@@ -131,6 +131,8 @@ def validate_many(items: Sequence[ToCheck], coll: Collection, round_id: str, loc
             found.extend(_table_rules(rows, table, coll, round_id, locale, item.issued))
         if item.issued is not None:
             found.extend(_against_issued(rows, table, coll, locale, item.issued, unconvertible[i]))
+        if table.stated and len(rows):
+            found.extend(_totals(rows, table, coll, locale, unconvertible[i]))
         found.sort(key=lambda f: (_row_of(f.cell), order.get(titles.get(f.column or "", ""), 99), f.code))
         checked.append(Checked(rows, found))
     return checked
@@ -445,3 +447,51 @@ def _raw_at(table: Table, row: int, key: str) -> Any:
     if row in table.raw.index and key in table.raw.columns:
         return table.raw.at[row, key]
     return None
+
+
+def _totals(rows: pd.DataFrame, table: Table, coll: Collection, locale: str,
+            unconvertible: set[tuple[int, str]]) -> list[Finding]:
+    """The form's totals as the return states them, held against its own inputs: a warning at each total cell that
+    disagrees (totals are never data: the report recomputes them). A total whose inputs could not be read is not
+    checked (the cause is reported at the input, not its consequence here)."""
+    bad_keys = {key for _row, key in unconvertible}
+    by_key = {c.key: c for c in coll.columns}
+
+    def value_of(key: str, row: int | None) -> Decimal | None:
+        col = by_key[key]
+        if col.is_total:
+            parts = [value_of(k, row) for k in col.of or ()]
+            known = [p for p in parts if p is not None]
+            return sum(known, Decimal(0)) if known else None
+        if key in bad_keys:
+            raise LookupError(key)
+        series = rows[key] if row is None else rows.loc[[row], key]
+        numbers = [Decimal(str(v)) for v in series.dropna().tolist()]
+        return sum(numbers, Decimal(0)) if numbers else None
+
+    found: list[Finding] = []
+    single = len(rows) == 1 and bool(table.cells)
+    for ref, (key, stated) in table.stated.items():
+        whole_column = key.startswith("*")
+        col = by_key[key.lstrip("*")]
+        if not col.is_total and not whole_column:
+            continue
+        number, error = normalise_value(stated, "decimal")
+        if error or number is None:
+            continue
+        row = None if whole_column or single else _row_of(ref)
+        if row is not None and row not in rows.index:
+            continue
+        total: Decimal | None
+        try:
+            if whole_column and col.is_total:
+                total = sum((v for r in rows.index if (v := value_of(col.key, int(r))) is not None), Decimal(0))
+            else:
+                total = value_of(col.key, row)
+        except LookupError:
+            continue
+        if total is None or Decimal(str(number)) == total:
+            continue
+        found.append(F.make("total.mismatch", locale, sheet=table.sheet, cell=ref, column=col.title,
+                            value=shown(stated), detail=f"{total:,}"))
+    return found

@@ -1,0 +1,1 @@
+"""The workbook layer: cell addresses, merged ranges, title paths and units as a printed form shows them."""

@@ -1,0 +1,186 @@
+"""Adopting the office's real forms as published (.xls, ../shared/realforms): `collect adopt`, `collect check`'s dry
+round, then a round of five agencies filled through openpyxl and LibreOffice, ingested, decided and reported."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+from conftest import convert, run_cli
+
+from collect.forms.adopt import analyse, pick_sheet
+from collect.workspace import Context, init_workspace
+
+REALFORMS = Path(__file__).resolve().parents[2] / "shared" / "realforms"
+FORMS = {  # collection id -> the published file
+    "vehicles": "25-表A-6-3縣市現有交通車調查表.xls",
+    "subsidy_grid": "28-表II-1 補助項目經費彙整統計表.xls",
+    "results": "36-縣市填報 (二)發展學校特色執行成果.xls",
+    "indicators": "6-表I-1指標界定調查紀錄表.xls",
+}
+ROUND = "2026-10"
+AGENCIES = ["020001", "020002", "020003", "020004", "020005"]
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace that adopted every real form from its .xls, as a user runs it (no hand edit, no Python)."""
+    if not REALFORMS.is_dir():
+        pytest.fail(f"{REALFORMS} is missing: the real forms come with ../shared beside the checkout")
+    root = tmp_path_factory.mktemp("adopt") / "ws"
+    init_workspace(root, collections=[])
+    for cid, name in FORMS.items():
+        done = run_cli("adopt", str(REALFORMS / name), "--id", cid, cwd=root)
+        assert done.returncode == 0, done.stderr
+        assert f"next: collect check {cid}" in done.stdout
+    return root
+
+
+def test_adopt_writes_a_template_with_the_same_look_and_a_readable_rules_file(ws: Path) -> None:
+    for cid in FORMS:
+        rules = (ws / "rules" / f"{cid}.py").read_text(encoding="utf-8")
+        assert "from collect.forms.spec import Meta, column" in rules
+        wb = openpyxl.load_workbook(ws / "templates_xlsx" / f"{cid}.xlsx")
+        assert {"COLLECT_HEADER", "COLLECT_DATA"} <= set(wb.defined_names)
+    source = openpyxl.load_workbook(convert([REALFORMS / FORMS["subsidy_grid"]], "xlsx", ws.parent / "src")[0])
+    adopted = openpyxl.load_workbook(ws / "templates_xlsx" / "subsidy_grid.xlsx")
+    a, b = source["Sheet1"], adopted["Sheet1"]
+    assert {str(r) for r in a.merged_cells.ranges} == {str(r) for r in b.merged_cells.ranges}
+    assert [(k, d.width) for k, d in sorted(a.column_dimensions.items())] == \
+        [(k, d.width) for k, d in sorted(b.column_dimensions.items())]
+    assert b["B10"].value == "修繕離島或偏遠地區師生宿舍" and b["A25"].value == "承辦人："  # furniture kept as printed
+    assert b["I6"].value == '=IF(COUNT(E6,G6)=0,"",SUM(E6,G6))'  # a subtotal left blank on paper now adds up
+    assert b["F23"].value.startswith("=IF(COUNT(F6,F7,")  # the 總計 row
+    indicators = openpyxl.load_workbook(ws / "templates_xlsx" / "indicators.xlsx").active
+    assert indicators["F6"].value is None and indicators["F6"].number_format == '#,##0"(班)"'  # the unit moved
+
+
+def test_adopt_infers_the_shape_kinds_and_totals_of_each_form(ws: Path) -> None:
+    plans = {}
+    for cid, name in FORMS.items():
+        wb = openpyxl.load_workbook(convert([REALFORMS / name], "xlsx", ws.parent / "plans")[0])
+        plans[cid] = analyse(pick_sheet(wb))
+    v = plans["vehicles"]
+    kinds = {i.key: (i.kind, i.money, i.required) for i in v.inputs}
+    assert (v.shape, v.header, v.data, v.totals) == ("list", (5, 6), (7, 23), ())
+    assert kinds["col_a"] == ("whole", False, False)  # 編號: a 項次 column
+    assert kinds["col_g"] == ("date", False, True) and kinds["col_h"] == ("whole", True, True)
+    assert kinds["col_f"] == ("whole", False, True) and kinds["col_m"] == ("text", False, False)  # 乘客數 (座); 備註
+    r = plans["results"]
+    assert (r.shape, r.header, r.data, r.totals) == ("list", (3, 6), (7, 31), (32,))
+    titles = {i.key: i.title for i in r.inputs}
+    assert titles["col_d"] == "教育部核定金額 › 發展教育特色 › 經常門"
+    assert titles["col_g"] == "學校執行成果 › 發展教育特色 › 經常門"  # the same leaf title, told apart by its path
+    totals = {i.key: i.of for i in r.inputs if i.kind == "total"}
+    assert totals == {"col_f": ("col_d", "col_e"), "col_i": ("col_g", "col_h"), "col_l": ()}  # rates are not summed
+    g = plans["subsidy_grid"]
+    assert (g.shape, g.header, g.data, g.totals, g.labels) == ("cells", (3, 5), (6, 23), (23,), (1, 4))
+    cells = {i.key: i for i in g.inputs}
+    assert cells["e10"].title == "三 › 修繕離島或偏遠地區師生宿舍 › 教師宿舍 › 國民中學 › 校"
+    assert (cells["e10"].ref, cells["e10"].kind) == ("E10:E11", "whole")  # one count over 經常門 and 資本門
+    assert (cells["f11"].kind, cells["f11"].money) == ("whole", True)
+    assert cells["i6"].of == ("e6", "g6") and cells["j9"].of == ("f9", "h9")
+    assert cells["f23"].of == tuple(f"f{r}" for r in range(6, 23))
+    n = plans["indicators"]
+    cells = {i.key: i for i in n.inputs}
+    assert (n.shape, n.labels) == ("cells", (2, 5))
+    assert (cells["f5"].kind, cells["f6"].kind, cells["f6"].unit, cells["f12"].kind) == ("text", "whole", "班",
+                                                                                           "decimal")
+    assert cells["f18"].of == ("f13", "f14", "f15", "f16", "f17")  # 目標學生合計人數
+    assert cells["f33"].of == ("f30", "f31", "f32")  # 教師異動人數 101 至 103 學年合計
+
+
+def test_check_runs_a_dry_round_on_every_adopted_form(ws: Path) -> None:
+    done = run_cli("check", cwd=ws)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for cid in FORMS:
+        assert f"✓ {cid}: template and rules agree; dry round: issued to" in done.stdout
+
+
+def _fill(path: Path, target: Path, values: dict[str, Any]) -> Path:
+    wb = openpyxl.load_workbook(path)
+    sheet = wb[wb.sheetnames[[s.sheet_state for s in wb.worksheets].index("visible")]]
+    for ref, value in values.items():
+        sheet[ref] = value
+    target.parent.mkdir(parents=True, exist_ok=True)
+    wb.save(target)
+    return target
+
+
+def _round(ws: Path, cid: str, good: list[dict[str, Any]], mistake: dict[str, Any]) -> dict[str, Any]:
+    """Issue to five agencies; three filled with openpyxl, one saved again by LibreOffice, one with a mistake."""
+    done = run_cli("issue", cid, "--round", ROUND, *[a for code in AGENCIES for a in ("--agency", code)], cwd=ws)
+    assert done.returncode == 0, done.stderr
+    issued = sorted((ws / "outbox" / cid / ROUND / "issued").glob("*.xlsx"))
+    assert [p.name[:6] for p in issued] == AGENCIES
+    made = ws.parent / f"made-{cid}"
+    files = [_fill(issued[i], made / f"{AGENCIES[i]}.xlsx", good[i]) for i in range(3)]
+    lo_source = _fill(issued[3], made / "lo" / f"{AGENCIES[3]}.xlsx", good[3])
+    files += convert([lo_source], "xlsx", made / "through-libreoffice")
+    files.append(_fill(issued[4], made / f"{AGENCIES[4]}.xlsx", mistake))
+    done = run_cli("ingest", "--json", *map(str, files), cwd=ws)
+    assert done.returncode == 0, done.stderr
+    outcomes = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    report = run_cli("report", cid, "--round", ROUND, cwd=ws)
+    assert report.returncode == 0, report.stderr
+    return {o["agency"]: o for o in outcomes}
+
+
+def test_a_round_of_the_grid_form(ws: Path) -> None:
+    good = [{"E6": 2, "F6": 120_000, "G6": 1, "H6": 30_000, "F8": 50_000, "F9": 70_000, "E8": 1}
+            for _ in range(4)]
+    good[1] |= {"I6": 3}  # the agency's own subtotal, right
+    good[2] |= {"I6": 4}  # ... and wrong: a warning at that cell, the return still accepted
+    out = _round(ws, "subsidy_grid", good, {"E6": 2, "F6": "十二萬", "G6": 1})
+    assert {a: o["verdict"] for a, o in out.items()} == dict.fromkeys(AGENCIES[:4], "accepted") | {
+        AGENCIES[4]: "rejected"}
+    assert [(f["code"], f["cell"]) for f in out[AGENCIES[4]]["findings"]] == [("value.not_number", "F6")]
+    assert [(f["code"], f["cell"], f["severity"]) for f in out[AGENCIES[2]]["findings"]] == [
+        ("total.mismatch", "I6", "warning")]
+    assert out[AGENCIES[0]]["findings"] == [] and out[AGENCIES[3]]["findings"] == []
+    ctx = Context.open(ws)
+    frame = ctx.ledger  # the report ran; its data lands in Parquet with one row per accepted return
+    assert frame is not None
+    ctx.close()
+    data = _parquet(ws, "subsidy_grid")
+    assert len(data) == 4 and data["f6"].sum() == 480_000 and data["i6"].tolist() == [3, 3, 3, 3]
+
+
+def test_a_round_of_the_list_form(ws: Path) -> None:
+    row = {"A7": "臺北市", "B7": "123456", "C7": "市立甲國小", "D7": 100_000, "E7": 50_000, "G7": 80_000,
+           "H7": 40_000, "J7": 80, "K7": 80}
+    second = {"A8": "臺北市", "B8": "123457", "C8": "市立乙國小", "D8": 10_000, "E8": 0, "G8": 10_000, "H8": 0,
+              "J8": 100, "K8": 0}
+    good = [row, row | second, row | {"F7": 150_000}, row]
+    mistake = row | {"D7": -5}
+    out = _round(ws, "results", good, mistake)
+    assert [out[a]["verdict"] for a in AGENCIES] == ["accepted"] * 4 + ["rejected"]
+    assert [(f["code"], f["cell"]) for f in out[AGENCIES[4]]["findings"]] == [("value.min", "D7")]
+    assert all(out[a]["findings"] == [] for a in AGENCIES[:4])
+    data = _parquet(ws, "results")
+    assert len(data) == 5  # the four accepted returns' rows: 1 + 2 + 1 + 1
+    assert int(data["col_f"].sum()) == 4 * 150_000 + 10_000  # 合計 recomputed, the agency's own F7 = 150,000 too
+
+
+def _parquet(ws: Path, cid: str) -> Any:
+    import pandas as pd
+
+    found = sorted((ws / "outbox" / cid / ROUND / "report").glob("*.parquet"))
+    assert found, "the report wrote no Parquet"
+    return pd.read_parquet(found[0])
+
+
+def test_adopt_refuses_a_file_that_is_not_a_form_with_a_clear_answer(ws: Path, tmp_path: Path) -> None:
+    blank = tmp_path / "blank.xlsx"
+    openpyxl.Workbook().save(blank)
+    done = run_cli("adopt", str(blank), "--id", "blank_form", cwd=ws)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "borders" in done.stderr and "hint:" in done.stderr
+    assert not (ws / "rules" / "blank_form.py").exists()
+    again = run_cli("adopt", str(REALFORMS / FORMS["vehicles"]), "--id", "vehicles", cwd=ws)
+    assert again.returncode == 1 and "--force" in again.stderr
+    shutil.rmtree(tmp_path, ignore_errors=True)
