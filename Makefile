@@ -18,6 +18,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check collect tests rules benchmarks
+	$(BIN)/vulture
 	$(BIN)/mypy collect
 	$(BIN)/python -m pytest -n auto -q
 
