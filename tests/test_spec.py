@@ -12,7 +12,7 @@ import pytest
 
 from collect.errors import CollectionError
 from collect.forms.collection import load_collection, version_of
-from collect.forms.spec import KINDS, ColumnSpec, column, form_field
+from collect.forms.spec import KINDS, Collection, ColumnSpec, column, form_field
 
 HEAD = """
 from datetime import date
@@ -70,7 +70,7 @@ def write_rules(ws: Path, cid: str, source: str) -> Path:
     return path
 
 
-def load(ws: Path, cid: str, *, need_template: bool = False):  # type: ignore[no-untyped-def]
+def load(ws: Path, cid: str, *, need_template: bool = False) -> Collection:
     return load_collection(ws / "rules", ws / "templates_xlsx", cid, need_template=need_template)
 
 
