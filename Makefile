@@ -24,6 +24,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.startup
 
 clean:
 	rm -rf $(VENV) outbox/demo .pytest_cache .mypy_cache .ruff_cache
