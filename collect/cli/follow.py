@@ -138,7 +138,7 @@ def close_cmd(
     collection: Annotated[str, typer.Argument(help="Collection id.")],
     round_id: RoundOpt,
 ) -> None:
-    """Close a round: every return that arrives later is answered with the round-closed finding (退件)."""
+    """Close a round to late returns: each one that arrives later is rejected (退件) as the round is closed."""
     from collect.follow.closing import close_round
 
     done = close_round(ctx(), collection, round_id)
