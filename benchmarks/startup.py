@@ -26,7 +26,7 @@ from benchmarks.run import RESULTS_ENV, git_sha
 
 HERE = Path(__file__).resolve().parent
 TARGET_SECONDS = 0.3
-HEAVY = ("pandas", "pandera", "sqlalchemy", "openpyxl", "python_calamine", "xlsxwriter", "pyarrow", "numpy",
+HEAVY = ("pandas", "pandera", "pydantic", "sqlalchemy", "openpyxl", "python_calamine", "xlsxwriter", "pyarrow", "numpy",
          "jinja2", "matplotlib", "imap_tools", "exchangelib", "msal", "httpx")
 PROBE = """
 import sys
