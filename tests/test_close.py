@@ -110,3 +110,20 @@ def test_close_without_an_issued_round_fails_with_a_hint(workspace: Path) -> Non
     code, stdout, stderr = cli(workspace, "close", "covid19", "--round", ROUND)
     assert code == 1 and not stdout
     assert "has not been issued" in stderr and "hint:" in stderr and "Traceback" not in stderr
+
+
+def test_a_collection_may_take_late_returns_with_a_warning(workspace: Path, tmp_path: Path) -> None:
+    from collect.forms.issuing import issue
+    from collect.receive.ingest import Ingestor
+
+    rules = workspace / "rules" / "covid19.py"
+    text = rules.read_text(encoding="utf-8")
+    rules.write_text(text.replace('    deadline_days=10,\n', '    deadline_days=10,\n    closed_round="warning",\n'),
+                     encoding="utf-8")
+    with _open(workspace) as c:
+        assert c.collection("covid19").meta.closed_round == "warning"
+        [issued] = issue(c, "covid19", ROUND, agencies=[LATE]).issued
+        close_round(c, "covid19", ROUND)
+        with Ingestor(c) as ing:
+            [outcome] = ing.paths([fill(issued.path, tmp_path / "late.xlsx", [row()])])
+    assert (outcome.verdict, triples(outcome.findings)) == (Verdict.ACCEPTED, [("stamp.round_closed", None, "warning")])
