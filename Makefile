@@ -18,11 +18,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check collect tests rules benchmarks
+	$(BIN)/vulture
 	$(BIN)/mypy collect
 	$(BIN)/python -m pytest -n auto -q
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.startup
 
 clean:
 	rm -rf $(VENV) outbox/demo .pytest_cache .mypy_cache .ruff_cache

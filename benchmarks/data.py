@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import zipfile
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -274,7 +273,3 @@ def prepare(cache: Path, n: int, row_sizes: list[int], log: Any = None) -> Datas
         shutil.rmtree(scratch)
         (folder / ".complete").write_text("ok\n")
     return Dataset(base, returns, n)
-
-
-def returned_files(folder: Path) -> Iterator[Path]:
-    return iter(sorted(folder.glob("*.xlsx")))

@@ -6,8 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-NAIVE_STEPS = ("naive_issue", "naive_ingest", "naive_report", "bare_fastexcel", "bare_calamine")
-
 
 def prepare(kind: str, args: dict[str, Any]) -> Callable[[], dict[str, Any]]:
     """The step `kind` with its untimed set-up done (see benchmarks.measure)."""

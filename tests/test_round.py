@@ -112,14 +112,20 @@ def test_reminders_never_go_to_accepted_or_exempt_agencies(demo: DemoResult, dct
 
 
 def test_supervisor_workbooks_hold_only_their_units(demo: DemoResult, dctx: Context) -> None:
+    """Every supervising agency's workbook: its units' accepted rows, all of them, and no one else's."""
     report_dir = demo.outputs["master"].parent
     files = sorted(report_dir.glob("covid19-2026-10-??????-*.xlsx"))
-    assert len(files) == 25
-    reg = dctx.registry
-    for path in files[:5]:
-        code = path.name.split("-")[3]
-        detail = list(openpyxl.load_workbook(path, read_only=True)["明細"].iter_rows(values_only=True))[1:]
-        assert all(reg.supervisor_of(str(r[0])).code == code for r in detail if r and r[0])
+    st = round_status(dctx, "covid19", "2026-10")
+    inputs = accepted_frames(dctx, "covid19", "2026-10")
+    codes = {path.name.split("-")[3]: path for path in files}
+    assert len(files) == 25 and set(codes) == set(st.groups)
+    for code, path in codes.items():
+        detail = [r for r in list(openpyxl.load_workbook(path, read_only=True)["明細"].iter_rows(values_only=True))[1:]
+                  if r and r[0]]
+        assert detail, f"{path.name} has no detail rows"
+        units = {r.agency for r in st.rows if r.supervisor == code and r.counting is not None}
+        assert {str(r[0]) for r in detail} == units, path.name
+        assert len(detail) == int(inputs["agency"].isin(units).sum()), path.name
 
 
 def test_receipts_and_summary_open(demo: DemoResult, dctx: Context) -> None:

@@ -1,4 +1,4 @@
-"""Commands that follow a round up: status, exempt, remind, forward."""
+"""Commands that follow a round up: status, exempt, remind, forward, close, reopen."""
 
 from __future__ import annotations
 
@@ -25,11 +25,14 @@ def status(
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV (UTF-8 with BOM) on standard output.")] = False,
 ) -> None:
     """Who has answered: each agency's state, grouped under supervising agencies, with completeness."""
+    from collect.follow.closing import round_closed
     from collect.follow.status import round_status
     from collect.rounds import TAIPEI
     from collect.states import STATE_LABELS
 
-    st = round_status(ctx(), collection, round_id)
+    c = ctx()
+    st = round_status(c, collection, round_id)
+    closed = round_closed(c, collection, round_id)
     if as_json:
         for r in st.rows:
             print(json.dumps(r.to_json(), ensure_ascii=False), flush=True)
@@ -47,7 +50,8 @@ def status(
                              j["last_received"] or "", j["errors"], j["warnings"], j["receipt"] or "",
                              j["last_reminded"] or "", j["exempt_reason"] or ""])
         return
-    table = Table(title=f"{st.collection.title} {round_id}（截止 {st.deadline or '未定'}）")
+    table = Table(title=f"{st.collection.title} {round_id}（截止 {st.deadline or '未定'}）"
+                        + ("・已停止收件" if closed else ""))
     for name in ("機關代碼", "機關名稱", "狀態", "最後收件", "錯誤", "警告", "收件編號", "最後催繳"):
         table.add_column(name, overflow="fold", no_wrap=name == "機關代碼")
     signoff = st.collection.meta.require_signoff
@@ -69,6 +73,8 @@ def status(
     t = st.total
     out.print(f"應填 {t.in_scope}；已收件 {t.received}；通過 {t.accepted}（準時 {t.on_time}）；免填報 {t.exempt}；"
               f"未完成 {len(st.missing)}")
+    if closed:
+        out.print(f"本期已停止收件：之後收到的檔案一律退件（重新開放：collect reopen {collection} --round {round_id}）")
 
 
 @app.command()
@@ -127,3 +133,27 @@ def forward_cmd(
               f"{len(done.units)} unit(s) with accepted returns now count")
 
 
+@app.command("close")
+def close_cmd(
+    collection: Annotated[str, typer.Argument(help="Collection id.")],
+    round_id: RoundOpt,
+) -> None:
+    """Close a round to late returns: each one that arrives later is rejected (退件) as the round is closed."""
+    from collect.follow.closing import close_round
+
+    done = close_round(ctx(), collection, round_id)
+    out.print(f"{collection} {round_id}: {'closed' if done.changed else 'already closed'}; "
+              "later returns get the round-closed answer")
+
+
+@app.command("reopen")
+def reopen_cmd(
+    collection: Annotated[str, typer.Argument(help="Collection id.")],
+    round_id: RoundOpt,
+) -> None:
+    """Reopen a closed round: returns are decided normally again (`collect reprocess RECEIPT` for a closed one)."""
+    from collect.follow.closing import reopen_round
+
+    done = reopen_round(ctx(), collection, round_id)
+    out.print(f"{collection} {round_id}: {'reopened' if done.changed else 'already open'}; "
+              "returns are decided normally")

@@ -70,14 +70,6 @@ def scope_agencies(ctx: Context, coll: Collection, only: Sequence[str] = (),
     return [by_code[c] for c in only]
 
 
-def round_agencies(ctx: Context, coll: Collection, round_id: str) -> list[Agency]:
-    """The agencies a round concerns: those in scope plus any issued a copy (for a "prefill" scope: the issued)."""
-    reg = ctx.registry
-    issued = ctx.ledger.issued_for(coll.id, round_id)
-    codes = {a.code for a in reg.in_scope(coll.in_scope_codes())} | {c for c in issued if reg.get(c) is not None}
-    return [a for a in reg if a.code in codes]
-
-
 @dataclass(frozen=True)
 class Prefill:
     """A prefill file read: data rows and header field values per agency code."""
