@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -318,11 +317,3 @@ def _find_header(grid: Grid, merged: Merged, lay: Layout, coll: Collection) -> i
         if len(seen) >= need:
             return r
     return None
-
-
-def _row_cells(grid: Grid, row: int) -> Iterator[tuple[int, int, Any]]:
-    r = row - grid.sheet.first_row
-    if 0 <= r < len(grid.sheet.rows):
-        for c, value in enumerate(grid.sheet.rows[r], start=grid.sheet.first_col):
-            if not blank(value):
-                yield row, c, value
