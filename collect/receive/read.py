@@ -28,14 +28,12 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from typing import IO, Any
 from xml.etree import ElementTree
 
 from openpyxl.utils import get_column_letter
 
 from collect.findings import Finding, make
-from collect.receive.sandbox import Crashed, Sandbox, TimedOut, TooLarge
 
 KINDS_READ = ("xlsx", "xlsm", "xlsb", "xls", "ods")
 ZIP_KINDS = ("xlsx", "xlsm", "xlsb", "ods")
@@ -638,26 +636,3 @@ def _reader_error(exc: BaseException) -> ReadError:
         return ReadError("file.corrupt", f"內容無法解析：{message}" if message else "內容無法解析")
     # pyo3's PanicException (a BaseException) and anything unexpected: the reader itself failed.
     return ReadError("file.reader_failed", f"{type(exc).__name__}: {message}")
-
-
-def read_in_sandbox(
-    sandbox: Sandbox, items: list[bytes], limits: ReadLimits = ReadLimits()
-) -> list[Book | ReadError]:
-    """read_book over items in the sandbox's workers; a crash, hang or other failure becomes a ReadError."""
-    results = sandbox.map(partial(read_book, limits=limits), items)
-    out: list[Book | ReadError] = []
-    for data, result in zip(items, results, strict=True):
-        if isinstance(result, Book | ReadError):
-            out.append(result)
-        elif isinstance(result, TooLarge):
-            limit = _mb(sandbox.limits.max_file_bytes)
-            out.append(ReadError("file.too_large", f"{_mb(len(data))}，上限 {limit}"))
-        elif isinstance(result, Crashed):
-            out.append(ReadError("file.reader_failed", "讀取程式異常終止（可能是記憶體不足）"))
-        elif isinstance(result, TimedOut):
-            out.append(ReadError("file.reader_failed", f"讀取超過 {sandbox.limits.seconds:g} 秒"))
-        elif isinstance(result, BaseException):
-            out.append(ReadError("file.reader_failed", f"{type(result).__name__}: {result}"[:160]))
-        else:
-            out.append(ReadError("file.reader_failed", f"unexpected result {type(result).__name__}"))
-    return out

@@ -120,8 +120,7 @@ def fetch_messages(ctx: Context, mailbox: Mailbox, transport: Transport | None =
 
 def _one_message(ctx: Context, ing: Ingestor, mailbox: Mailbox, cfg: MailConfig, uid: str,
                  raw: bytes) -> MessageResult:
-    max_bytes = int(float(ctx.ws.settings.mail.get("max_attachment_mb", 25)) * 1_000_000)
-    inc = parse_message(raw, max_attachment_bytes=max_bytes)
+    inc = parse_message(raw, max_attachment_bytes=ctx.ws.settings.max_attachment_bytes)
     result = MessageResult(uid, inc.message_id, inc.sender, inc.subject)
     source = f"{mailbox.name}#{uid}"
     aside = set_aside_reason(raw, inc.sender, bool(inc.attachments), cfg.sender)
