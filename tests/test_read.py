@@ -160,7 +160,7 @@ def test_image_and_other_zip_are_not_spreadsheets() -> None:
     with zipfile.ZipFile(out, "w") as zf:
         zf.writestr("photo.txt", "not a workbook")
     assert sniff(out.getvalue()) == "zip"
-    assert refused(out.getvalue()).detail == "ZIP 壓縮檔"
+    assert refused(out.getvalue()).detail == "ZIP 壓縮檔，其中沒有 Excel 活頁簿"
 
 
 def test_real_xlsx_named_xls_is_read(tmp_path: Path) -> None:

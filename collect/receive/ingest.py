@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,7 +16,7 @@ from collect.forms.spec import Collection
 from collect.forms.stamp import file_name as issued_file_name
 from collect.ledger import SubmissionRow
 from collect.mail.compose import OutgoingAttachment
-from collect.mail.message import Incoming, parse_message
+from collect.mail.message import Incoming, parse_message, sniff_workbook, unpack_zip
 from collect.mail.notify import ReceiptFacts, decision_key, nothing_found_message, receipt_message
 from collect.mail.outbox import Transport, deliver
 from collect.receive.sandbox import DEFAULT_PRELOAD, Sandbox
@@ -25,6 +26,7 @@ from collect.states import Stage, Verdict
 from collect.workspace import Context
 
 SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods", ".xlsb")
+ZIP_SUFFIXES = (".zip",)
 # Files examined per worker task (fewer when there are few), and at most this many bytes of them together.
 BATCH_FILES, BATCH_BYTES = 16, 8_000_000
 
@@ -109,13 +111,13 @@ class Ingestor:
         for path in expand(paths):
             data = path.read_bytes()
             if path.suffix.lower() == ".eml":
-                recorded = self._record_message(data, str(path))
+                recorded = self._record_message(data, safe_text(str(path)))
                 if recorded is not None:
                     messages.append(recorded)
                     items += [(row, recorded.envelope) for row in recorded.rows]
             else:
-                row = self.ctx.ledger.record_submission(self.ctx.archive.put(data), path.name, None, None)
-                items.append((row, Envelope()))
+                for name, digest in self.archived_files(shown_name(path), data):
+                    items.append((self.ctx.ledger.record_submission(digest, name, None, None), Envelope()))
         outcomes = self._process(items)
         for recorded in messages:
             self._finish_message(recorded)
@@ -151,6 +153,15 @@ class Ingestor:
         if (not inc.attachments or too_large) and inc.sender:
             self._deliver(nothing_found_message(self.ctx.ws.settings, inc, too_large, max_bytes), "notice")
         self.ctx.ledger.set_message_stage(recorded.message_id, Stage.PROCESSED)
+
+    def archived_files(self, name: str, data: bytes) -> list[tuple[str, str]]:
+        """(name, sha256) of each file to decide, archived: a zip's workbooks (nested zips too, the zip itself
+        archived as well), else the file itself. A zip without any workbook is decided itself (not a workbook)."""
+        digest = self.ctx.archive.put(data)
+        if not is_zip_of_files(name, data):
+            return [(name, digest)]
+        found, _skipped = unpack_zip(name, data, max_attachment_bytes=self.ctx.ws.settings.max_attachment_bytes)
+        return [(f"{name}/{a.filename}", self.ctx.archive.put(a.data)) for a in found] or [(name, digest)]
 
     def resume(self) -> list[Outcome]:
         """Decide what a crash left recorded but undecided."""
@@ -366,13 +377,35 @@ def batches(jobs: Sequence[tuple[int, Job]], per_batch: int) -> list[list[tuple[
     return out
 
 
+def is_zip_of_files(name: str, data: bytes) -> bool:
+    """True for a zip archive that is not itself a workbook (an .xlsx is a zip too): its members are the files."""
+    return data[:4] == b"PK\x03\x04" and (name.lower().endswith(ZIP_SUFFIXES) or sniff_workbook(data) is None)
+
+
+def shown_name(path: Path) -> str:
+    """A file's name as text whatever its encoding: a name that is not UTF-8 (a Big5 name from a Windows share)
+    is decoded as Big5, else its undecodable bytes are shown as \\xNN."""
+    raw = os.fsencode(path.name)
+    for codec in ("utf-8", "cp950", "big5hkscs"):
+        try:
+            return raw.decode(codec)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def safe_text(text: str) -> str:
+    """Text that can be stored and shown: bytes a file system name could not decode become \\xNN."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def expand(paths: Iterable[Path]) -> list[Path]:
-    """Folders become the spreadsheets and .eml files inside them (sorted); files stay as named."""
+    """Folders become the spreadsheets, zips and .eml files inside them (sorted); files stay as named."""
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
             out += sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
-                          and p.suffix.lower() in (*SPREADSHEET_SUFFIXES, ".eml"))
+                          and p.suffix.lower() in (*SPREADSHEET_SUFFIXES, *ZIP_SUFFIXES, ".eml"))
         elif path.is_file():
             out.append(path)
         else:

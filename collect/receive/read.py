@@ -202,7 +202,7 @@ def _sniff_zip(data: bytes) -> _Sniffed:
                 return _Sniffed("zip", "OpenDocument 文件")
             if any(n.startswith("Index/") for n in names) or "Index.zip" in names:
                 return _Sniffed("zip", "Apple Numbers 試算表")
-            return _Sniffed("zip", "ZIP 壓縮檔")
+            return _Sniffed("zip", "ZIP 壓縮檔，其中沒有 Excel 活頁簿")
     except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError, OSError, KeyError,
             RuntimeError):
         return _Sniffed("zip", "檔案不完整或 ZIP 結構損毀", broken=True)
