@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from collect.forms.spec import Collection
 from collect.forms.stamp import Stamp
 from collect.receive.annotate import annotate
 from collect.receive.identify import check_identity, check_stamp, describe, read_stamp
-from collect.receive.read import Book, ReadError, read_book
+from collect.receive.read import Book, ReadError, formulas_without_result, read_book
 from collect.receive.sandbox import Crashed, TimedOut, TooLarge
 from collect.receive.table import extract
 from collect.receive.validate import ToCheck, validate_many
@@ -88,6 +88,7 @@ class _Lifted:
     found: list[Finding]
     check: ToCheck
     known: Known | None = None
+    formulas: dict[str, str] = field(default_factory=dict)  # A1 -> formula of the table sheet's uncached cells
 
 
 def examine_batch(jobs: Sequence[Job]) -> list[Examination]:
@@ -113,7 +114,7 @@ def examine_batch(jobs: Sequence[Job]) -> list[Examination]:
     for (cid, round_id), members in groups.items():
         checks = validate_many([item.check for _, item in members], members[0][1].coll, round_id, ctx.locale)
         for (i, item), checked in zip(members, checks, strict=True):
-            found = item.found + item.check.table.findings + checked.findings
+            found = _formulas_first(item.found + item.check.table.findings + checked.findings, item, ctx.locale)
             verdict = Verdict.REJECTED if has_errors(found) else Verdict.ACCEPTED
             saved = _save_rows(ctx, jobs[i], checked.frame)
             done[i] = Examination(verdict, found, item.kind, item.stamp, cid, saved, len(checked.frame),
@@ -154,11 +155,32 @@ def _lift(ctx: Context, job: Job, book: Book) -> Examination | _Lifted:
         prev = ctx.ledger.latest_accepted(coll.id, previous_round(stamp.round), stamp.agency)
         previous = pd.read_parquet(ctx.ws.state_dir / prev.frame_path) if prev and prev.frame_path else None
         issued = issued_facts(ctx, coll, stamp.round, stamp.agency)
-        return _Lifted(book.kind, stamp, coll, found, ToCheck(table, previous, issued), known)
+        formulas = (formulas_without_result(job.data, book.parts).get(table.sheet, {})
+                    if book.kind in ("xlsx", "xlsm") else {})
+        return _Lifted(book.kind, stamp, coll, found, ToCheck(table, previous, issued), known, formulas)
     if any(f.code == "stamp.invalid" for f in found):
         stamp = None  # a stamp that does not verify names nobody: no agency, no receipt to it
     assert verdict is not None
     return Examination(verdict, found, book.kind, stamp, coll.id if coll else None, known=known)
+
+
+def _formulas_first(found: list[Finding], item: _Lifted, locale: str) -> list[Finding]:
+    """An input cell holding a formula with no saved result was read as empty: its findings (「必須填寫」 ...) are
+    replaced by one that names the formula, and one is added where an optional cell would have been dropped."""
+    if not item.formulas:
+        return found
+    table = item.check.table
+    cells = {}
+    for row in table.raw.index:
+        for col in item.coll.inputs:
+            ref = table.cell(col.key, int(row))
+            if ref in item.formulas:
+                cells[ref] = col
+    if not cells:
+        return found
+    kept = [f for f in found if not (f.sheet == table.sheet and f.cell in cells)]
+    return kept + [F.make("value.formula_no_result", locale, sheet=table.sheet, cell=ref, column=col.title,
+                          value=item.formulas[ref]) for ref, col in cells.items()]
 
 
 def as_examination(result: Examination | BaseException, locale: str) -> Examination:
