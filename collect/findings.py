@@ -82,6 +82,9 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
                                 "請用 Excel 開啟並存檔一次後再寄回。",
                                 "{column} holds the formula {value} but the file has no result for it; open and save "
                                 "the file in Excel once, then send it again."),
+    "column.more": ("error", "「{column}」另有 {value} 處問題未逐一列出（每欄列出前 {detail} 處）；請一併檢查更正。",
+                    "{column} has {value} more problems not listed (the first {detail} per column are); check and "
+                    "correct them too."),
     "value.invalid": ("error", "「{column}」的值「{value}」不符規定（{detail}）。",
                       "{column} value {value!r} is not valid ({detail})."),
     "row.rule": ("error", "{detail}", "{detail}"),

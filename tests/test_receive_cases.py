@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -14,13 +15,14 @@ from typing import Any
 
 import pytest
 from conftest import SECRET, run_cli
-from ingest_util import ROUND, fill, json_lines, row, triples
+from ingest_util import ROUND, fill, json_lines, mail_text, read_mail, row, rows, triples
 
 from collect.archive import sha256_of
 from collect.forms.issuing import issue
 from collect.workspace import Context, init_workspace
 
 A, B, C, D, E, F, G, H = "020001", "020002", "020003", "020004", "020005", "020006", "020007", "020008"
+MANY = "020009"
 TWO = [row("口罩採購", item=1), row("快篩試劑", item=2, category="紓困", source="中央補助")]
 
 
@@ -49,7 +51,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     mp.setenv("COLLECT_SECRET", SECRET)
     init_workspace(root)
     ctx = Context.open(root)
-    result = issue(ctx, "covid19", ROUND, agencies=[A, B, C, D, E, F, G, H])
+    result = issue(ctx, "covid19", ROUND, agencies=[A, B, C, D, E, F, G, H, MANY])
     yield Env(root, ctx, {i.agency: i.path for i in result.issued}, base / "made")
     ctx.close()
     mp.undo()
@@ -197,3 +199,21 @@ def test_hostile_packages_inside_a_validly_stamped_workbook_are_refused(env: Env
     assert "重複的項目名稱" in details[0] and "DOCTYPE" in details[1]
     assert all("資料範圍" in d for d in details[2:])
     assert len(done.stdout.encode()) < 4 * 1_000  # each verdict one short line
+
+
+def test_one_error_per_row_lists_a_hundred_per_column_and_counts_the_rest(env: Env) -> None:
+    """200 rows (the form's most), each with one wrong 類別: the first 100 are listed at their cells, the other 100
+    counted in one finding; the JSON line and the receipt grow only up to that."""
+    data = [{**r, "category": "錯誤類別"} for r in rows(200)]
+    path = fill(env.issued[MANY], env.made / "many.xlsx", data)
+    done = env.cli("ingest", "--json", str(path))
+    [line] = json_lines(done.stdout)
+    found = triples(line["findings"])
+    assert line["verdict"] == "rejected"
+    assert found == [("value.choice", f"C{r}", "error") for r in range(7, 107)] + [("column.more", None, "error")]
+    assert line["findings"][-1]["value"] == "100" and "另有 100 處問題未逐一列出" in line["findings"][-1]["message"]
+    assert len(done.stdout.encode()) < 60_000
+    sub = env.ctx.ledger.submission(line["receipt"])
+    assert sub is not None and sub.receipt_path is not None
+    text = mail_text(read_mail(Path(sub.receipt_path)))
+    assert len(re.findall(r"填報表!C[0-9]+", text)) <= 100  # the listed cells at most, never all 200

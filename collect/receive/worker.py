@@ -115,6 +115,7 @@ def examine_batch(jobs: Sequence[Job]) -> list[Examination]:
         checks = validate_many([item.check for _, item in members], members[0][1].coll, round_id, ctx.locale)
         for (i, item), checked in zip(members, checks, strict=True):
             found = _formulas_first(item.found + item.check.table.findings + checked.findings, item, ctx.locale)
+            found = listed(found, ctx.locale)
             verdict = Verdict.REJECTED if has_errors(found) else Verdict.ACCEPTED
             saved = _save_rows(ctx, jobs[i], checked.frame)
             done[i] = Examination(verdict, found, item.kind, item.stamp, cid, saved, len(checked.frame),
@@ -162,6 +163,30 @@ def _lift(ctx: Context, job: Job, book: Book) -> Examination | _Lifted:
         stamp = None  # a stamp that does not verify names nobody: no agency, no receipt to it
     assert verdict is not None
     return Examination(verdict, found, book.kind, stamp, coll.id if coll else None, known=known)
+
+
+MAX_LISTED_PER_COLUMN = 100  # findings listed per column; the rest are counted in one finding
+
+
+def listed(found: list[Finding], locale: str, limit: int = MAX_LISTED_PER_COLUMN) -> list[Finding]:
+    """At most `limit` findings per column, the rest counted in one finding per column (an error if any of them is):
+    the receipt, the JSON line and the annotated copy grow with the rows only up to that."""
+    per_column: dict[str, int] = {}
+    out: list[Finding] = []
+    rest: dict[str, list[Finding]] = {}
+    for f in found:
+        if f.column is None:
+            out.append(f)
+            continue
+        per_column[f.column] = per_column.get(f.column, 0) + 1
+        if per_column[f.column] <= limit:
+            out.append(f)
+        else:
+            rest.setdefault(f.column, []).append(f)
+    for column, more in rest.items():
+        out.append(F.make("column.more", locale, sheet=more[0].sheet, column=column, value=f"{len(more):,}",
+                          detail=limit, severity="error" if has_errors(more) else "warning"))
+    return out
 
 
 def _formulas_first(found: list[Finding], item: _Lifted, locale: str) -> list[Finding]:
