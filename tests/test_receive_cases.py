@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
-from conftest import SECRET, run_cli
+from conftest import SECRET, convert, run_cli
 from ingest_util import ROUND, fill, json_lines, mail_text, read_mail, row, rows, triples
 
 from collect.archive import sha256_of
@@ -23,6 +24,7 @@ from collect.workspace import Context, init_workspace
 
 A, B, C, D, E, F, G, H = "020001", "020002", "020003", "020004", "020005", "020006", "020007", "020008"
 MANY = "020009"
+AS_XLS, AS_ODS = "020010", "020011"
 TWO = [row("口罩採購", item=1), row("快篩試劑", item=2, category="紓困", source="中央補助")]
 
 
@@ -51,7 +53,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     mp.setenv("COLLECT_SECRET", SECRET)
     init_workspace(root)
     ctx = Context.open(root)
-    result = issue(ctx, "covid19", ROUND, agencies=[A, B, C, D, E, F, G, H, MANY])
+    result = issue(ctx, "covid19", ROUND, agencies=[A, B, C, D, E, F, G, H, MANY, AS_XLS, AS_ODS])
     yield Env(root, ctx, {i.agency: i.path for i in result.issued}, base / "made")
     ctx.close()
     mp.undo()
@@ -217,3 +219,27 @@ def test_one_error_per_row_lists_a_hundred_per_column_and_counts_the_rest(env: E
     assert sub is not None and sub.receipt_path is not None
     text = mail_text(read_mail(Path(sub.receipt_path)))
     assert len(re.findall(r"填報表!C[0-9]+", text)) <= 100  # the listed cells at most, never all 200
+
+
+def test_receipts_of_xls_and_ods_returns_keep_the_agencys_formatting(env: Env) -> None:
+    """An .xls and an .ods return (made by LibreOffice, one conversion each for this module) are answered with their
+    own workbook converted to .xlsx and annotated: 1,000,000 keeps its #,##0, the formula column stays formulas
+    (not 0 in every empty row), the wrong cell is marked."""
+    data = [row("口罩採購", item=1, approved="一千"), row("快篩試劑", item=2)]
+    sources = [fill(env.issued[code], env.made / "lo" / f"{code}.xlsx", data) for code in (AS_XLS, AS_ODS)]
+    xls = convert([sources[0]], "xls", env.made / "lo-out")[0]
+    ods = convert([sources[1]], "ods", env.made / "lo-out")[0]
+    done = env.cli("ingest", "--json", str(xls), str(ods))
+    lines = json_lines(done.stdout)
+    assert [(d["file"], d["verdict"], triples(d["findings"])) for d in lines] == [
+        (xls.name, "rejected", [("value.not_number", "E7", "error")]),
+        (ods.name, "rejected", [("value.not_number", "E7", "error")])]
+    for line in lines:
+        sub = env.ctx.ledger.submission(line["receipt"])
+        assert sub is not None and sub.annotated_path is not None
+        copy = openpyxl.load_workbook(sub.annotated_path)
+        sheet = copy["填報表"]
+        assert sheet["E8"].value == 1_000_000 and "#,##0" in sheet["E8"].number_format
+        assert sheet["E7"].comment is not None
+        assert all(sheet[f"H{r}"].value in (None, "") or str(sheet[f"H{r}"].value).startswith("=")
+                   for r in range(9, 207))  # never a 0 the agency did not have

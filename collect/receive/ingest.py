@@ -367,14 +367,24 @@ def batches(jobs: Sequence[tuple[int, Job]], per_batch: int) -> list[list[tuple[
     size = 0
     for item in jobs:
         n = len(item[1].data)
-        if group and (len(group) == per_batch or size + n > BATCH_BYTES):
+        alone = converted(item[1].data)  # LibreOffice takes seconds: such a file is a task of its own
+        if group and (len(group) == per_batch or size + n > BATCH_BYTES or alone):
             out.append(group)
             group, size = [], 0
         group.append(item)
         size += n
+        if alone:
+            out.append(group)
+            group, size = [], 0
     if group:
         out.append(group)
     return out
+
+
+def converted(data: bytes) -> bool:
+    """True for an .xls or .ods (by content): its annotated copy starts with a LibreOffice conversion."""
+    return data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" or (
+        data[:4] == b"PK\x03\x04" and b"application/vnd.oasis.opendocument.spreadsheet" in data[:200])
 
 
 def is_zip_of_files(name: str, data: bytes) -> bool:

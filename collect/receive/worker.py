@@ -18,6 +18,7 @@ from collect.forms.issuing import issued_facts
 from collect.forms.spec import Collection
 from collect.forms.stamp import Stamp
 from collect.receive.annotate import annotate
+from collect.receive.convert import to_xlsx
 from collect.receive.identify import check_identity, check_stamp, describe, read_stamp
 from collect.receive.read import Book, ReadError, formulas_without_result, read_book
 from collect.receive.sandbox import Crashed, TimedOut, TooLarge
@@ -263,8 +264,13 @@ def _annotate(job: Job, kind: str, found: list[Finding], coll: Collection, round
     errors = sum(f.severity == "error" for f in found)
     summary = [f"收件編號：{job.receipt}", f"檢核結果：{'通過' if verdict == Verdict.ACCEPTED else '退件'}",
                f"錯誤 {errors} 項、警告 {len(found) - errors} 項"]
+    data = job.data
+    if kind in ("xls", "ods"):  # the agency's own workbook with its formatting, not a copy of its values
+        converted = to_xlsx(data, kind)
+        if converted is not None:
+            data, kind, parts = converted, "xlsx", {}
     try:
-        return annotate(job.data, kind, found, title=f"{coll.title} {roc_round_label(round_id)} 檢核結果",
+        return annotate(data, kind, found, title=f"{coll.title} {roc_round_label(round_id)} 檢核結果",
                         summary_lines=summary, parts=parts)
     except Exception:  # the receipt still lists every finding; the copy is a convenience
         return None
