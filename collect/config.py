@@ -100,6 +100,11 @@ class Settings:
     mail: dict[str, Any] = field(default_factory=dict)
     managers: tuple[str, ...] = ("manager@example.test",)
 
+    @property
+    def max_attachment_bytes(self) -> int:
+        """The largest file collect takes, by mail or otherwise ([mail] max_attachment_mb, in bytes)."""
+        return int(float(self.mail.get("max_attachment_mb", MAIL_DEFAULTS["max_attachment_mb"])) * 1_000_000)
+
 
 @dataclass(frozen=True)
 class Workspace:

@@ -78,6 +78,17 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "value.too_long": ("error", "「{column}」最多 {detail} 個字，填寫了 {value} 個字。",
                        "{column} allows at most {detail} characters; found {value}."),
     "value.duplicate": ("error", "「{column}」的「{value}」重複出現。", "{column} {value!r} appears more than once."),
+    "value.too_many_digits": ("error", "「{column}」的數字超過 30 位，無法處理；請填寫正確的數值。",
+                              "{column} has a number of more than 30 digits, which cannot be processed; enter the "
+                              "right value."),
+    "value.formula_no_result": ("error",
+                                "「{column}」是公式「{value}」，但檔案中沒有計算結果；"
+                                "請用 Excel 開啟並存檔一次後再寄回。",
+                                "{column} holds the formula {value} but the file has no result for it; open and save "
+                                "the file in Excel once, then send it again."),
+    "column.more": ("error", "「{column}」另有 {value} 處問題未逐一列出（每欄列出前 {detail} 處）；請一併檢查更正。",
+                    "{column} has {value} more problems not listed (the first {detail} per column are); check and "
+                    "correct them too."),
     "value.invalid": ("error", "「{column}」的值「{value}」不符規定（{detail}）。",
                       "{column} value {value!r} is not valid ({detail})."),
     "row.rule": ("error", "{detail}", "{detail}"),
@@ -87,6 +98,9 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "prefill.changed": ("error", "{detail}", "{detail}"),
     "prefill.row_added": ("error", "{detail}", "{detail}"),
     "row.rule_warning": ("warning", "{detail}", "{detail}"),
+    "row.rule_skipped": ("warning", "本列有值未通過欄位檢核，「{detail}」這項檢查未執行，更正後會再檢查。",
+                         "A value in this row failed its own column's check, so the rule \"{detail}\" was not "
+                         "checked; it will be once the value is corrected."),
     # Comparisons with the agency's previous accepted round.
     "compare.decreased": ("warning", "「{column}」為累計數，但比上期（{detail}）減少，填寫的是「{value}」。",
                           "{column} is cumulative but went down from the previous round ({detail}) to {value}."),
@@ -132,9 +146,19 @@ def make(
     """A finding for `code`, its message filled in from the catalogue in the workspace's locale."""
     default_severity, zh, en = CATALOGUE[code]
     template = en if locale == "en" else zh
-    shown = "" if value is None else str(value)
+    shown = "" if value is None else cut(str(value))
     message = template.format(column=column or "", value=shown, detail=detail, sheet=sheet or "", **params)
     return Finding(code, severity or default_severity, message, sheet, cell, column, None if value is None else shown)
+
+
+MAX_VALUE_CHARS = 200  # a value is shown in a finding (receipt, JSON line, annotated copy) to this many characters
+
+
+def cut(text: str, limit: int = MAX_VALUE_CHARS) -> str:
+    """Text shown to at most `limit` characters: a longer one is cut and says how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…（共 {len(text):,} 字）"
 
 
 def has_errors(findings: list[Finding]) -> bool:

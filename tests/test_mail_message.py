@@ -18,7 +18,7 @@ import openpyxl
 import pytest
 
 from collect.mail.compose import OutgoingAttachment, compose, message_id_of, to_bytes
-from collect.mail.message import Attachment, Skipped, is_workbook_name, parse_message, sniff_workbook
+from collect.mail.message import Attachment, Skipped, is_workbook_name, parse_message, sniff_workbook, unpack_zip
 
 CORPUS = Path("/work/shared/corpus")
 XLS_FILE = CORPUS / "ExcelDataReader__src__TestData__Test10x10.xls"
@@ -342,8 +342,18 @@ def test_zip_of_workbooks_with_utf8_and_big5_names() -> None:
     )
     inc = parse_message(raw)
     assert [(x.filename, x.data, x.via) for x in inc.attachments] == [
-        (NAME, a, "zip"), ("noext", c, "zip"), ("功能別預算表.xlsx", b, "zip")]
-    assert inc.skipped == (Skipped("說明.txt", "not-workbook"), Skipped("old.zip", "not-workbook"))
+        (NAME, a, "zip"), ("x.xlsx", c, "zip"), ("noext", c, "zip"), ("功能別預算表.xlsx", b, "zip")]
+    assert inc.skipped == (Skipped("說明.txt", "not-workbook"),)  # the nested old.zip is opened
+
+
+def test_nested_zips_open_to_three_levels() -> None:
+    a = xlsx("deep")
+    level3 = zip_bytes([("三.xlsx", a)])
+    level4 = zip_bytes([("four.zip", zip_bytes([("四.xlsx", a)]))])
+    outer = zip_bytes([("二.zip", zip_bytes([("三.zip", level3), ("deeper.zip", level4)]))])
+    attachments, skipped = unpack_zip("一.zip", outer)
+    assert [(x.filename, x.data) for x in attachments] == [("三.xlsx", a)]
+    assert skipped == (Skipped("four.zip", "zip-failed"),)  # a fourth level is not opened
 
 
 def test_zip_bombs_and_broken_zips_are_refused() -> None:

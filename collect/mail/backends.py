@@ -255,7 +255,7 @@ class FilesMailbox:
             if folder.is_dir():
                 found += [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
         found += [p for p in self.root.iterdir() if p.is_file() and not p.name.startswith(".")
-                  and p.suffix.lower() in (".eml", *SPREADSHEET_SUFFIXES)]
+                  and p.suffix.lower() in (".eml", ".zip", *SPREADSHEET_SUFFIXES)]
         found.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
         for path in found:
             try:
@@ -266,8 +266,8 @@ class FilesMailbox:
 
     @staticmethod
     def is_loose_file(uid: str) -> bool:
-        """True for a workbook dropped by hand (not wrapped in a message)."""
-        return Path(uid).suffix.lower() in SPREADSHEET_SUFFIXES and "/" not in uid.replace("\\", "/")
+        """True for a workbook (or a zip of them) dropped by hand (not wrapped in a message)."""
+        return Path(uid).suffix.lower() in (".zip", *SPREADSHEET_SUFFIXES) and "/" not in uid.replace("\\", "/")
 
     def file_key(self, uid: str) -> str:
         """A stable key for a dropped file: its name and modification time (a later re-drop is a new arrival)."""

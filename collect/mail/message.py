@@ -39,6 +39,7 @@ MAX_DEPTH = 12
 ZIP_MAX_MEMBERS = 200
 ZIP_MAX_RATIO = 100  # uncompressed / compressed, per member
 ZIP_TOTAL_FACTOR = 4  # all members together may declare at most this many times max_attachment_bytes
+ZIP_MAX_DEPTH = 3  # a zip inside a zip inside a zip is opened; one level deeper is not
 
 _SIGNATURE_TYPES = frozenset({
     "application/pkcs7-signature", "application/x-pkcs7-signature", "application/pgp-signature",
@@ -479,7 +480,7 @@ class _Collector:
             if len(data) > self.max_bytes:
                 self.skip(shown, "too-large")
             else:
-                self.zip(shown, data)
+                self.zip(shown, data, 1)
             return
         if ctype.startswith("image/") or ext in _IMAGE_EXTENSIONS or (inline and not name):
             self.skip(shown, "inline-image")
@@ -488,8 +489,9 @@ class _Collector:
 
     # ------------------------------------------------------------------ zip
 
-    def zip(self, name: str, data: bytes) -> None:
-        """Take the workbook members of a zip, refusing bombs; nested zips are not opened."""
+    def zip(self, name: str, data: bytes, depth: int) -> None:
+        """Take the workbook members of a zip, refusing bombs; nested zips are opened to ZIP_MAX_DEPTH levels, each
+        within the same limits on size, ratio and member count."""
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
                 infos = [i for i in zf.infolist() if not i.is_dir() and not _is_junk(i.filename)]
@@ -498,18 +500,18 @@ class _Collector:
                     return
                 budget = ZIP_TOTAL_FACTOR * self.max_bytes
                 for info in infos:
-                    budget -= self._zip_member(zf, info, budget)
+                    budget -= self._zip_member(zf, info, budget, depth)
         except _ZIP_ERRORS:
             self.skip(name, "zip-failed")
 
-    def _zip_member(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> int:
+    def _zip_member(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int, depth: int) -> int:
         """Take or skip one member; returns the bytes read, counted against the whole zip's budget."""
         member = _clean_name(_zip_name(info))
         ext = _extension(member)
-        if ext == ".zip":
-            self.skip(member, "not-workbook")  # nested archives are not followed
+        if ext == ".zip" and depth >= ZIP_MAX_DEPTH:
+            self.skip(member, "zip-failed")  # nested too deep
             return 0
-        if ext not in WORKBOOK_EXTENSIONS and ext in _OTHER_EXTENSIONS:
+        if ext not in WORKBOOK_EXTENSIONS and ext in _OTHER_EXTENSIONS and ext != ".zip":
             self.skip(member, "not-workbook")
             return 0
         if info.file_size > self.max_bytes:
@@ -532,6 +534,9 @@ class _Collector:
         if content is None:
             self.skip(member, "zip-failed")
             return 0
+        if ext == ".zip" and sniff_workbook(content) is None:
+            self.zip(member, content, depth + 1)
+            return len(content)
         kind = ext if ext in WORKBOOK_EXTENSIONS else sniff_workbook(content)
         if kind is None:
             self.skip(member, "not-workbook")
@@ -566,6 +571,18 @@ class _Collector:
         for inner_name, content in files:
             ctype = WORKBOOK_CONTENT_TYPES.get(_extension(inner_name), "application/octet-stream")
             self.consider(inner_name, content, ctype, "tnef", inline=False, depth=depth + 1)
+
+
+def unpack_zip(name: str, data: bytes, *, max_attachment_bytes: int = 25_000_000) -> tuple[
+        tuple[Attachment, ...], tuple[Skipped, ...]]:
+    """The workbooks inside a zip file that did not come by mail (a folder, the command line, the files backend),
+    under the same limits as a zip attachment; with what was left out and why."""
+    collector = _Collector(max_attachment_bytes)
+    if len(data) > max_attachment_bytes:
+        collector.skip(name, "too-large")
+    else:
+        collector.zip(name, data, 1)
+    return tuple(collector.attachments), tuple(collector.skipped)
 
 
 def _inner_messages(part: Message) -> Iterator[Message]:

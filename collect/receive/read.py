@@ -28,14 +28,12 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from typing import IO, Any
 from xml.etree import ElementTree
 
 from openpyxl.utils import get_column_letter
 
 from collect.findings import Finding, make
-from collect.receive.sandbox import Crashed, Sandbox, TimedOut, TooLarge
 
 KINDS_READ = ("xlsx", "xlsm", "xlsb", "xls", "ods")
 ZIP_KINDS = ("xlsx", "xlsm", "xlsb", "ods")
@@ -204,7 +202,7 @@ def _sniff_zip(data: bytes) -> _Sniffed:
                 return _Sniffed("zip", "OpenDocument 文件")
             if any(n.startswith("Index/") for n in names) or "Index.zip" in names:
                 return _Sniffed("zip", "Apple Numbers 試算表")
-            return _Sniffed("zip", "ZIP 壓縮檔")
+            return _Sniffed("zip", "ZIP 壓縮檔，其中沒有 Excel 活頁簿")
     except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError, OSError, KeyError,
             RuntimeError):
         return _Sniffed("zip", "檔案不完整或 ZIP 結構損毀", broken=True)
@@ -349,7 +347,9 @@ _NOT_SHEET = re.compile(
 # The start tag of a cell that is not self-closing (an empty styled cell "<c r="Z9" s="1"/>" holds no
 # value, and calamine leaves such cells out of the grid).
 # a cell that is not self-closing (<c .../> holds no value); its column letters and row number
-_CELL_TAG = re.compile(rb'<(?:[A-Za-z_][\w.-]*:)?c\s[^>]*?\br="([A-Z]{1,3})([0-9]{1,7})"[^>]*(?<!/)>')
+# (attributes parsed as XML does: either quote, spaces around "=", letters in either case)
+_CELL_TAG = re.compile(
+    rb'<(?:[A-Za-z_][\w.-]*:)?c\s[^>]*?(?<![\w:.-])r\s*=\s*["\']([A-Za-z]{1,3})([0-9]{1,7})["\'][^>]*(?<!/)>')
 
 
 def _mb(n: float) -> str:
@@ -362,6 +362,9 @@ def _check_package(zf: zipfile.ZipFile, kind: str, limits: ReadLimits) -> dict[s
     infos = zf.infolist()
     if len(infos) > MAX_MEMBERS:
         raise ReadError("file.suspicious", f"壓縮檔內含 {len(infos):,} 個項目")
+    repeated = [name for name, n in Counter(i.filename for i in infos).items() if n > 1]
+    if repeated:  # which copy a reader takes is up to the reader: the file says two things at once
+        raise ReadError("file.suspicious", f"壓縮檔內有重複的項目名稱「{repeated[0][:80]}」")
     total = 0
     for info in infos:
         total += info.file_size
@@ -376,10 +379,10 @@ def _check_package(zf: zipfile.ZipFile, kind: str, limits: ReadLimits) -> dict[s
     parts: dict[str, bytes] = {}
     for info in infos:
         name = info.filename.lower()
-        if info.is_dir() or not name.endswith((".xml", ".rels", ".bin")):
+        if info.is_dir() or not name.endswith((".xml", ".rels", ".bin", ".vml")):
             continue
         xml = not name.endswith(".bin")
-        sheet_part = kind in ("xlsx", "xlsm") and xml and not _NOT_SHEET.search(name)
+        sheet_part = kind in ("xlsx", "xlsm") and name.endswith(".xml") and not _NOT_SHEET.search(name)
         rows, cols, content = _scan_member(zf, info, xml=xml, cells=sheet_part)
         if sheet_part:
             parts[info.filename] = content
@@ -403,7 +406,7 @@ def _check_package(zf: zipfile.ZipFile, kind: str, limits: ReadLimits) -> dict[s
 
 # A cell reference beyond column ZZ or row 9,999 (any attribute ending in r= counts: a false alarm only costs the
 # exact scan below). A sheet without one has all its cells within A1:ZZ9999, which calamine reads safely.
-_FAR_REF = re.compile(rb'r="([A-Z]{3}[0-9]+|[A-Z]{1,2}[0-9]{5,})"')
+_FAR_REF = re.compile(rb'(?<![\w:.-])r\s*=\s*["\']([A-Za-z]{3}[0-9]+|[A-Za-z]{1,2}[0-9]{5,})["\']')
 NEAR_ROWS, NEAR_COLS = 9_999, 702
 
 
@@ -418,7 +421,7 @@ def _scan_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, *, xml: bool,
         if cells:
             pieces.append(buffer)
             for ref in _FAR_REF.findall(buffer):
-                row, col = parse_a1(ref.decode("ascii"))
+                row, col = parse_a1(ref.decode("ascii").upper())
                 bottom, right = max(bottom, row), max(right, col)
     if not cells:
         return 0, 0, b""
@@ -640,24 +643,62 @@ def _reader_error(exc: BaseException) -> ReadError:
     return ReadError("file.reader_failed", f"{type(exc).__name__}: {message}")
 
 
-def read_in_sandbox(
-    sandbox: Sandbox, items: list[bytes], limits: ReadLimits = ReadLimits()
-) -> list[Book | ReadError]:
-    """read_book over items in the sandbox's workers; a crash, hang or other failure becomes a ReadError."""
-    results = sandbox.map(partial(read_book, limits=limits), items)
-    out: list[Book | ReadError] = []
-    for data, result in zip(items, results, strict=True):
-        if isinstance(result, Book | ReadError):
-            out.append(result)
-        elif isinstance(result, TooLarge):
-            limit = _mb(sandbox.limits.max_file_bytes)
-            out.append(ReadError("file.too_large", f"{_mb(len(data))}，上限 {limit}"))
-        elif isinstance(result, Crashed):
-            out.append(ReadError("file.reader_failed", "讀取程式異常終止（可能是記憶體不足）"))
-        elif isinstance(result, TimedOut):
-            out.append(ReadError("file.reader_failed", f"讀取超過 {sandbox.limits.seconds:g} 秒"))
-        elif isinstance(result, BaseException):
-            out.append(ReadError("file.reader_failed", f"{type(result).__name__}: {result}"[:160]))
-        else:
-            out.append(ReadError("file.reader_failed", f"unexpected result {type(result).__name__}"))
+# --- formulas without a saved result -----------------------------------------------------------------------------
+_CELL = re.compile(rb"<c\b([^>]*?)(/?)>")
+_CELL_BODY_END = re.compile(rb"</c>")
+_REF = re.compile(rb"""\br\s*=\s*(["'])([A-Za-z]{1,3}[0-9]{1,7})\1""")
+_FORMULA = re.compile(rb"<f\b[^>]*?(?:/>|>(.*?)</f>)", re.S)
+_VALUE = re.compile(rb"<v>\s*[^<\s]")
+_MAIN_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+
+
+def formulas_without_result(data: bytes, parts: dict[str, bytes]) -> dict[str, dict[str, str]]:
+    """sheet name -> {A1 address: formula text} of the cells of an .xlsx/.xlsm that hold a formula but no saved
+    result (a workbook written by a program, never opened in Excel): the reader sees them as empty."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = {n.lower(): n for n in zf.namelist()}
+            if "xl/workbook.xml" not in names or "xl/_rels/workbook.xml.rels" not in names:
+                return {}
+            workbook = ElementTree.fromstring(zf.read(names["xl/workbook.xml"]))
+            rels = ElementTree.fromstring(zf.read(names["xl/_rels/workbook.xml.rels"]))
+    except (zipfile.BadZipFile, ElementTree.ParseError, KeyError, OSError, ValueError, zlib.error):
+        return {}
+    targets = {rel.get("Id"): (rel.get("Target") or "").lstrip("/") for rel in rels}
+    by_part = {p.lower(): content for p, content in parts.items()}
+    out: dict[str, dict[str, str]] = {}
+    for sheet in workbook.iter(f"{_MAIN_NS}sheet"):
+        target = targets.get(sheet.get(f"{_REL_NS}id"), "")
+        part = target if target.startswith("xl/") else f"xl/{target}"
+        xml = by_part.get(part.lower())
+        if xml is None or b"<f" not in xml:
+            continue
+        found = _uncached(xml)
+        if found:
+            out[sheet.get("name") or ""] = found
     return out
+
+
+def _uncached(xml: bytes) -> dict[str, str]:
+    """{address: formula} of the cells in one sheet's XML with an <f> and no <v> holding something."""
+    out: dict[str, str] = {}
+    for cell in _CELL.finditer(xml):
+        if cell.group(2):  # <c .../>: empty
+            continue
+        end = _CELL_BODY_END.search(xml, cell.end())
+        if end is None:
+            break
+        body = xml[cell.end():end.start()]
+        formula = _FORMULA.search(body)
+        ref = _REF.search(cell.group(1))
+        if formula is None or ref is None or _VALUE.search(body):
+            continue
+        text = (formula.group(1) or b"").decode("utf-8", "replace")
+        out[ref.group(2).decode().upper()] = "=" + _unescape(text) if text else "（共用公式）"
+    return out
+
+
+def _unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&apos;", "'").replace(
+        "&amp;", "&")

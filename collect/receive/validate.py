@@ -15,7 +15,7 @@ import pandera.pandas as pa
 from collect import findings as F
 from collect.errors import CollectionError
 from collect.findings import Finding
-from collect.forms.spec import Collection, ColumnSpec, IssuedFacts, RuleEnv
+from collect.forms.spec import Collection, ColumnSpec, IssuedFacts, RowRule, RuleEnv
 from collect.normalise import normalise_column, normalise_value
 from collect.receive.table import Table, shown
 from collect.rounds import roc_date
@@ -110,13 +110,18 @@ def validate_many(items: Sequence[ToCheck], coll: Collection, round_id: str, loc
     for col in coll.columns:
         if not col.is_input:
             frame[col.key] = pd.Series(pd.NA, index=raw.index, dtype="Float64")
+    masked = frame  # the values rules see: a value that failed its own column's check is taken as blank
     if len(frame):
         cases = _failure_cases(frame[[c.key for c in coll.inputs]], coll, round_id)
         if cases is not None:
+            cases, masked, skipped = _causes_only(cases, frame, coll, round_id)
             index = cases["index"].astype("Int64")
             cases = cases.assign(index=index % ROW_SPAN, _table=index // ROW_SPAN)
             for i, part in cases.groupby("_table", sort=False):
                 out[int(i)].extend(_failures(part, tables[int(i)], coll, locale, unconvertible[int(i)]))
+            for index, rule in skipped:
+                i, row = divmod(index, ROW_SPAN)
+                out[i].append(_skipped(rule, tables[i], row, coll, locale))
     checked: list[Checked] = []
     order = {c.key: i for i, c in enumerate(coll.columns)}
     titles = {c.title: c.key for c in coll.columns}
@@ -124,11 +129,12 @@ def validate_many(items: Sequence[ToCheck], coll: Collection, round_id: str, loc
     for i, item in enumerate(items):
         table, found = item.table, out[i]
         rows = frame.iloc[start:start + len(table.raw)].set_axis(table.raw.index)
+        seen_by_rules = masked.iloc[start:start + len(table.raw)].set_axis(table.raw.index)
         start += len(table.raw)
         if item.previous is not None and len(rows):
             found.extend(_compare(rows, item.previous, table, coll, locale))
         if len(rows):
-            found.extend(_table_rules(rows, table, coll, round_id, locale, item.issued))
+            found.extend(_table_rules(seen_by_rules, table, coll, round_id, locale, item.issued))
         if item.issued is not None:
             found.extend(_against_issued(rows, table, coll, locale, item.issued, unconvertible[i]))
         if table.stated and len(rows):
@@ -136,6 +142,47 @@ def validate_many(items: Sequence[ToCheck], coll: Collection, round_id: str, loc
         found.sort(key=lambda f: (_row_of(f.cell), order.get(titles.get(f.column or "", ""), 99), f.code))
         checked.append(Checked(rows, found))
     return checked
+
+
+def _causes_only(cases: pd.DataFrame, frame: pd.DataFrame, coll: Collection, round_id: str) -> tuple[
+        pd.DataFrame, pd.DataFrame, list[tuple[int, RowRule]]]:
+    """Findings are causes, not consequences: a row rule is judged on its row with every value that failed its own
+    column's check taken as blank (as one that could not be read already is). Returns the failure cases without the
+    row rules that failed only because of such a value, the frame rules see, and (row index, rule) of each skipped.
+    """
+    columns = cases[cases["schema_context"] == "Column"]
+    failed = {(int(i), str(k)) for i, k in zip(columns["index"], columns["column"], strict=True)
+              if i is not None and not pd.isna(i) and str(k) in frame.columns}
+    if not failed:
+        return cases, frame, []
+    masked = frame.copy()
+    for index, key in failed:
+        masked.at[index, key] = pd.NA
+    rows = sorted({index for index, _ in failed})
+    row_cases = cases[(cases["schema_context"] == "DataFrameSchema") & cases["index"].isin(rows)]
+    if row_cases.empty:
+        return cases, masked, []
+    again = _failure_cases(masked.loc[sorted({int(i) for i in row_cases["index"]}),
+                                      [c.key for c in coll.inputs]], coll, round_id)
+    still: set[tuple[int, str]] = set()
+    if again is not None:
+        rules_again = again[again["schema_context"] == "DataFrameSchema"]
+        still = {(int(i), str(c)) for i, c in zip(rules_again["index"], rules_again["check"], strict=True)}
+    by_message = {r.message: r for r in coll.rules}
+    drop = pd.Series([(int(i), str(c)) not in still for i, c in zip(row_cases["index"], row_cases["check"],
+                                                                     strict=True)], index=row_cases.index)
+    skipped = sorted({(int(i), str(c)) for (i, c), d in zip(zip(row_cases["index"], row_cases["check"],
+                                                                strict=True), drop, strict=True) if d})
+    return (cases.drop(index=drop.index[drop.to_numpy()]), masked,
+            [(i, by_message[c]) for i, c in skipped if c in by_message])
+
+
+def _skipped(rule: RowRule, table: Table, row: int, coll: Collection, locale: str) -> Finding:
+    """The note that a row rule was not judged, because a value it compares failed its own column's check."""
+    col = coll.column(rule.column)
+    message = (rule.message_en if locale == "en" else rule.message).rstrip("。.")
+    return F.make("row.rule_skipped", locale, sheet=table.sheet, cell=table.cell(rule.column, row), column=col.title,
+                  value=shown(table.raw.at[row, rule.column]), detail=message)
 
 
 def _failure_cases(frame: pd.DataFrame, coll: Collection, round_id: str) -> pd.DataFrame | None:

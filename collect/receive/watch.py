@@ -27,7 +27,7 @@ from collect.mail.compose import POLICY
 from collect.mail.message import parse_message
 from collect.mail.outbox import Transport
 from collect.mail.registry import open_mailbox, open_transport
-from collect.receive.ingest import Envelope, Ingestor, Outcome
+from collect.receive.ingest import Envelope, Ingestor, Outcome, safe_text, shown_name
 from collect.states import Stage
 from collect.workspace import Context
 
@@ -120,8 +120,7 @@ def fetch_messages(ctx: Context, mailbox: Mailbox, transport: Transport | None =
 
 def _one_message(ctx: Context, ing: Ingestor, mailbox: Mailbox, cfg: MailConfig, uid: str,
                  raw: bytes) -> MessageResult:
-    max_bytes = int(float(ctx.ws.settings.mail.get("max_attachment_mb", 25)) * 1_000_000)
-    inc = parse_message(raw, max_attachment_bytes=max_bytes)
+    inc = parse_message(raw, max_attachment_bytes=ctx.ws.settings.max_attachment_bytes)
     result = MessageResult(uid, inc.message_id, inc.sender, inc.subject)
     source = f"{mailbox.name}#{uid}"
     aside = set_aside_reason(raw, inc.sender, bool(inc.attachments), cfg.sender)
@@ -152,13 +151,14 @@ def _one_message(ctx: Context, ing: Ingestor, mailbox: Mailbox, cfg: MailConfig,
 def _loose_file(ctx: Context, ing: Ingestor, mailbox: FilesMailbox, uid: str, data: bytes) -> MessageResult:
     """A workbook dropped into the inbox by hand: recorded under a key of its name and time, so a crash before the
     move does not ingest it twice, and a later re-drop of the same file is a new arrival (a duplicate)."""
-    name = Path(uid).name
-    key = mailbox.file_key(uid)
-    result = MessageResult(uid, key, "", name)
-    source = f"{mailbox.name}#{uid}"
+    name = shown_name(Path(uid))
+    key = safe_text(mailbox.file_key(uid))
+    result = MessageResult(safe_text(uid), key, "", name)
+    source = safe_text(f"{mailbox.name}#{uid}")
     try:
         digest = ctx.archive.put(data)
-        mid, new = ctx.ledger.record_message_with_files(key, digest, "", name, source, [(name, digest)])
+        files = ing.archived_files(name, data)  # a zip's workbooks, each its own submission
+        mid, new = ctx.ledger.record_message_with_files(key, digest, "", name, source, files)
         if not new and ctx.ledger.message_stage(mid) == Stage.PROCESSED:
             result.again = True
         else:
