@@ -172,7 +172,7 @@ def test_summary_shows_title_kpis_chart_and_no_formulas(files):
     ws = wb["摘要"]
     rows = [tuple(r) for r in ws.iter_rows(values_only=True)]
     assert rows[0][0] == "嚴重特殊傳染性肺炎經費動支及執行情形　115年10月　總表"
-    assert "2026/11/03 09:30" in rows[1][0]
+    assert "115/11/03 09:30" in rows[1][0]  # ROC, as agencies and managers read dates
     kpis = {r[0]: r[1] for r in rows if r[0] and r[1] is not None and isinstance(r[1], int)}
     assert kpis["應填報機關數"] == 7
     assert kpis["已完成繳交（含逾期）"] == 3
@@ -187,11 +187,11 @@ def test_summary_shows_title_kpis_chart_and_no_formulas(files):
 
 def test_provisional_line_appears_only_while_agencies_are_missing(files, tmp_path):
     first_lines = [r[0] for r in sheet_rows(files.master, "摘要")[:5]]
-    assert "尚有 3 個機關未完成繳交（截至 2026/11/03 09:30），本表為暫定數。" in first_lines
+    assert "尚有 3 個機關未完成繳交（截至 115/11/03 09:30），本表為暫定數。" in first_lines
     health_lines = [r[0] for r in sheet_rows(files.supervisors["B00"], "摘要")[:5]]
     assert not any(line and "暫定數" in line for line in health_lines)  # B00 accepted, B01 exempt
     edu_lines = [r[0] for r in sheet_rows(files.supervisors["A00"], "摘要")[:5]]
-    assert "尚有 1 個機關未完成繳交（截至 2026/11/03 09:30），本表為暫定數。" in edu_lines
+    assert "尚有 1 個機關未完成繳交（截至 115/11/03 09:30），本表為暫定數。" in edu_lines
 
     complete = [(c, n, s, "exempt" if st not in ("accepted", "late") else st) for c, n, s, st in AGENCIES]
     done = write_reports(make_input(agencies=complete), tmp_path)
@@ -218,7 +218,7 @@ def test_detail_sheet_holds_every_row_with_agency_columns_in_front(files):
     assert cell_int(rows[1][4]) == BIG
     money, day, rate = ws["E5"], ws["H5"], ws["I5"]
     assert money.number_format == "#,##0"
-    assert day.is_date and day.number_format == "yyyy/mm/dd"
+    assert day.is_date and day.number_format == "[$-404]e/mm/dd"  # shown as 115/10/31
     assert rate.number_format == "0.0%"
     assert ws.freeze_panes == "D2"
     assert ws.auto_filter.ref == "A1:J6"
