@@ -228,6 +228,7 @@ class Meta:
     require_signoff: bool = False
     fields: tuple[FormField, ...] = ()  # header-level prefilled values (see FormField)
     fixed_rows: bool = False  # True: a returned row whose key was not prefilled is an error (no rows added)
+    execution_rate: tuple[str, str] | None = None  # (numerator, denominator) money column keys: 執行率 in reports
 
 
 @dataclass(frozen=True)
