@@ -54,11 +54,11 @@ EXCEPTIONS_SHEET = "檢核例外"
 MISSING_SHEET = "未繳交"
 MONEY_CHART_SERIES = 3  # the chart on 摘要 shows at most this many money columns
 RATE_TITLE = "執行率"
-# Printing: A4 (xlsxwriter's paper 9), one page wide. A sheet wider than this many character units (Excel's
-# column width unit) at 100 % prints landscape; the row height in points, to place the chart of 摘要 on a page.
+# Printing: A4 (xlsxwriter's paper 9), one page wide. A table sheet wider than this many character units
+# (Excel's column width unit) prints landscape.
 A4 = 9
 PORTRAIT_WIDTH = 92
-ROW_POINTS = 15
+LINE_POINTS = 16  # a line of wrapped text, Chinese included
 WIDEST_COLUMN = 60  # a text column is never wider than this: longer texts wrap
 # Real dates shown as ROC dates (115/03/05) by Excel and LibreOffice alike; the Parquet and CSV keep ISO dates.
 ROC_DATE_FORMAT = "[$-404]e/mm/dd"
@@ -765,7 +765,7 @@ def _formats(wb: xlsxwriter.Workbook) -> dict[str, Format | None]:
         "bignum": wb.add_format({"align": "right"}),
         "date": wb.add_format({"num_format": ROC_DATE_FORMAT}),
         "datetime": wb.add_format({"num_format": ROC_DATETIME_FORMAT}),
-        "wrap": wb.add_format({"text_wrap": True, "valign": "top"}),
+        "wrap": wb.add_format({"text_wrap": True}),  # bottom-aligned like the cells beside it
         "rate": wb.add_format({"num_format": "0.0%"}),
         "header": wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True,
                                  "valign": "vcenter"}),
@@ -934,7 +934,7 @@ def _render_rows(sheets: _Sheets, t: int, rendered: _Rendered, offset: int, styl
     numbers_ = [f' s="{styles[n]}"' if styles.get(n) is not None else "" for n, _ in table.formats]
     texts_ = [f' s="{styles[x]}"' if styles.get(x) is not None else "" for _, x in table.formats]
     rows = pc.cast(pa.array(np.arange(first_row, first_row + hi - lo, dtype=np.int64)), pa.string())
-    parts: list[Any] = ['<row r="', rows, '">']
+    parts: list[Any] = ['<row r="', rows, '"', _row_heights(table, positions), ">"]
     for c, col in enumerate(table.columns):
         cell = f'<c r="{get_column_letter(c + 1)}'
         codes = pc.add(rendered.codes[(t, c)].slice(lo, hi - lo).cast(pa.int64()), offset)
@@ -944,6 +944,24 @@ def _render_rows(sheets: _Sheets, t: int, rendered: _Rendered, offset: int, styl
             numbers = pc.cast(col.numbers.take(positions), pa.string())
             parts.append(pc.binary_join_element_wise(cell, rows, f'"{numbers_[c]}><v>', numbers, "</v></c>", ""))
     return pc.binary_join_element_wise(*parts, "</row>", "", null_handling="replace", null_replacement="")
+
+
+def _row_heights(table: _Table, positions: pa.Array) -> pa.Array | str:
+    """Each row's height attribute: as many lines as its longest wrapped text needs (LibreOffice keeps a row one
+    line tall on opening, cutting the rest off), nothing for a row of one line."""
+    lines: pa.Array | None = None
+    for col, (_, text), width in zip(table.columns, table.formats, table.widths, strict=True):
+        if text != "wrap":
+            continue
+        texts = pc.fill_null(col.texts.take(positions), "")
+        wide = pc.divide(pc.add(pc.binary_length(texts), pc.utf8_length(texts)), 2)  # CJK 2, ASCII 1
+        need = pc.ceil(pc.divide(pc.cast(wide, pa.float64()), max(1.0, width - 2)))
+        lines = need if lines is None else pc.max_element_wise(lines, need)
+    if lines is None:
+        return ""
+    heights = pc.cast(pc.multiply(pc.max_element_wise(lines, 1.0), LINE_POINTS), pa.int64())
+    attribute = pc.binary_join_element_wise(' ht="', pc.cast(heights, pa.string()), '" customHeight="1"', "")
+    return pc.if_else(pc.greater(lines, 1.0), attribute, "")
 
 
 def _splice(job: _Job, draft: Path, out: Path, styles: dict[str, int | None]) -> None:
@@ -1098,7 +1116,9 @@ def _write_summary(wb: xlsxwriter.Workbook, ws: Worksheet, fmts: dict[str, Forma
         chart.set_legend({"position": "bottom"})
         page_high = int((11.69 - 1.4) * 96 * 100 / scale)  # a portrait page, in the sheet's pixels
         high = min(page_high, 120 + 18 * len(job.groups) * min(n_money, MONEY_CHART_SERIES))
-        chart.set_size({"width": sheet_px * 9 // 10, "height": high})  # a margin: renderers differ
+        # A chart is anchored to the cells under it, which xlsxwriter finds at 7 px a character: as wide as the
+        # table in those pixels, it ends at the table's right edge in every program, inside the page.
+        chart.set_size({"width": sum(int(w * 7 + 0.5) + 5 for w in widths), "height": high})
         chart_row = row + 2
         ws.set_h_pagebreaks([chart_row])  # the chart starts a page: never cut across two
         ws.insert_chart(chart_row, 0, chart)
