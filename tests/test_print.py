@@ -95,6 +95,8 @@ def test_the_summary_sheet_prints_on_two_a4_pages_with_the_chart_whole_on_the_se
     assert table_end < len(ink) * 0.6 and max(ink[table_end + 2:-3]) < 0.001, ink
     chart = ink_by_band(printed.pdfs[0], 2)
     assert sum(1 for band in chart if band > 0.001) > len(chart) // 2  # the chart fills page 2
+    # One supervising agency's workbook: its one line and the chart fit on one page together.
+    assert [p.number for p in printed.pages[printed.workbooks[1].name] if p.sheet == "摘要"] == [1]
 
 
 def ink_by_band(pdf: Path, page: int, bands: int = 40) -> list[float]:

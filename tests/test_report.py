@@ -382,11 +382,10 @@ def test_every_sheet_prints_on_a4_one_page_wide_with_its_header_row_and_a_footer
             assert ws.page_setup.paperSize == 9, f"{path.name}!{ws.title} is not A4"
             assert "製表時間：115/11/03 09:30" in ws.oddFooter.left.text
             assert ws.oddFooter.center.text == "第 &P 頁，共 &N 頁"
-            if ws.title == "摘要":  # a page of figures, then the chart on a page of its own
+            if ws.title == "摘要":  # a page of figures and, as they are few here, the chart below on the same page
                 assert ws.page_setup.orientation == "portrait"
                 assert 10 <= (ws.page_setup.scale or 100) <= 100  # xlsxwriter leaves 100 % out
-                chart_row = ws._charts[0].anchor._from.row
-                assert [b.id for b in ws.row_breaks.brk] == [chart_row]
+                assert ws._charts and not ws.row_breaks.brk  # (tests/test_print.py: 25 of them, two pages)
             else:
                 assert ws.sheet_properties.pageSetUpPr.fitToPage
                 assert ws.page_setup.fitToWidth in (None, 1) and ws.page_setup.fitToHeight == 0  # 1 wide, any tall

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from collect.errors import CollectionError
 from collect.findings import Finding
 from collect.follow.signoff import counting_agencies
 from collect.follow.status import RoundStatus, round_status
@@ -53,9 +54,21 @@ def _frame(ctx: Context, sub: SubmissionRow, coll: Collection) -> pd.DataFrame:
     return frame
 
 
+def execution_rate(coll: Collection) -> tuple[str, str] | None:
+    """The collection's declared 執行率 (numerator, denominator), checked to name two of its money columns."""
+    rate = coll.meta.execution_rate
+    money = [c.key for c in coll.columns if c.money]
+    if rate is not None and (len(rate) != 2 or not set(rate) <= set(money)):
+        raise CollectionError(
+            f"The collection {coll.id!r} declares execution_rate={rate!r}, which does not name two money columns.",
+            f"Write Meta(execution_rate=(numerator, denominator)) with two of: {', '.join(money) or '(none)'}.")
+    return rate
+
+
 def merge(ctx: Context, cid: str, round_id: str, now: datetime | None = None) -> Merged:
     """The master frame (one row per data row of each counting submission) and the findings to report."""
     coll = ctx.collection(cid)
+    rate = execution_rate(coll)
     st = round_status(ctx, cid, round_id)
     counting = counting_agencies(ctx, coll, round_id)
     money = [c for c in coll.columns if c.money]
@@ -97,7 +110,7 @@ def merge(ctx: Context, cid: str, round_id: str, now: datetime | None = None) ->
         collection_id=cid, collection_title=coll.title, round_id=round_id, round_label=roc_round_label(round_id),
         generated_at=(now or datetime.now(UTC)).astimezone(TAIPEI),  # managers read Taipei time
         columns=report_columns(coll), rows=_rows(tables, heads, coll), agencies=agencies, findings=findings,
-        rate=coll.meta.execution_rate,
+        rate=rate,
     )
     return Merged(st, report)
 

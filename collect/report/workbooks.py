@@ -59,6 +59,7 @@ RATE_TITLE = "執行率"
 A4 = 9
 PORTRAIT_WIDTH = 92
 LINE_POINTS = 16  # a line of wrapped text, Chinese included
+PORTRAIT_POINTS = 720  # the printable height of an A4 portrait page (less margins and footer), in points
 WIDEST_COLUMN = 60  # a text column is never wider than this: longer texts wrap
 # Real dates shown as ROC dates (115/03/05) by Excel and LibreOffice alike; the Parquet and CSV keep ISO dates.
 ROC_DATE_FORMAT = "[$-404]e/mm/dd"
@@ -1043,8 +1044,8 @@ def _page_setup(ws: Worksheet, job: _Job, width: float, *, table: bool) -> None:
 
 def _write_summary(wb: xlsxwriter.Workbook, ws: Worksheet, fmts: dict[str, Format | None], job: _Job) -> None:
     """The front sheet, printed portrait: title, notes, KPIs and the table by supervising agency on the first
-    page, the chart whole on a page of its own (a manual page break; the print scale fits the widest column set
-    to the page, since Excel ignores page breaks under "fit to pages")."""
+    page, the chart below it when both fit, else whole on a page of its own (a manual page break; the print scale
+    fits the columns to the page width, since Excel ignores page breaks under "fit to pages")."""
     n_money = len(job.money_titles)
     headers = ["主管機關", "機關數", "已完成", *job.money_titles, *([RATE_TITLE] if job.rate else [])]
     names = [g[0] for g in job.groups]
@@ -1120,7 +1121,8 @@ def _write_summary(wb: xlsxwriter.Workbook, ws: Worksheet, fmts: dict[str, Forma
         # table in those pixels, it ends at the table's right edge in every program, inside the page.
         chart.set_size({"width": sum(int(w * 7 + 0.5) + 5 for w in widths), "height": high})
         chart_row = row + 2
-        ws.set_h_pagebreaks([chart_row])  # the chart starts a page: never cut across two
+        if (chart_row * LINE_POINTS + high * 0.75) * scale / 100 > PORTRAIT_POINTS:
+            ws.set_h_pagebreaks([chart_row])  # the chart starts a page: never cut across two
         ws.insert_chart(chart_row, 0, chart)
 
 
