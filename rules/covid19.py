@@ -20,6 +20,7 @@ META = Meta(
     max_rows=200,
     key="name",
     prefill_previous=True,
+    execution_rate=("spent", "approved"),  # 執行率 = 實支數 / 核定經費, as the form computes it per row
     instructions="請於淡黃色儲存格填寫；金額以新臺幣元為單位填寫整數；日期可填 115/03/05。執行率由表單自動計算。",
 )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -13,10 +13,11 @@ import pytest
 from conftest import SECRET
 from ingest_util import ROUND, fill, row
 
+from collect.errors import CollectionError
 from collect.forms.issuing import issue
 from collect.pipeline import ReportResult, make_report
 from collect.receive.ingest import Ingestor
-from collect.report.merge import Merged, merge, totals_by_supervisor
+from collect.report.merge import Merged, execution_rate, merge, totals_by_supervisor
 from collect.states import Verdict
 from collect.workspace import Context, init_workspace
 
@@ -105,3 +106,22 @@ def test_the_report_shows_the_merged_rows_and_the_agencies_still_missing(done: R
     missing = {r[0] for r in list(wb["未繳交"].iter_rows(values_only=True))[1:]}
     assert {REJECTED, SILENT} <= missing and not {BLANK_NOTES, WITH_NOTES} & missing  # all in scope are listed
     assert Path(done.report.files.csv).read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+def test_the_declared_execution_rate_is_the_ratio_of_exact_sums(done: Round) -> None:
+    assert done.merged.report.rate == ("spent", "approved")  # rules/covid19.py declares it
+    totals = {t["supervisor"]: t for t in totals_by_supervisor(done.merged.report)}
+    assert totals[""]["rate"] == (500_000 + 1_250_000 + 123_456_789_012) / (1_000_000 + 2_500_000 + 987_654_321_000)
+    coll = done.ctx.collection("covid19")
+    wrong = replace(coll, meta=replace(coll.meta, execution_rate=("spent", "note")))
+    with pytest.raises(CollectionError, match="does not name two money columns") as raised:
+        execution_rate(wrong)
+    assert "approved, committed, spent" in raised.value.hint
+
+
+def test_a_finding_without_an_amount_in_its_cell_takes_the_largest_on_its_row(done: Round) -> None:
+    findings = done.merged.report.findings
+    mine = findings[(findings["agency"] == REJECTED) & (findings["cell"] == "E7")]
+    assert len(mine) == 1
+    # The approved amount was typed in words (no amount): the row's largest money amount stands for it.
+    assert not pd.isna(mine["amount"].iloc[0]) and int(mine["amount"].iloc[0]) > 0

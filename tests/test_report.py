@@ -172,7 +172,7 @@ def test_summary_shows_title_kpis_chart_and_no_formulas(files):
     ws = wb["摘要"]
     rows = [tuple(r) for r in ws.iter_rows(values_only=True)]
     assert rows[0][0] == "嚴重特殊傳染性肺炎經費動支及執行情形　115年10月　總表"
-    assert "2026/11/03 09:30" in rows[1][0]
+    assert "115/11/03 09:30" in rows[1][0]  # ROC, as agencies and managers read dates
     kpis = {r[0]: r[1] for r in rows if r[0] and r[1] is not None and isinstance(r[1], int)}
     assert kpis["應填報機關數"] == 7
     assert kpis["已完成繳交（含逾期）"] == 3
@@ -187,11 +187,11 @@ def test_summary_shows_title_kpis_chart_and_no_formulas(files):
 
 def test_provisional_line_appears_only_while_agencies_are_missing(files, tmp_path):
     first_lines = [r[0] for r in sheet_rows(files.master, "摘要")[:5]]
-    assert "尚有 3 個機關未完成繳交（截至 2026/11/03 09:30），本表為暫定數。" in first_lines
+    assert "尚有 3 個機關未完成繳交（截至 115/11/03 09:30），本表為暫定數。" in first_lines
     health_lines = [r[0] for r in sheet_rows(files.supervisors["B00"], "摘要")[:5]]
     assert not any(line and "暫定數" in line for line in health_lines)  # B00 accepted, B01 exempt
     edu_lines = [r[0] for r in sheet_rows(files.supervisors["A00"], "摘要")[:5]]
-    assert "尚有 1 個機關未完成繳交（截至 2026/11/03 09:30），本表為暫定數。" in edu_lines
+    assert "尚有 1 個機關未完成繳交（截至 115/11/03 09:30），本表為暫定數。" in edu_lines
 
     complete = [(c, n, s, "exempt" if st not in ("accepted", "late") else st) for c, n, s, st in AGENCIES]
     done = write_reports(make_input(agencies=complete), tmp_path)
@@ -218,7 +218,7 @@ def test_detail_sheet_holds_every_row_with_agency_columns_in_front(files):
     assert cell_int(rows[1][4]) == BIG
     money, day, rate = ws["E5"], ws["H5"], ws["I5"]
     assert money.number_format == "#,##0"
-    assert day.is_date and day.number_format == "yyyy/mm/dd"
+    assert day.is_date and day.number_format == "[$-404]e/mm/dd"  # shown as 115/10/31
     assert rate.number_format == "0.0%"
     assert ws.freeze_panes == "D2"
     assert ws.auto_filter.ref == "A1:J6"
@@ -373,3 +373,118 @@ def test_a_whole_number_beyond_64_bits_keeps_every_digit_everywhere(tmp_path):
     assert pq.read_table(files.parquet).column("approved").to_pylist()[0] == huge
     frame = pd.read_csv(files.csv, encoding="utf-8-sig", dtype=str)
     assert frame["核定經費"].tolist()[0] == str(huge)
+
+
+def test_every_sheet_prints_on_a4_one_page_wide_with_its_header_row_and_a_footer(files):
+    for path in [files.master, *files.supervisors.values()]:
+        wb = openpyxl.load_workbook(path)
+        for ws in wb.worksheets:
+            assert ws.page_setup.paperSize == 9, f"{path.name}!{ws.title} is not A4"
+            assert "製表時間：115/11/03 09:30" in ws.oddFooter.left.text
+            assert ws.oddFooter.center.text == "第 &P 頁，共 &N 頁"
+            if ws.title == "摘要":  # a page of figures and, as they are few here, the chart below on the same page
+                assert ws.page_setup.orientation == "portrait"
+                assert 10 <= (ws.page_setup.scale or 100) <= 100  # xlsxwriter leaves 100 % out
+                assert ws._charts and not ws.row_breaks.brk  # (tests/test_print.py: 25 of them, two pages)
+            else:
+                assert ws.sheet_properties.pageSetUpPr.fitToPage
+                assert ws.page_setup.fitToWidth in (None, 1) and ws.page_setup.fitToHeight == 0  # 1 wide, any tall
+                assert ws.print_title_rows == "$1:$1"
+    assert openpyxl.load_workbook(files.master)["明細"].page_setup.orientation == "landscape"  # 10 wide columns
+
+
+def test_widths_hold_the_longest_rendered_value_and_long_text_wraps(tmp_path):
+    inp = make_input()
+    long_message = "「核定經費」應為整數（新臺幣元），" * 8
+    inp.findings.loc[0, "message"] = long_message
+    wide = write_reports(inp, tmp_path)
+    wb = openpyxl.load_workbook(wide.master)
+    missing = wb["未繳交"]
+    dates = missing.column_dimensions["F"]  # 最後收件 and 最後催繳 (one <col> element): "115/10/30 17:05"
+    assert (dates.min, dates.max) == (6, 7) and dates.width >= 16
+    for letter in ("F", "G"):
+        assert missing[f"{letter}2"].number_format == "[$-404]e/mm/dd hh:mm"
+    exceptions = wb["檢核例外"]
+    cell = next(c for c in exceptions["K"] if c.value == long_message)
+    assert cell.alignment.wrap_text and exceptions.column_dimensions["K"].width < 51
+    assert exceptions.row_dimensions[cell.row].height >= 3 * 16  # tall enough for its lines
+    assert not exceptions.row_dimensions[2 if cell.row != 2 else 3].height  # a one-line row keeps its height
+    detail = wb["明細"]
+    assert detail.column_dimensions["F"].width >= len("38,765,437")  # money with separators
+
+
+def test_summary_shows_the_execution_rate_from_exact_sums(tmp_path):
+    files = write_reports(replace(make_input(), rate=("spent", "approved")), tmp_path)
+    rows = sheet_rows(files.master, "摘要")
+    header = next(r for r in rows if r[0] == "主管機關")
+    assert header[5] == "執行率"
+    table = supervisor_table(files.master)
+    assert table["臺北市政府衛生局"][5] == pytest.approx(38_765_437 / 40_000_005)
+    assert table["臺北市政府社會局"][5] is None  # nothing approved: no rate, not 0 % nor an error
+    assert table["合計"][5] == pytest.approx((1_250_000 + 1_999_999 + 38_765_432 + 5) / (BIG + 45_500_005))
+    with pytest.raises(ValueError, match="two money columns"):
+        write_reports(replace(make_input(), rate=("spent", "cases")), tmp_path)
+
+
+def test_one_more_sheet_per_workbook_goes_right_after_the_summary(tmp_path):
+    seen = []
+
+    def consolidated(wb, supervisor, footer):
+        ws = wb.add_worksheet("彙整表")
+        ws.write_string(0, 0, f"彙整表 {supervisor or '全市'}")
+        ws.set_footer(footer)
+        seen.append(supervisor)
+
+    files = write_reports(replace(make_input(), extra_sheets=consolidated), tmp_path)
+    assert sorted(seen, key=str) == sorted([None, "A00", "B00", "C00"], key=str)
+    wb = openpyxl.load_workbook(files.supervisors["B00"])
+    assert wb.sheetnames == ["摘要", "彙整表", "明細", "檢核例外", "未繳交"]
+    assert wb["彙整表"]["A1"].value == "彙整表 B00"
+    assert [r[0] for r in sheet_rows(files.supervisors["B00"], "明細")[1:]] == ["B00", "B00"]
+
+
+def test_no_nan_none_or_nat_in_any_workbook_when_values_are_missing(tmp_path):
+    inp = make_input()
+    inp.findings.loc[1, ["cell", "column", "value", "sheet"]] = [None, float("nan"), pd.NA, None]
+    inp.findings["amount"] = pd.array([None, None, None, 3], dtype="Int64")
+    inp.agencies.loc[2, "last_received"] = pd.NaT
+    inp.agencies["last_reminded"] = pd.NaT
+    inp.rows.loc[1, "approved_on"] = pd.NaT
+    inp.rows.loc[2, "kind"] = float("nan")
+    files = write_reports(inp, tmp_path)
+    for path in [files.master, *files.supervisors.values()]:
+        wb = openpyxl.load_workbook(path)
+        for ws in wb.worksheets:
+            for row in ws.iter_rows(values_only=True):
+                assert not any(str(v) in ("nan", "None", "NaT", "<NA>") for v in row if v is not None), row
+
+
+def test_style_indexes_agree_with_those_xlsxwriter_writes(tmp_path):
+    # report._xf asks xlsxwriter for a format's style index through its one non-public call; the rows rendered
+    # here name that index. If an xlsxwriter upgrade changes it, this fails instead of cells being styled wrongly.
+    import re
+    import zipfile
+
+    import xlsxwriter
+
+    path = tmp_path / "probe.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    fmts = report._formats(wb)
+    expected = {name: report._xf(fmt) for name, fmt in fmts.items()}
+    ws = wb.add_worksheet()
+    named = [(name, fmt) for name, fmt in fmts.items() if fmt is not None]
+    for r, (_, fmt) in enumerate(named):
+        ws.write_number(r, 0, 1, fmt)
+    wb.close()
+    sheet = zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml").decode()
+    written = {int(row): int(s) for row, s in re.findall(r'<c r="A(\d+)" s="(\d+)"', sheet)}
+    assert {name: written[r + 1] for r, (name, _) in enumerate(named)} == {n: expected[n] for n, _ in named}
+    assert expected[""] is None
+
+
+def test_sheets_are_deflated(files):
+    import zipfile
+
+    with zipfile.ZipFile(files.master) as zf:
+        assert zf.testzip() is None
+        assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_DEFLATED}

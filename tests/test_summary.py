@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
+import shutil
+import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +19,8 @@ from ingest_util import ROUND, fill, row
 from collect.forms.issuing import issue
 from collect.pipeline import ReportResult, make_report
 from collect.receive.ingest import Ingestor
-from collect.report.summary import Summary, summarise
+from collect.report.summary import CJK_FONTS, NO_CJK_FONT, Summary, build, chart_png, cjk_font, summarise
+from collect.report.workbooks import write_reports
 from collect.workspace import Context, init_workspace
 
 GOOD, ALSO_GOOD, BAD = "020001", "020002", "020003"
@@ -89,3 +93,67 @@ def test_the_largest_error_is_listed_with_its_cell_and_the_chart_is_inline(done:
     chart = done.summary.html.parent / "chart.png"
     assert chart.read_bytes() == png.get_payload(decode=True)
     assert 'src="chart.png"' in done.summary.html.read_text(encoding="utf-8")  # the page opens without the mail
+
+
+def test_errors_show_their_amount_and_nothing_reads_nan(done: Summarised) -> None:
+    msg = read(done.summary.path)
+    text = msg.get_body(("plain",)).get_content()
+    html = done.summary.html.read_text(encoding="utf-8")
+    line = next(x for x in text.splitlines() if "F7" in x)
+    assert "6,000,000" in line  # the committed amount in the failing cell, not an empty column
+    for page in (text, html):
+        assert not re.search(r"\b(nan|None|NaT)\b", page)
+
+
+def test_the_execution_rate_and_the_change_from_the_previous_round(done: Summarised, tmp_path: Path) -> None:
+    rep = done.report.merged.report
+    approved = 1_234_567 + 8_000_000_000
+    spent = 900_000 + 6_543_210_987
+    text = read(done.summary.path).get_body(("plain",)).get_content()
+    assert f"執行率 {spent / approved:.1%}" in text  # the ratio of the exact sums, in the 合計 line
+    html = done.summary.html.read_text(encoding="utf-8")
+    assert "<th style=\"border:1px solid #999;padding:4px 8px\">執行率</th>" in html
+    assert "與上期" not in html  # no report of 2026-09 yet
+
+    # The previous round's report: the same agencies with half the amounts.
+    before = rep.rows.copy()
+    for key in ("approved", "committed", "spent"):
+        before[key] = before[key] // 2
+    previous = replace(rep, round_id="2026-09", round_label="115年9月", rows=before)
+    write_reports(previous, done.ctx.ws.round_dir("covid19", "2026-09") / "report")
+    _, html = build(done.ctx, done.report.merged, done.report.files)
+    assert "與上期（115年9月）比較" in html
+    half = approved // 2
+    assert re.search(rf"核定經費</td>\s*<td[^>]*>{approved:,}</td>\s*<td[^>]*>{half:,}</td>\s*"
+                     rf"<td[^>]*>\+{approved - half:,}</td>", html)
+    assert re.search(r"執行率</td>.*?個百分點", html, re.S)
+
+
+def test_the_chart_finds_a_cjk_font_by_its_file_when_the_font_cache_predates_it(monkeypatch) -> None:
+    from matplotlib import font_manager
+
+    stale = [f for f in font_manager.fontManager.ttflist if f.name not in CJK_FONTS and "CJK" not in f.name]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", stale)  # a cache built before fonts-noto-cjk
+    font = cjk_font()
+    assert font is not None and ("CJK" in font or font in CJK_FONTS)
+    totals = [{"supervisor": "A", "name": "臺北市政府教育局", "x": 5_000_000},
+              {"supervisor": "", "name": "合計", "x": 5_000_000}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font" when it draws boxes
+        assert chart_png(totals, "x", "核定經費", font).startswith(b"\x89PNG")
+
+
+def test_without_any_cjk_font_the_summary_says_which_package_to_install(done: Summarised, monkeypatch,
+                                                                          tmp_path: Path) -> None:
+    from matplotlib import font_manager
+
+    stale = [f for f in font_manager.fontManager.ttflist if f.name not in CJK_FONTS and "CJK" not in f.name]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", stale)
+    monkeypatch.setattr(font_manager, "findSystemFonts", lambda *a, **k: [])
+    assert cjk_font() is None
+    master = tmp_path / done.report.files.master.name
+    shutil.copy(done.report.files.master, master)
+    summary = summarise(done.ctx, done.report.merged, replace(done.report.files, master=master))
+    assert summary.warnings == (NO_CJK_FONT,)
+    assert "sudo apt-get install fonts-noto-cjk" in NO_CJK_FONT
+    assert done.summary.warnings == ()  # this machine has one

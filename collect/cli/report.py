@@ -44,6 +44,8 @@ def summary(
     result = make_report(c, collection, round_id)
     s = summarise(c, result.merged, result.files, send=send, transport=transport_for(c) if send else None)
     out.print(f"summary written to {s.path} (open {s.html} in a browser to review)")
+    for warning in s.warnings:
+        out.print(f"[yellow]{warning}[/yellow]")
     if s.sent_to:
         out.print(f"sent to {', '.join(s.sent_to)}")
 

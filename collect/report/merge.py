@@ -12,12 +12,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from collect.errors import CollectionError
 from collect.findings import Finding
 from collect.follow.signoff import counting_agencies
 from collect.follow.status import RoundStatus, round_status
 from collect.forms.spec import Collection
 from collect.ledger import SubmissionRow
-from collect.report.workbooks import ReportColumn, ReportInput
+from collect.report.workbooks import ReportColumn, ReportInput, rate_of
 from collect.rounds import TAIPEI, roc_round_label
 from collect.workspace import Context
 
@@ -53,9 +54,21 @@ def _frame(ctx: Context, sub: SubmissionRow, coll: Collection) -> pd.DataFrame:
     return frame
 
 
+def execution_rate(coll: Collection) -> tuple[str, str] | None:
+    """The collection's declared 執行率 (numerator, denominator), checked to name two of its money columns."""
+    rate = coll.meta.execution_rate
+    money = [c.key for c in coll.columns if c.money]
+    if rate is not None and (len(rate) != 2 or not set(rate) <= set(money)):
+        raise CollectionError(
+            f"The collection {coll.id!r} declares execution_rate={rate!r}, which does not name two money columns.",
+            f"Write Meta(execution_rate=(numerator, denominator)) with two of: {', '.join(money) or '(none)'}.")
+    return rate
+
+
 def merge(ctx: Context, cid: str, round_id: str, now: datetime | None = None) -> Merged:
     """The master frame (one row per data row of each counting submission) and the findings to report."""
     coll = ctx.collection(cid)
+    rate = execution_rate(coll)
     st = round_status(ctx, cid, round_id)
     counting = counting_agencies(ctx, coll, round_id)
     money = [c for c in coll.columns if c.money]
@@ -97,6 +110,7 @@ def merge(ctx: Context, cid: str, round_id: str, now: datetime | None = None) ->
         collection_id=cid, collection_title=coll.title, round_id=round_id, round_label=roc_round_label(round_id),
         generated_at=(now or datetime.now(UTC)).astimezone(TAIPEI),  # managers read Taipei time
         columns=report_columns(coll), rows=_rows(tables, heads, coll), agencies=agencies, findings=findings,
+        rate=rate,
     )
     return Merged(st, report)
 
@@ -129,23 +143,40 @@ def _rows(tables: list[pa.Table], heads: list[dict[str, Any]], coll: Collection)
 
 
 def _amounts(frame: pd.DataFrame, found: list[Finding], money: list[Any], coll: Collection) -> list[int | None]:
-    """For each finding, the NT$ amount on its row (its own cell when that is money), to sort the largest first."""
-    if not len(frame) or not money or "_row" not in frame.columns:
-        return [None] * len(found)
-    by_row = frame.set_index("_row")
+    """For each finding, the NT$ amount it concerns, to sort the largest first: its own cell when that is money
+    and holds an amount, else the largest money amount on its row, else its value when that is a money amount."""
+    by_row = frame.set_index("_row") if len(frame) and money and "_row" in frame.columns else None
     titles = {c.title: c.key for c in money}
     out: list[int | None] = []
     for f in found:
         r = row_of(f.cell)
-        if r is None or r not in by_row.index:
-            out.append(None)
-            continue
-        rec = by_row.loc[r]
         key = titles.get(f.column or "")
-        values = [rec[key]] if key else [rec[c.key] for c in money if c.key in rec.index]
-        values = [int(v) for v in values if v is not None and not pd.isna(v)]
-        out.append(max(values, key=abs) if values else None)
+        amount: int | None = None
+        if by_row is not None and r is not None and r in by_row.index:
+            rec = by_row.loc[r]
+            if isinstance(rec, pd.DataFrame):  # the same row twice: take the first
+                rec = rec.iloc[0]
+            own = _whole(rec[key]) if key and key in rec.index else None
+            values = [v for v in (_whole(rec[c.key]) for c in money if c.key in rec.index) if v is not None]
+            amount = own if own is not None else (max(values, key=abs) if values else None)
+        if amount is None and key:
+            amount = _whole(f.value)
+        out.append(amount)
     return out
+
+
+def _whole(value: Any) -> int | None:
+    """A whole NT$ amount from a stored value or a finding's value as typed ("1,234,567"); None otherwise."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, str):
+        text = value.replace(",", "").replace("，", "").strip()
+        return int(text) if text.lstrip("-").isdigit() and len(text) < 40 else None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(value) if number.is_integer() else None
 
 
 def totals_by_supervisor(report: ReportInput) -> list[dict[str, Any]]:
@@ -165,4 +196,6 @@ def totals_by_supervisor(report: ReportInput) -> list[dict[str, Any]]:
     for c in money:
         total[c.key] = sum(e[c.key] for e in out)
     out.append(total)
+    for entry in out:  # the collection's execution rate from the exact sums (None where nothing is approved)
+        entry["rate"] = rate_of(entry[report.rate[0]], entry[report.rate[1]]) if report.rate else None
     return out

@@ -3,23 +3,35 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
 from collect.archive import write_atomic
+from collect.errors import CollectionError
 from collect.mail.compose import OutgoingAttachment, compose
 from collect.mail.notify import domain_of, render
 from collect.mail.outbox import Transport, deliver
 from collect.report.merge import Merged, totals_by_supervisor
-from collect.report.workbooks import ReportFiles
-from collect.rounds import roc_date, roc_time
+from collect.report.workbooks import ReportFiles, ReportInput, export_stem, rate_of
+from collect.rounds import previous_round, roc_date, roc_round_label, roc_time
 from collect.workspace import Context
 
 TOP_EXCEPTIONS = 10
 CJK_FONTS = ("Noto Sans CJK TC", "Noto Sans TC", "Microsoft JhengHei", "PingFang TC", "Noto Sans CJK JP",
              "Noto Serif CJK TC", "AR PL UMing TW", "WenQuanYi Zen Hei")
+# Font files that hold Traditional Chinese, by name (lower case, without "-" and "_"): found on disk when
+# matplotlib's font cache was built before they were installed.
+CJK_FILES = ("notosanscjk", "notoserifcjk", "notosanstc", "notoseriftc", "sourcehansans", "sourcehanserif",
+             "msjh", "mingliu", "pingfang", "uming", "ukai", "wqyzenhei", "wqymicrohei", "droidsansfallback")
+CJK_PACKAGE = "fonts-noto-cjk"
+NO_CJK_FONT = (f"No Chinese (CJK) font was found, so the summary's chart names supervising agencies by their codes. "
+               f"Install one and run again: sudo apt-get install {CJK_PACKAGE}")
 
 
 @dataclass(frozen=True)
@@ -27,18 +39,36 @@ class Summary:
     path: Path  # the .eml written for review
     html: Path  # the HTML body alone, to open in a browser
     sent_to: tuple[str, ...]  # empty unless sent
+    warnings: tuple[str, ...] = field(default=())  # for the person running the command, e.g. NO_CJK_FONT
 
 
-def chart_png(totals: list[dict[str, Any]], key: str, title: str) -> bytes:
-    """A horizontal bar chart of one money column by supervising agency (names when a CJK font exists)."""
+def cjk_font() -> str | None:
+    """The family name of a font with Traditional Chinese for the chart, or None when the machine has none.
+
+    matplotlib lists the fonts its cache knew when it was built; a cache older than the CJK fonts (a fresh
+    install) lists none, so the font files on disk are looked at too and a match is added to the font manager.
+    """
+    from matplotlib import font_manager
+
+    known = {f.name: f.fname for f in font_manager.fontManager.ttflist}
+    found = next((name for name in CJK_FONTS if name in known), None)
+    if found is not None:
+        return found
+    for path in sorted(font_manager.findSystemFonts()):
+        simple = Path(path).name.lower().replace("-", "").replace("_", "")
+        if any(hint in simple for hint in CJK_FILES):
+            font_manager.fontManager.addfont(path)
+            return str(font_manager.FontProperties(fname=path).get_name())
+    return None
+
+
+def chart_png(totals: list[dict[str, Any]], key: str, title: str, font: str | None = None) -> bytes:
+    """A horizontal bar chart of one money column by supervising agency (names when a CJK font is given)."""
     import matplotlib
 
     matplotlib.use("Agg")
-    from matplotlib import font_manager
     from matplotlib import pyplot as plt
 
-    available = {f.name for f in font_manager.fontManager.ttflist}
-    font = next((f for f in CJK_FONTS if f in available), None)
     rows = [t for t in totals if t["supervisor"]]
     labels = [t["name"] if font else t["supervisor"] for t in rows]
     values = [t[key] / 1_000_000 for t in rows]  # display only: NT$ millions; the figures in the mail are exact
@@ -56,7 +86,78 @@ def chart_png(totals: list[dict[str, Any]], key: str, title: str) -> bytes:
     return buf.getvalue()
 
 
-def build(ctx: Context, merged: Merged, files: ReportFiles) -> tuple[EmailMessage, str]:
+def _blank(value: Any) -> bool:
+    """Nothing to show: None, pandas' NA and NaT, a float NaN."""
+    if value is None or value.__class__.__name__ in ("NAType", "NaTType"):
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def fmt_amount(value: Any) -> str:
+    """An NT$ amount with thousands separators; "" for nothing (never "nan")."""
+    return "" if _blank(value) else f"{int(value):,}"
+
+
+def fmt_change(value: Any) -> str:
+    """A change in NT$ with its sign: "+1,234", "-56", "0"."""
+    return "" if _blank(value) else (f"{int(value):+,}" if value else "0")
+
+
+def fmt_rate(value: Any) -> str:
+    return "" if _blank(value) else f"{value:.1%}"
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    """Rows as dicts for a template, every missing value None (pandas hands NaN, NA and NaT)."""
+    return [{k: None if _blank(v) else v for k, v in rec.items()} for rec in frame.to_dict("records")]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One figure of the round beside the previous round's."""
+
+    title: str
+    now: str
+    before: str
+    change: str
+
+
+def previous_report(ctx: Context, rep: ReportInput) -> tuple[str, list[Change]] | None:
+    """The change from the previous round's report (its Parquet export), when that report exists: each money
+    column's total and the execution rate. None when there is no previous round's report."""
+    try:
+        prev = previous_round(rep.round_id)
+    except CollectionError:
+        return None
+    path = ctx.ws.round_dir(rep.collection_id, prev) / "report" / f"{export_stem(rep.collection_id, prev)}.parquet"
+    if not path.is_file():
+        return None
+    table = pq.read_table(path)
+    money = [c for c in rep.columns if c.money]
+    now = {c.key: sum(int(v) for v in rep.rows[c.key].dropna()) for c in money}
+    before: dict[str, int | None] = {}
+    for c in money:
+        if c.key in table.column_names:
+            before[c.key] = int(pc.sum(table.column(c.key)).as_py() or 0)
+        else:
+            before[c.key] = None
+    out = []
+    for c in money:
+        then = before[c.key]
+        out.append(Change(c.title, fmt_amount(now[c.key]), fmt_amount(then),
+                          fmt_change(None if then is None else now[c.key] - then)))
+    if rep.rate is not None:
+        num, den = rep.rate
+        rate_now = rate_of(now[num], now[den])
+        b_num, b_den = before.get(num), before.get(den)
+        rate_before = rate_of(b_num, b_den) if b_num is not None and b_den is not None else None
+        points = (f"{(rate_now - rate_before) * 100:+.1f} 個百分點"
+                  if rate_now is not None and rate_before is not None else "")
+        out.append(Change("執行率", fmt_rate(rate_now), fmt_rate(rate_before), points))
+    return roc_round_label(prev), out
+
+
+def build(ctx: Context, merged: Merged, files: ReportFiles, font: str | None = None) -> tuple[EmailMessage, str]:
     """The summary email (HTML with the chart inline, the master workbook attached) and its HTML body."""
     rep, st = merged.report, merged.status
     money = [c for c in rep.columns if c.money]
@@ -65,13 +166,15 @@ def build(ctx: Context, merged: Merged, files: ReportFiles) -> tuple[EmailMessag
     top = f[f["severity"] == "error"].sort_values("amount", ascending=False, na_position="last").head(
         TOP_EXCEPTIONS) if len(f) else f
     missing = st.missing
+    previous = previous_report(ctx, rep)
     values = dict(
         title=rep.collection_title, round_label=rep.round_label, generated=roc_time(rep.generated_at),
         deadline=roc_date(st.deadline) if st.deadline else "", total=st.total, missing=len(missing),
         missing_names=[m.name for m in missing[:15]], money=money, totals=totals,
-        rows=len(rep.rows), top=top.to_dict("records"), office=ctx.ws.settings.office,
-        has_chart=bool(money), master=files.master.name,
-        fmt=lambda v: "" if v is None or v != v else f"{int(v):,}",
+        rows=len(rep.rows), top=_records(top), office=ctx.ws.settings.office,
+        has_chart=bool(money), master=files.master.name, has_rate=rep.rate is not None,
+        previous_label=previous[0] if previous else "", changes=previous[1] if previous else [],
+        fmt=fmt_amount, fmt_rate=fmt_rate,
     )
     html = render("summary.html.j2", **values)
     text = render("summary.txt.j2", **values)
@@ -87,7 +190,7 @@ def build(ctx: Context, merged: Merged, files: ReportFiles) -> tuple[EmailMessag
         domain=domain_of(settings.sender),
     )
     if money:
-        png = chart_png(totals, money[0].key, money[0].title)
+        png = chart_png(totals, money[0].key, money[0].title, font)
         body = msg.get_body(("html",))
         if body is not None:
             body.add_related(png, maintype="image", subtype="png", cid="<chart@collect>",
@@ -98,7 +201,9 @@ def build(ctx: Context, merged: Merged, files: ReportFiles) -> tuple[EmailMessag
 def summarise(ctx: Context, merged: Merged, files: ReportFiles, *, send: bool = False,
               transport: Transport | None = None) -> Summary:
     """Write the summary for review into the report folder; with send, also mail it to the managers."""
-    msg, html = build(ctx, merged, files)
+    money = any(c.money for c in merged.report.columns)
+    font = cjk_font() if money else None
+    msg, html = build(ctx, merged, files, font)
     out_dir = files.master.parent
     from collect.mail.compose import to_bytes
 
@@ -113,4 +218,4 @@ def summarise(ctx: Context, merged: Merged, files: ReportFiles, *, send: bool = 
     if send:
         deliver(ctx.ledger, ctx.ws.mail_outbox, msg, "summary", transport)
         sent = tuple(ctx.ws.settings.managers)
-    return Summary(eml, page, sent)
+    return Summary(eml, page, sent, (NO_CJK_FONT,) if money and font is None else ())

@@ -30,6 +30,7 @@ from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
 from collect.normalise import VALUE_KINDS
+from collect.rounds import roc_date
 from collect.states import ANSWERED, STATE_LABELS, State
 
 # Excel's worksheet row limit, header row included. Tests lower it to exercise the split into 明細2, 明細3 ...
@@ -52,6 +53,17 @@ SUMMARY_SHEET = "摘要"
 EXCEPTIONS_SHEET = "檢核例外"
 MISSING_SHEET = "未繳交"
 MONEY_CHART_SERIES = 3  # the chart on 摘要 shows at most this many money columns
+RATE_TITLE = "執行率"
+# Printing: A4 (xlsxwriter's paper 9), one page wide. A table sheet wider than this many character units
+# (Excel's column width unit) prints landscape.
+A4 = 9
+PORTRAIT_WIDTH = 92
+LINE_POINTS = 16  # a line of wrapped text, Chinese included
+PORTRAIT_POINTS = 720  # the printable height of an A4 portrait page (less margins and footer), in points
+WIDEST_COLUMN = 60  # a text column is never wider than this: longer texts wrap
+# Real dates shown as ROC dates (115/03/05) by Excel and LibreOffice alike; the Parquet and CSV keep ISO dates.
+ROC_DATE_FORMAT = "[$-404]e/mm/dd"
+ROC_DATETIME_FORMAT = "[$-404]e/mm/dd hh:mm"
 
 _ROW_KEYS = ("agency", "agency_name", "supervisor", "supervisor_name", "receipt")
 _AGENCY_KEYS = ("agency", "agency_name", "supervisor", "supervisor_name", "state", "emails",
@@ -87,6 +99,12 @@ class ReportInput:
     rows: pd.DataFrame
     agencies: pd.DataFrame
     findings: pd.DataFrame
+    # The collection's execution rate as (numerator, denominator) money column keys, e.g. ("spent", "approved"):
+    # shown per supervising agency and in total on 摘要 as the ratio of the exact sums.
+    rate: tuple[str, str] | None = None
+    # More sheets for every workbook (e.g. the consolidated form 彙整表), written right after 摘要 by xlsxwriter:
+    # called with the workbook, the supervising agency's code (None for the master) and the print footer to use.
+    extra_sheets: Callable[[xlsxwriter.Workbook, str | None, str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +120,11 @@ class ReportFiles:
 def master_name(inp: ReportInput) -> str:
     """The master workbook's file name, e.g. "covid19-2026-10-總表.xlsx"."""
     return _safe_filename(f"{inp.collection_id}-{inp.round_id}-總表.xlsx")
+
+
+def export_stem(collection_id: str, round_id: str) -> str:
+    """The Parquet and CSV exports' name without the suffix, e.g. "covid19-2026-10-明細"."""
+    return _safe_filename(f"{collection_id}-{round_id}-{DETAIL_SHEET}")
 
 
 def supervisor_file_name(inp: ReportInput, code: str, name: str) -> str:
@@ -124,7 +147,7 @@ def write_reports(inp: ReportInput, out_dir: Path, *, workers: int | None = None
     out_dir.mkdir(parents=True, exist_ok=True)
     values = _Values.of(inp)
     data = _prepare(inp, values)
-    stem = _safe_filename(f"{inp.collection_id}-{inp.round_id}-{DETAIL_SHEET}")
+    stem = export_stem(inp.collection_id, inp.round_id)
     parquet_path = out_dir / f"{stem}.parquet"
     csv_path = out_dir / f"{stem}.csv"
     exports = (parquet_path.name, csv_path.name)
@@ -285,6 +308,9 @@ def _check_input(inp: ReportInput) -> None:
             problems.append(f"column {col.key!r} has unknown kind {col.kind!r}")
         if col.money and col.kind != "whole":
             problems.append(f"money column {col.key!r} must be of kind 'whole'")
+    money_keys = {c.key for c in inp.columns if c.money}
+    if inp.rate is not None and not set(inp.rate) <= money_keys:
+        problems.append(f"the execution rate {inp.rate} must name two money columns")
     for frame_name, frame, keys in (
         ("rows", inp.rows, [*_ROW_KEYS, *(c.key for c in inp.columns)]),
         ("agencies", inp.agencies, list(_AGENCY_KEYS)),
@@ -358,7 +384,8 @@ def _prepare(inp: ReportInput, values: _Values) -> _Data:
         else:
             columns.append(_Col(values.texts[col.key]))
             formats.append(("", ""))
-    detail = _Table(headers, columns, formats, _widths(headers, columns), freeze_cols=3)
+    widths, formats = _widths(headers, columns, formats)
+    detail = _Table(headers, columns, formats, widths, freeze_cols=3)
 
     findings = inp.findings.sort_values("amount", ascending=False, na_position="last", kind="stable")
     sup_names: list[Cell] = [supervisors.get(c, c) for c in _codes(findings["supervisor"])]
@@ -372,8 +399,8 @@ def _prepare(inp: ReportInput, values: _Values) -> _Data:
     ex_columns = [_cells_col(c) for c in ex_cells]
     ex_headers = ["機關代碼", "機關名稱", "主管機關", "收件編號", "類型", "嚴重度", "工作表", "儲存格",
                   "欄位", "填寫值", "說明"]
-    exceptions = _Table(ex_headers, ex_columns, [("", "")] * len(ex_headers), _widths(ex_headers, ex_columns),
-                        freeze_cols=2, empty_note="本期無檢核例外。")
+    widths, ex_formats = _widths(ex_headers, ex_columns, [("", "")] * len(ex_headers), widest=50)
+    exceptions = _Table(ex_headers, ex_columns, ex_formats, widths, freeze_cols=2, empty_note="本期無檢核例外。")
 
     agency_state = _codes(agencies["state"])
     not_done = ~np.isin(agency_state, [*ACCEPTED_STATES, State.EXEMPT])
@@ -387,8 +414,9 @@ def _prepare(inp: ReportInput, values: _Values) -> _Data:
         [_datetime_cell(v, naive) for v in missing["last_received"].tolist()],
         [_datetime_cell(v, naive) for v in missing["last_reminded"].tolist()],
     )]
-    missing_table = _Table(mi_headers, mi_columns, [("", "")] * 5 + [("datetime", "")] * 2,
-                           _widths(mi_headers, mi_columns), freeze_cols=2, empty_note="所有機關均已完成繳交。")
+    widths, mi_formats = _widths(mi_headers, mi_columns, [("", "")] * 5 + [("datetime", "")] * 2)
+    missing_table = _Table(mi_headers, mi_columns, mi_formats, widths, freeze_cols=2,
+                           empty_note="所有機關均已完成繳交。")
 
     return _Data(
         detail=detail, exceptions=exceptions, missing=missing_table,
@@ -543,19 +571,52 @@ def _display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
-def _widths(headers: list[str], columns: list[_Col], sample: int = 500) -> list[float]:
+def _text_width(texts: pa.Array) -> int:
+    """The widest text of a column in character units: a CJK character (3 bytes in UTF-8) counts 2, ASCII 1."""
+    if not len(texts) or texts.null_count == len(texts):
+        return 0
+    first_line = pc.replace_substring_regex(texts, r"[\r\n].*", "")  # a line break wraps anyway
+    wide = pc.add(pc.binary_length(first_line), pc.utf8_length(first_line))
+    return int(pc.max(wide).as_py() or 0) // 2
+
+
+def _number_width(numbers: pa.Array, kind: str) -> int:
+    """The widest number of a column as its format renders it (money with separators, dates as ROC)."""
+    if kind == "date":
+        return 9  # 115/10/31
+    if kind == "datetime":
+        return 15  # 115/10/31 17:05
+    if not len(numbers) or numbers.null_count == len(numbers):
+        return 0
+    bounds = pc.min_max(numbers)
+    widest = 0
+    for v in (bounds["min"].as_py(), bounds["max"].as_py()):
+        if kind == "money":
+            widest = max(widest, len(f"{round(v):,}"))
+        elif kind == "rate":
+            widest = max(widest, len(f"{v:.1%}"))
+        elif kind == "whole":
+            widest = max(widest, len(str(round(v))))
+        else:  # General: up to 11 characters
+            widest = max(widest, min(len(repr(v)), 11))
+    return widest
+
+
+def _widths(headers: list[str], columns: list[_Col], formats: list[tuple[str, str]],
+            widest: int = WIDEST_COLUMN) -> tuple[list[float], list[tuple[str, str]]]:
+    """Each column's width from its longest rendered value (every row, numbers as formatted, so none shows ###),
+    and the formats with text that does not fit `widest` set to wrap."""
     widths: list[float] = []
-    for title, col in zip(headers, columns, strict=True):
-        longest = _display_width(title)
-        for v in col.sample(sample):
-            if isinstance(v, str):
-                longest = max(longest, _display_width(v))
-            elif isinstance(v, int):
-                longest = max(longest, len(f"{v:,}"))
-            elif isinstance(v, float):
-                longest = max(longest, 11)
-        widths.append(float(min(max(longest + 2, 8), 60)))
-    return widths
+    wrapped: list[tuple[str, str]] = []
+    for title, col, (number, text) in zip(headers, columns, formats, strict=True):
+        longest = max(_text_width(col.texts), min(_display_width(title), 16))  # long titles wrap in the header
+        if col.numbers is not None:
+            longest = max(longest, _number_width(col.numbers, number))
+        if longest > widest and not text:
+            text = "wrap"
+        widths.append(float(min(max(longest * 1.1 + 2, 8), widest)))
+        wrapped.append((number, text))
+    return widths, wrapped
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -589,6 +650,14 @@ class _Job:
     detail: _Sheets
     exceptions: _Sheets
     missing: _Sheets
+    rate: tuple[int, int] | None = None  # positions of the execution rate's numerator and denominator in the sums
+    supervisor: str | None = None  # the supervising agency's code; None for the master
+    extra_sheets: Callable[[xlsxwriter.Workbook, str | None, str], None] | None = None
+
+    @property
+    def footer(self) -> str:
+        """The print footer of every sheet: when it was made, and the page of how many."""
+        return f"&L&8製表時間：{self.stamp}&C&8第 &P 頁，共 &N 頁&R&8&A"
 
     @property
     def size(self) -> int:
@@ -653,7 +722,7 @@ def _plan(inp: ReportInput, data: _Data, part: _Slice, path: Path, supervisor: t
                done.get(code, 0), sums.get(code, [0] * n_money)) for code in sorted(set(units) | set(sums))]
     totals = [sum(g[3][m] for g in groups) for m in range(n_money)]
 
-    stamp = f"{inp.generated_at:%Y/%m/%d %H:%M}"
+    stamp = f"{roc_date(inp.generated_at)} {inp.generated_at:%H:%M}"  # as agencies read it: 115/11/03 09:30
     scope = "總表" if supervisor is None else f"{supervisor[1]}（{supervisor[0]}）"
     detail = _sheets(DETAIL_SHEET, data.detail, part.rows)
     notes: list[tuple[str, str]] = []
@@ -673,7 +742,20 @@ def _plan(inp: ReportInput, data: _Data, part: _Slice, path: Path, supervisor: t
     return _Job(path, f"{inp.collection_title}　{inp.round_label}　{scope}", stamp, notes, kpis,
                 data.money_titles, groups, (len(states), accepted, totals), detail,
                 _sheets(EXCEPTIONS_SHEET, data.exceptions, part.findings),
-                _sheets(MISSING_SHEET, data.missing, part.missing))
+                _sheets(MISSING_SHEET, data.missing, part.missing), _rate_positions(inp),
+                None if supervisor is None else supervisor[0], inp.extra_sheets)
+
+
+def _rate_positions(inp: ReportInput) -> tuple[int, int] | None:
+    if inp.rate is None:
+        return None
+    keys = [c.key for c in inp.columns if c.money]
+    return keys.index(inp.rate[0]), keys.index(inp.rate[1])
+
+
+def rate_of(numerator: int, denominator: int) -> float | None:
+    """An execution rate from exact sums; None where the denominator is not positive."""
+    return numerator / denominator if denominator > 0 else None
 
 
 def _formats(wb: xlsxwriter.Workbook) -> dict[str, Format | None]:
@@ -682,8 +764,9 @@ def _formats(wb: xlsxwriter.Workbook) -> dict[str, Format | None]:
         "money": wb.add_format({"num_format": "#,##0"}),
         "whole": wb.add_format({"num_format": "0"}),
         "bignum": wb.add_format({"align": "right"}),
-        "date": wb.add_format({"num_format": "yyyy/mm/dd"}),
-        "datetime": wb.add_format({"num_format": "yyyy/mm/dd hh:mm"}),
+        "date": wb.add_format({"num_format": ROC_DATE_FORMAT}),
+        "datetime": wb.add_format({"num_format": ROC_DATETIME_FORMAT}),
+        "wrap": wb.add_format({"text_wrap": True}),  # bottom-aligned like the cells beside it
         "rate": wb.add_format({"num_format": "0.0%"}),
         "header": wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True,
                                  "valign": "vcenter"}),
@@ -693,14 +776,26 @@ def _formats(wb: xlsxwriter.Workbook) -> dict[str, Format | None]:
         "section": wb.add_format({"bold": True, "font_size": 12}),
         "total_label": wb.add_format({"bold": True, "top": 1}),
         "total_money": wb.add_format({"bold": True, "top": 1, "num_format": "#,##0"}),
+        "total_rate": wb.add_format({"bold": True, "top": 1, "num_format": "0.0%"}),
         "total_bignum": wb.add_format({"bold": True, "top": 1, "align": "right"}),
     }
     return formats
 
 
 def _xf(fmt: Format | None) -> int | None:
-    """The style index a format gets in styles.xml (registered now, so cells we render can name it)."""
-    return None if fmt is None else int(fmt._get_xf_index())
+    """The style index a format gets in styles.xml (registered now, so the cells we render can name it).
+
+    xlsxwriter has no public call for this; its `_get_xf_index` is used here and nowhere else, and
+    tests/test_report.py checks it against the index xlsxwriter itself writes for a cell, so an upgrade that
+    changes it fails there instead of styling cells wrongly.
+    """
+    if fmt is None:
+        return None
+    get_index = getattr(fmt, "_get_xf_index", None)
+    if get_index is None:  # pragma: no cover - only after an xlsxwriter upgrade
+        raise RuntimeError(f"xlsxwriter {xlsxwriter.__version__} no longer has Format._get_xf_index: "
+                           "collect/report/workbooks.py:_xf needs another way to learn a format's style index")
+    return int(get_index())
 
 
 def _write_job(job: _Job) -> Path:
@@ -727,20 +822,24 @@ def _write_frame(job: _Job, path: Path) -> dict[str, int | None]:
         fmts = _formats(wb)
         styles = {name: _xf(fmt) for name, fmt in fmts.items()}
         summary = wb.add_worksheet(SUMMARY_SHEET)
+        if job.extra_sheets is not None:  # e.g. the consolidated form, right after 摘要
+            job.extra_sheets(wb, job.supervisor, job.footer)
         tables = [(sheets, [wb.add_worksheet(n) for n in sheets.names])
                   for sheets in (job.detail, job.exceptions, job.missing)]
         _write_summary(wb, summary, fmts, job)
         for sheets, worksheets in tables:
-            _write_table_frame(worksheets, sheets, fmts)
+            _write_table_frame(worksheets, sheets, fmts, job)
     finally:
         wb.close()
     return styles
 
 
-def _write_table_frame(worksheets: list[Worksheet], sheets: _Sheets, fmts: dict[str, Format | None]) -> None:
+def _write_table_frame(worksheets: list[Worksheet], sheets: _Sheets, fmts: dict[str, Format | None],
+                       job: _Job) -> None:
     table, per_sheet = sheets.table, sheets.per_sheet
     header = fmts["header"]
     for index, ws in enumerate(worksheets):
+        _page_setup(ws, job, sum(table.widths), table=True)
         count = min(per_sheet, max(0, len(sheets.positions) - index * per_sheet))
         for c, (title, width) in enumerate(zip(table.headers, table.widths, strict=True)):
             ws.set_column(c, c, width)
@@ -836,7 +935,7 @@ def _render_rows(sheets: _Sheets, t: int, rendered: _Rendered, offset: int, styl
     numbers_ = [f' s="{styles[n]}"' if styles.get(n) is not None else "" for n, _ in table.formats]
     texts_ = [f' s="{styles[x]}"' if styles.get(x) is not None else "" for _, x in table.formats]
     rows = pc.cast(pa.array(np.arange(first_row, first_row + hi - lo, dtype=np.int64)), pa.string())
-    parts: list[Any] = ['<row r="', rows, '">']
+    parts: list[Any] = ['<row r="', rows, '"', _row_heights(table, positions), ">"]
     for c, col in enumerate(table.columns):
         cell = f'<c r="{get_column_letter(c + 1)}'
         codes = pc.add(rendered.codes[(t, c)].slice(lo, hi - lo).cast(pa.int64()), offset)
@@ -848,17 +947,30 @@ def _render_rows(sheets: _Sheets, t: int, rendered: _Rendered, offset: int, styl
     return pc.binary_join_element_wise(*parts, "</row>", "", null_handling="replace", null_replacement="")
 
 
-def _member(name: str, date_time: tuple[int, int, int, int, int, int] = (1980, 1, 1, 0, 0, 0)) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, date_time=date_time)
-    info.compress_type = zipfile.ZIP_DEFLATED
-    info._compresslevel = 1  # type: ignore[attr-defined]  # fast: the sheets are large and compress well anyway
-    return info
+def _row_heights(table: _Table, positions: pa.Array) -> pa.Array | str:
+    """Each row's height attribute: as many lines as its longest wrapped text needs (LibreOffice keeps a row one
+    line tall on opening, cutting the rest off), nothing for a row of one line."""
+    lines: pa.Array | None = None
+    for col, (_, text), width in zip(table.columns, table.formats, table.widths, strict=True):
+        if text != "wrap":
+            continue
+        texts = pc.fill_null(col.texts.take(positions), "")
+        wide = pc.divide(pc.add(pc.binary_length(texts), pc.utf8_length(texts)), 2)  # CJK 2, ASCII 1
+        need = pc.ceil(pc.divide(pc.cast(wide, pa.float64()), max(1.0, width - 2)))
+        lines = need if lines is None else pc.max_element_wise(lines, need)
+    if lines is None:
+        return ""
+    heights = pc.cast(pc.multiply(pc.max_element_wise(lines, 1.0), LINE_POINTS), pa.int64())
+    attribute = pc.binary_join_element_wise(' ht="', pc.cast(heights, pa.string()), '" customHeight="1"', "")
+    return pc.if_else(pc.greater(lines, 1.0), attribute, "")
 
 
 def _splice(job: _Job, draft: Path, out: Path, styles: dict[str, int | None]) -> None:
     """Copy xlsxwriter's package, adding every table's rows to its sheets and its texts to the string table."""
     tables = [job.detail, job.exceptions, job.missing]
     rendered = _shared_strings(tables)
+    # Members opened by name take the archive's method and level: deflate at level 1, fast, since the sheets are
+    # large and compress well anyway.
     with zipfile.ZipFile(draft) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as dst:
         parts = _sheet_parts(src)
         targets: dict[str, tuple[int, int]] = {}  # part -> (table number, sheet number)
@@ -887,14 +999,14 @@ def _splice(job: _Job, draft: Path, out: Path, styles: dict[str, int | None]) ->
             last = f"{get_column_letter(len(sheets.table.headers))}{hi - lo + 1}"
             xml = re.sub(r'<dimension ref="[^"]*"/>', f'<dimension ref="A1:{last}"/>', xml, count=1)
             head, tail = xml.split("</sheetData>", 1)
-            with dst.open(_member(info.filename, info.date_time), "w", force_zip64=True) as fh:
+            with dst.open(info.filename, "w", force_zip64=True) as fh:
                 fh.write(head.encode("utf-8"))
                 for start in range(lo, hi, _CHUNK_ROWS):
                     stop = min(hi, start + _CHUNK_ROWS)
                     fh.write(_utf8(_render_rows(sheets, t, rendered, unique_before, styles, start, stop,
                                                 2 + start - lo)))
                 fh.write(("</sheetData>" + tail).encode("utf-8"))
-        with dst.open(_member("xl/sharedStrings.xml"), "w", force_zip64=True) as fh:
+        with dst.open("xl/sharedStrings.xml", "w", force_zip64=True) as fh:
             head, tail = sst.rsplit("</sst>", 1)
             head = re.sub(r' count="\d+"', f' count="{count_before + rendered.references}"', head, count=1)
             head = re.sub(r'uniqueCount="\d+"', f'uniqueCount="{unique_before + len(rendered.strings)}"', head,
@@ -908,10 +1020,50 @@ def _splice(job: _Job, draft: Path, out: Path, styles: dict[str, int | None]) ->
             fh.write(("</sst>" + tail).encode("utf-8"))
 
 
+def _px(width: float) -> int:
+    """A column width in Excel's character units as pixels, at most: 7 px a character in Excel (Calibri 11), about
+    9.3 in LibreOffice where Calibri is missing and DejaVu Sans stands in (seen rendering to PDF); a little more
+    than the wider, so the page fits in both."""
+    return int(width * 10 + 5)
+
+
+def _page_setup(ws: Worksheet, job: _Job, width: float, *, table: bool) -> None:
+    """A4, narrow margins, the footer; a table sheet also one page wide, landscape when wider than portrait,
+    its header row repeated on every page."""
+    ws.set_paper(A4)
+    ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
+    ws.set_footer(job.footer, {"margin": 0.3})
+    if table:
+        if width > PORTRAIT_WIDTH:
+            ws.set_landscape()
+        else:
+            ws.set_portrait()
+        ws.fit_to_pages(1, 0)
+        ws.repeat_rows(0)
+
+
 def _write_summary(wb: xlsxwriter.Workbook, ws: Worksheet, fmts: dict[str, Format | None], job: _Job) -> None:
+    """The front sheet, printed portrait: title, notes, KPIs and the table by supervising agency on the first
+    page, the chart below it when both fit, else whole on a page of its own (a manual page break; the print scale
+    fits the columns to the page width, since Excel ignores page breaks under "fit to pages")."""
     n_money = len(job.money_titles)
-    ws.set_column(0, 0, 34)
-    ws.set_column(1, 2 + n_money, 16)
+    headers = ["主管機關", "機關數", "已完成", *job.money_titles, *([RATE_TITLE] if job.rate else [])]
+    names = [g[0] for g in job.groups]
+    name_width = max([_display_width(t) for t in ["主管機關", *names, *(label for label, _ in job.kpis)]])
+    money_widths = [max(_display_width(title), *(len(f"{v:,}") for v in [*(g[3][m] for g in job.groups),
+                                                                         job.totals[2][m]]))
+                    for m, title in enumerate(job.money_titles)]
+    widths = [name_width * 1.1 + 2, 8.0, 8.0, *(max(12.0, w * 1.1 + 2) for w in money_widths),
+              *([9.0] if job.rate else [])]
+    for c, w in enumerate(widths):
+        ws.set_column(c, c, w)
+    sheet_px = sum(_px(w) for w in widths)
+    page_px = int((8.27 - 0.8) * 96)  # A4 portrait less the margins
+    scale = max(10, min(100, page_px * 100 // sheet_px))
+    _page_setup(ws, job, sum(widths), table=False)
+    ws.set_portrait()
+    ws.set_print_scale(scale)
+
     ws.write_string(0, 0, job.title, fmts["title"])
     ws.write_string(1, 0, f"產製時間：{job.stamp}", fmts["note"])
     row = 2
@@ -929,7 +1081,7 @@ def _write_summary(wb: xlsxwriter.Workbook, ws: Worksheet, fmts: dict[str, Forma
     row += 2
     ws.write_string(row, 0, "各主管機關金額（新臺幣元）", fmts["section"])
     row += 1
-    for c, title in enumerate(["主管機關", "機關數", "已完成", *job.money_titles]):
+    for c, title in enumerate(headers):
         ws.write_string(row, c, title, fmts["header"])
     header_row = row
     for name, units, done, sums in job.groups:
@@ -939,6 +1091,7 @@ def _write_summary(wb: xlsxwriter.Workbook, ws: Worksheet, fmts: dict[str, Forma
         ws.write_number(row, 2, done)
         for m, value in enumerate(sums):
             _write_int(ws, row, 3 + m, value, fmts["money"], fmts["bignum"])
+        _write_rate(ws, row, 3 + n_money, job.rate, sums, fmts["rate"])
     last = row
     row += 1
     ws.write_string(row, 0, "合計", fmts["total_label"])
@@ -946,9 +1099,10 @@ def _write_summary(wb: xlsxwriter.Workbook, ws: Worksheet, fmts: dict[str, Forma
     ws.write_number(row, 2, job.totals[1], fmts["total_label"])
     for m, value in enumerate(job.totals[2]):
         _write_int(ws, row, 3 + m, value, fmts["total_money"], fmts["total_bignum"])
+    _write_rate(ws, row, 3 + n_money, job.rate, job.totals[2], fmts["total_rate"])
 
     if n_money and job.groups:
-        chart = wb.add_chart({"type": "column"})
+        chart = wb.add_chart({"type": "bar"})
         if chart is None:  # pragma: no cover - xlsxwriter returns None only for unknown chart types
             return
         for m in range(min(n_money, MONEY_CHART_SERIES)):
@@ -957,11 +1111,28 @@ def _write_summary(wb: xlsxwriter.Workbook, ws: Worksheet, fmts: dict[str, Forma
                 "categories": [SUMMARY_SHEET, header_row + 1, 0, last, 0],
                 "values": [SUMMARY_SHEET, header_row + 1, 3 + m, last, 3 + m],
             })
-        chart.set_title({"name": "各主管機關金額"})
-        chart.set_y_axis({"num_format": "#,##0"})
+        chart.set_title({"name": "各主管機關金額（新臺幣元）", "name_font": {"size": 12}})
+        chart.set_x_axis({"num_format": "#,##0", "major_gridlines": {"visible": True}})
+        chart.set_y_axis({"reverse": True})  # the first supervising agency on top, as in the table
         chart.set_legend({"position": "bottom"})
-        chart.set_size({"width": max(640, 40 * len(job.groups)), "height": 400})
-        ws.insert_chart(row + 2, 0, chart)
+        page_high = int((11.69 - 1.4) * 96 * 100 / scale)  # a portrait page, in the sheet's pixels
+        high = min(page_high, 120 + 18 * len(job.groups) * min(n_money, MONEY_CHART_SERIES))
+        # A chart is anchored to the cells under it, which xlsxwriter finds at 7 px a character: as wide as the
+        # table in those pixels, it ends at the table's right edge in every program, inside the page.
+        chart.set_size({"width": sum(int(w * 7 + 0.5) + 5 for w in widths), "height": high})
+        chart_row = row + 2
+        if (chart_row * LINE_POINTS + high * 0.75) * scale / 100 > PORTRAIT_POINTS:
+            ws.set_h_pagebreaks([chart_row])  # the chart starts a page: never cut across two
+        ws.insert_chart(chart_row, 0, chart)
+
+
+def _write_rate(ws: Worksheet, row: int, col: int, rate: tuple[int, int] | None, sums: list[int],
+                fmt: Format | None) -> None:
+    if rate is None:
+        return
+    value = rate_of(sums[rate[0]], sums[rate[1]])
+    if value is not None:
+        ws.write_number(row, col, value, fmt)
 
 
 def _write_int(ws: Worksheet, row: int, col: int, value: int, number: Format | None,
@@ -1090,5 +1261,5 @@ def _atomic(path: Path, write: Callable[[Path], object]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-__all__ = ["MAX_SHEET_ROWS", "ReportColumn", "ReportFiles", "ReportInput", "master_name",
+__all__ = ["MAX_SHEET_ROWS", "ReportColumn", "ReportFiles", "ReportInput", "export_stem", "master_name", "rate_of",
            "supervisor_file_name", "write_reports"]
