@@ -22,12 +22,14 @@ from typing import Any
 
 from collect.archive import sha256_of
 from collect.errors import CollectError, ConfigError
-from collect.mail.backends import FilesMailbox, Mailbox, MailConfig, explain
+from collect.mail.base import Connects, Mailbox, Transport, Waits
 from collect.mail.compose import POLICY
+from collect.mail.files import FilesMailbox
 from collect.mail.message import parse_message
-from collect.mail.outbox import Transport
 from collect.mail.registry import open_mailbox, open_transport
+from collect.mail.settings import MailConfig, explain
 from collect.receive.ingest import Envelope, Ingestor, Outcome
+from collect.receive.sandbox import DEFAULT_PRELOAD, Sandbox
 from collect.states import Stage
 from collect.workspace import Context
 
@@ -80,9 +82,8 @@ def fetch_once(ctx: Context, on_message: Callable[[MessageResult], None] | None 
             return fetch_messages(ctx, mailbox, transport, on_message=on_message)
         finally:
             mailbox.close()
-            closer = getattr(transport, "close", None)
-            if closer is not None:
-                closer()
+            if transport is not None:
+                transport.close()
 
 
 def fetch(ctx: Context, mailbox: Mailbox, transport: Transport | None = None, **kw: Any) -> list[Outcome]:
@@ -366,8 +367,10 @@ def watch(ctx: Context, *, mailbox_factory: Callable[[], Mailbox] | None = None,
           on_message: Callable[[MessageResult], None] | None = None) -> WatchSummary:
     """Fetch, then wait for mail (IMAP IDLE where offered, else poll every `interval` seconds), until stopped.
 
-    Holds the workspace's lock (a second watcher raises WatchLocked). A lost connection or a server restart is
-    logged and retried with backoff (`backoff` = first delay, cap). Queued outgoing mail is retried each pass.
+    Holds the workspace's lock (a second watcher raises WatchLocked). The sandbox's workers start with the watcher,
+    not with the first message. After a pass that found mail it looks again at once before it waits. A lost
+    connection or a server restart is logged and retried with backoff (`backoff` = first delay, cap). Queued
+    outgoing mail is retried each pass.
     SIGTERM and Ctrl-C stop it cleanly after the current message. One log line per message.
     `mailbox_factory` defaults to the backend of collect.toml; `transport` too when None and the backend sends."""
     cfg = MailConfig.of(ctx.ws.settings)
@@ -402,7 +405,8 @@ def watch(ctx: Context, *, mailbox_factory: Callable[[], Mailbox] | None = None,
             on_message(result)
 
     with WatchLock(ctx.ws.state_dir / LOCK_NAME), _signals(flag, install_signals), \
-            Ingestor(ctx, transport=transport) as ing:
+            Sandbox(preload=(*DEFAULT_PRELOAD, "collect.receive.ingest")) as sandbox, \
+            Ingestor(ctx, sandbox=sandbox, transport=transport) as ing:
         log.info("watching %s (pid %d, every %.1f s)", "mail" if mailbox_factory else cfg.backend, os.getpid(),
                  every)
         mailbox: Mailbox | None = None
@@ -412,9 +416,8 @@ def watch(ctx: Context, *, mailbox_factory: Callable[[], Mailbox] | None = None,
                 try:
                     if mailbox is None:
                         mailbox = factory()
-                        connect = getattr(mailbox, "connect", None)
-                        if connect is not None:
-                            connect()
+                        if isinstance(mailbox, Connects):
+                            mailbox.connect()
                         if failures:
                             log.info("reconnected to %s", mailbox.name)
                     for r in retry_outgoing(ctx, transport, due=schedule.due):
@@ -425,7 +428,7 @@ def watch(ctx: Context, *, mailbox_factory: Callable[[], Mailbox] | None = None,
                                         r.error)
                         else:
                             log.info("outgoing %s sent to %s", r.message_id, ", ".join(r.recipients))
-                    fetch_messages(ctx, mailbox, transport, ingestor=ing, stop=flag, on_message=note)
+                    handled = fetch_messages(ctx, mailbox, transport, ingestor=ing, stop=flag, on_message=note)
                     failures = 0
                 except (ConfigError, WatchLocked):
                     raise
@@ -446,12 +449,13 @@ def watch(ctx: Context, *, mailbox_factory: Callable[[], Mailbox] | None = None,
                     break
                 if flag():
                     break
+                if handled:  # mail may have landed while this pass worked: look again before waiting
+                    continue
                 waited = False
-                idle_wait = getattr(mailbox, "wait", None) if idle else None
-                if idle_wait is not None:
+                if idle and isinstance(mailbox, Waits):
                     flag.waiting = True
                     try:
-                        waited = bool(idle_wait(every))
+                        waited = bool(mailbox.wait(every))
                     except _Interrupted:
                         waited = True
                     except Exception as exc:  # the connection dropped while idling: reconnect on the next turn
@@ -468,9 +472,8 @@ def watch(ctx: Context, *, mailbox_factory: Callable[[], Mailbox] | None = None,
             if mailbox is not None:
                 with contextlib.suppress(Exception):
                     mailbox.close()
-            closer = getattr(transport, "close", None)
-            if closer is not None:
+            if transport is not None:
                 with contextlib.suppress(Exception):
-                    closer()
+                    transport.close()
     log.info("stopped after %d pass(es), %d message(s), %d failed", summary.passes, summary.messages, summary.failed)
     return summary
