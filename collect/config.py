@@ -33,6 +33,9 @@ deadline_days = 14               # default deadline: this many days after issuin
 backend = "files"                # files (outgoing .eml into outbox/mail, incoming from inbox/); imap, ews, graph
 inbox = "inbox"
 max_attachment_mb = 25
+smtp_login = true                # false: send through an internal SMTP relay that takes no login
+trust_authserv_id = ""           # the office's receiving server: its Authentication-Results headers (RFC 8601)
+                                 # decide the sender check (dmarc=fail: quarantined, nothing sent back)
 
 [report]
 managers = ["manager@example.test"]

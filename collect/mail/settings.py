@@ -210,8 +210,8 @@ def _explain(exc: BaseException, where: str) -> str:
                     f"{_text(exc.smtp_error)}; the password was not refused, try again later")
         return f"authentication failed{at}: the server said {exc.smtp_code} {_text(exc.smtp_error)}"
     if isinstance(exc, smtplib.SMTPNotSupportedError):
-        return f"the SMTP server does not offer that{at}: {exc}. For a relay that takes no login, set " \
-               "[mail] smtp_login = false"
+        return (f"the SMTP server does not offer that{at}: {sentence(str(exc))} For a relay that takes no login, "
+                "set [mail] smtp_login = false")
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         refused = ", ".join(f"{r} ({c} {_text(m)})" for r, (c, m) in exc.recipients.items())
         return f"the SMTP server refused every recipient{at}: {refused}"
@@ -242,6 +242,7 @@ def _imap_said(exc: BaseException) -> str:
     found = re.search(r"""\[b?['"](.*?)['"]\]""", text, re.S)
     said = found.group(1) if found else text
     said = _IMAP_CODE.sub("", said).strip()
+    said = re.sub(r"\s*\[[^\]]*\]$", "", said)  # Dovecot's "[host:time]" for its log
     return sentence(said).rstrip(".") or "no reason given"
 
 

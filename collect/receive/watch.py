@@ -20,17 +20,18 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from collect import findings as F
 from collect.archive import sha256_of
 from collect.errors import CollectError, ConfigError
 from collect.mail.base import Connects, Mailbox, Transport, Waits
 from collect.mail.compose import POLICY
 from collect.mail.files import FilesMailbox
-from collect.mail.message import parse_message
+from collect.mail.message import Incoming, authentication_failure, parse_message
 from collect.mail.registry import open_mailbox, open_transport
 from collect.mail.settings import MailConfig, explain
 from collect.receive.ingest import Envelope, Ingestor, Outcome
 from collect.receive.sandbox import DEFAULT_PRELOAD, Sandbox
-from collect.states import Stage
+from collect.states import Stage, Verdict
 from collect.workspace import Context
 
 log = logging.getLogger("collect.receive.watch")
@@ -53,6 +54,7 @@ class MessageResult:
     outcomes: list[Outcome] = field(default_factory=list)
     error: str | None = None  # processing raised: moved to the failed folder, reason in the ledger
     set_aside: str | None = None  # recorded but not ingested (collect's own mail, automatic replies)
+    quarantined: str | None = None  # the sender failed authentication: files held for staff, nothing sent back
     again: bool = False  # the ledger had it processed already (a crash came before the move): only moved now
 
     def line(self) -> str:
@@ -62,6 +64,9 @@ class MessageResult:
             return f"{who}: FAILED, moved to the failed folder: {self.error}"
         if self.set_aside:
             return f"{who}: set aside ({self.set_aside})"
+        if self.quarantined:
+            files = ", ".join(f"{o.file} {o.receipt}" for o in self.outcomes) or "no workbook"
+            return f"{who}: quarantined, sender not authenticated ({self.quarantined}); nothing sent: {files}"
         if self.again:
             return f"{who}: processed before; moved to the processed folder"
         if not self.outcomes:
@@ -135,6 +140,12 @@ def _one_message(ctx: Context, ing: Ingestor, mailbox: Mailbox, cfg: MailConfig,
             ctx.ledger.set_message_stage(mid, Stage.PROCESSED, f"not ingested: {aside}")
         mailbox.mark_processed(uid)
         return result
+    forged = authentication_failure(inc, cfg.trust_authserv_id)
+    if forged is not None:
+        result.quarantined = forged
+        result.outcomes = _quarantine(ctx, raw, inc, source, forged)
+        mailbox.mark_processed(uid)
+        return result
     seen = ctx.ledger.message_by_key(inc.message_id)
     result.again = seen is not None and seen["stage"] == Stage.PROCESSED
     if seen is not None and seen["stage"] == Stage.FAILED:
@@ -148,6 +159,25 @@ def _one_message(ctx: Context, ing: Ingestor, mailbox: Mailbox, cfg: MailConfig,
         return result
     mailbox.mark_processed(uid)
     return result
+
+
+def _quarantine(ctx: Context, raw: bytes, inc: Incoming, source: str, reason: str) -> list[Outcome]:
+    """A message whose sender failed authentication: it and its files are archived and recorded, each file
+    quarantined with the reason (`collect reprocess` takes one up once staff have checked it); no receipt and no
+    notice, since the From address may not be the sender's (no backscatter)."""
+    digest = ctx.archive.put(raw)
+    files = [(a.filename, ctx.archive.put(a.data)) for a in inc.attachments]
+    mid, _new = ctx.ledger.record_message_with_files(inc.message_id, digest, inc.sender, inc.subject, source, files,
+                                                     inc.date)
+    outcomes = []
+    for row in ctx.ledger.submissions_of_message(mid):
+        if row.stage != Stage.RECEIVED:
+            continue
+        found = [F.make("sender.unauthenticated", ctx.locale, value=inc.sender, detail=reason)]
+        ctx.ledger.decide(row.id, verdict=Verdict.QUARANTINED, found=found)
+        outcomes.append(Outcome(row.file_name, row.sha256, Verdict.QUARANTINED, row.receipt or "", findings=found))
+    ctx.ledger.set_message_stage(mid, Stage.PROCESSED, f"quarantined, sender not authenticated: {reason}")
+    return outcomes
 
 
 def _loose_file(ctx: Context, ing: Ingestor, mailbox: FilesMailbox, uid: str, data: bytes) -> MessageResult:
