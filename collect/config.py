@@ -33,6 +33,9 @@ deadline_days = 14               # default deadline: this many days after issuin
 backend = "files"                # files (outgoing .eml into outbox/mail, incoming from inbox/); imap, ews, graph
 inbox = "inbox"
 max_attachment_mb = 25
+smtp_login = true                # false: send through an internal SMTP relay that takes no login
+trust_authserv_id = ""           # the office's receiving server: its Authentication-Results headers (RFC 8601)
+                                 # decide the sender check (dmarc=fail: quarantined, nothing sent back)
 
 [report]
 managers = ["manager@example.test"]
@@ -72,10 +75,12 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "smtp_username": (str, ""),
         "ca_file": (str, ""),
         "timeout": ((int, float), 60),
+        "smtp_login": (bool, True),
+        "trust_authserv_id": (str, ""),
     },
     "report": {"managers": (list, ["manager@example.test"])},
 }
-# The [mail] defaults by key, for code that builds mail settings directly (collect.mail.backends.MailConfig).
+# The [mail] defaults by key, for code that builds mail settings directly (collect.mail.settings.MailConfig).
 MAIL_DEFAULTS: dict[str, Any] = {key: default for key, (_kind, default) in _SCHEMA["mail"].items()}
 _CHOICES = {
     ("workspace", "locale"): ("zh-TW", "en"),
@@ -182,12 +187,13 @@ _SECRET_KEYS = {
     "client_secret": "the environment or the system keyring",
     "secret": "COLLECT_SECRET in the environment or the key file state/collect.key",
 }
-_TYPE_NAMES = {int: "a whole number", float: "a number", str: "a text in quotes", list: "a list [...]"}
+_TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a text in quotes",
+               list: "a list [...]"}
 
 
 def _check(section: str, key: str, value: Any, path: Path) -> Any:
     expected, _ = _SCHEMA[section][key]
-    if isinstance(value, bool) or not isinstance(value, expected):
+    if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
         names = ("a number" if expected == (int, float) else
                  _TYPE_NAMES.get(expected, expected.__name__) if isinstance(expected, type) else
                  " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in expected))

@@ -39,6 +39,10 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
                           "This file uses an old version of the form ({value}); use the latest one issued."),
     "sender.unknown": ("error", "寄件者 {value} 不是 {detail} 登記的聯絡信箱，檔案已暫存待人工確認。",
                        "The sender {value} is not a registered address of {detail}; held for staff review."),
+    "sender.unauthenticated": ("error", "寄件者 {value} 未通過本處郵件伺服器的寄件網域驗證（{detail}），"
+                               "可能為偽冒寄件者；檔案已暫存待人工確認，不回覆此寄件地址。",
+                               "The sender {value} failed our mail server's check of the sending domain ({detail}) "
+                               "and may be forged; held for staff review, and nothing is sent back to that address."),
     # Structure of the data table.
     "table.sheet_missing": ("error", "找不到工作表「{sheet}」。", "The sheet {sheet!r} is missing."),
     "table.header_missing": ("error", "找不到資料表的欄位標題列（應含「{detail}」）。",
@@ -147,7 +151,8 @@ def make(
     default_severity, zh, en = CATALOGUE[code]
     template = en if locale == "en" else zh
     shown = "" if value is None else cut(str(value))
-    message = template.format(column=column or "", value=shown, detail=detail, sheet=sheet or "", **params)
+    message = one_stop(template.format(column=column or "", value=shown, detail=detail, sheet=sheet or "", **params),
+                       locale)
     return Finding(code, severity or default_severity, message, sheet, cell, column, None if value is None else shown)
 
 
@@ -159,6 +164,18 @@ def cut(text: str, limit: int = MAX_VALUE_CHARS) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}…（共 {len(text):,} 字）"
+
+
+def one_stop(message: str, locale: str = "zh-TW") -> str:
+    """The message ending in exactly one full stop ("。" in zh-TW, "." in English); a question or an exclamation
+    keeps its own mark. A rule's own message ("{detail}" codes) may bring a stop of its own, or none."""
+    text = message.rstrip()
+    bare = text.rstrip(".。 ")
+    if not bare:
+        return text
+    if bare[-1] in "？！?!":
+        return bare
+    return bare + ("." if locale == "en" else "。")
 
 
 def has_errors(findings: list[Finding]) -> bool:

@@ -90,10 +90,7 @@ namespace inbox {{
   inbox = yes
   separator = /
 }}
-passdb {{
-  driver = static
-  args = password={password}
-}}
+{passdb}
 userdb {{
   driver = static
   args = uid={uid} gid={gid} home={store}/mail/%u
@@ -148,13 +145,29 @@ class _Deliver:
         text = base64.b64decode(blob).decode()
         fields = dict(p.split("=", 1) for p in text.split("\x01") if "=" in p)
         ok = fields.get("auth") == f"Bearer {OAUTH_TOKEN}"
+        self.server.smtp_logins.append("XOAUTH2")
         return AuthResult(success=ok, handled=False, auth_data=fields.get("user"))
 
 
-def _authenticator(_server: Any, _session: Any, _envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
-    if isinstance(auth_data, LoginPassword):
-        return AuthResult(success=auth_data.password.decode() == PASSWORD)
-    return AuthResult(success=mechanism == "XOAUTH2" and auth_data is not None)
+_STATIC_PASSDB = """passdb {{
+  driver = static
+  args = password={password}
+}}"""
+# A password check that reports a temporary failure (checkpassword's exit code 111), as a broken LDAP or database
+# behind Dovecot does: every login ends in "NO [UNAVAILABLE] Temporary authentication failure".
+_BROKEN_PASSDB = """passdb {{
+  driver = checkpassword
+  args = {store}/checkpassword-tempfail
+}}"""
+
+
+def _authenticator(server: MailServer) -> Any:
+    def authenticate(_server: Any, _session: Any, _envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        server.smtp_logins.append(mechanism)
+        if isinstance(auth_data, LoginPassword):
+            return AuthResult(success=auth_data.password.decode() == PASSWORD)
+        return AuthResult(success=mechanism == "XOAUTH2" and auth_data is not None)
+    return authenticate
 
 
 @dataclass
@@ -170,6 +183,8 @@ class MailServer:
     store: Path = Path()
     smtp_refuse: bool = False
     smtp_received: list[tuple[str, list[str], bytes]] = field(default_factory=list)
+    smtp_logins: list[str] = field(default_factory=list)  # the AUTH mechanism of every SMTP login tried
+    imap_auth_broken: bool = False  # Dovecot answers every login with a temporary failure
     _dovecot: subprocess.Popen[bytes] | None = None
     _smtp: Controller | None = None
 
@@ -200,13 +215,19 @@ class MailServer:
         if root_user:  # Dovecot never gives mail access as root: mailboxes belong to its own user
             uid, gid = pwd.getpwnam(internal).pw_uid, pwd.getpwnam(internal).pw_gid
             os.chown(self.store / "mail", uid, gid)
+        if self.imap_auth_broken:
+            script = self.store / "checkpassword-tempfail"
+            script.write_text("#!/bin/sh\nexit 111\n", encoding="utf-8")
+            os.chmod(script, 0o755)
         self.config.write_text(_CONFIG.format(
             root=self.root, store=self.store, cert=self.cert, key=key, user=internal,
-            group=_group_of(internal) or my_group, login_user=login, uid=uid, gid=gid, password=PASSWORD,
+            group=_group_of(internal) or my_group, login_user=login, uid=uid, gid=gid,
+            passdb=(_BROKEN_PASSDB if self.imap_auth_broken else _STATIC_PASSDB).format(password=PASSWORD,
+                                                                                          store=self.store),
             imap_port=self.imap_port, imaps_port=self.imaps_port), encoding="utf-8")
         self.start_imap()
         self._smtp = Controller(_Deliver(self), hostname="127.0.0.1", port=self.smtp_port,
-                                authenticator=_authenticator, auth_require_tls=False,
+                                authenticator=_authenticator(self), auth_require_tls=False,
                                 tls_context=self.server_tls(), require_starttls=False)
         self._smtp.start()
         return self
@@ -360,7 +381,8 @@ def configure(root: Path, server: MailServer, *, user: str = "collect@example.te
                               "security": security, "username": user, "smtp_host": "127.0.0.1",
                               "smtp_port": server.smtp_port, "smtp_security": smtp_security, "poll_seconds": 1,
                               "timeout": 10, **extra}
-    lines = ["[mail]"] + [f"{k} = {v!r}" if isinstance(v, int | float) else f'{k} = "{v}"' for k, v in values.items()]
+    lines = ["[mail]"] + [f"{k} = {str(v).lower()}" if isinstance(v, bool) else f"{k} = {v!r}"
+                          if isinstance(v, int | float) else f'{k} = "{v}"' for k, v in values.items()]
     path = root / "collect.toml"
     text = path.read_text(encoding="utf-8")
     text = re.sub(r"(?ms)^\[mail\]\n.*?(?=^\[|\Z)", "\n".join(lines) + "\n\n", text)

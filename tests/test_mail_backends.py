@@ -23,9 +23,12 @@ from mailserver import OAUTH_TOKEN, PASSWORD, MailServer, configure
 
 from collect.errors import MailError
 from collect.forms.issuing import issue
-from collect.mail.backends import FilesMailbox, ImapMailbox, MailConfig, SmtpTransport
+from collect.mail.check import mail_test
 from collect.mail.compose import OutgoingAttachment, compose, to_bytes
-from collect.mail.registry import mail_test, open_mailbox
+from collect.mail.files import FilesMailbox
+from collect.mail.imap import ImapMailbox, SmtpTransport
+from collect.mail.registry import open_mailbox
+from collect.mail.settings import MailConfig
 from collect.receive.watch import fetch, fetch_messages, retry_outgoing
 from collect.states import Stage, Verdict
 from collect.workspace import Context, init_workspace
@@ -314,7 +317,7 @@ GRAPH_USER = "https://graph.microsoft.com/v1.0/users/collect%40example.test"
 def test_graph_lists_pages_reads_raw_mime_moves_and_the_pipeline_answers(env: Env) -> None:
     respx = pytest.importorskip("respx")
     httpx = pytest.importorskip("httpx")
-    from collect.mail.exchange import GraphClient, GraphMailbox, GraphTransport
+    from collect.mail.graph import GraphClient, GraphMailbox, GraphTransport
 
     path = env.workbook(GRAPH, "graph.xlsx", rows(1))
     raw1, _ = agency_mail(acct(GRAPH), [path], to="collect@example.test")
@@ -362,7 +365,7 @@ def test_graph_lists_pages_reads_raw_mime_moves_and_the_pipeline_answers(env: En
 def test_graph_sends_a_large_attachment_through_an_upload_session_in_320k_chunks() -> None:
     respx = pytest.importorskip("respx")
     httpx = pytest.importorskip("httpx")
-    from collect.mail.exchange import CHUNK, GraphClient, GraphTransport
+    from collect.mail.graph import CHUNK, GraphClient, GraphTransport
 
     big = bytes(range(256)) * (7_000_000 // 256)
     msg = compose(sender="collect@example.test", to=["acct.010000@example.test"], subject="大檔案",
@@ -402,7 +405,7 @@ def test_graph_sends_a_large_attachment_through_an_upload_session_in_320k_chunks
 def test_msal_client_credentials_token_for_graph(monkeypatch: pytest.MonkeyPatch) -> None:
     responses = pytest.importorskip("responses")
     pytest.importorskip("msal")
-    from collect.mail import backends
+    from collect.mail import settings as backends
 
     monkeypatch.setenv("COLLECT_GRAPH_CLIENT_SECRET", "s3cret")
     monkeypatch.setattr(backends, "_msal_apps", {})
@@ -428,7 +431,7 @@ def test_msal_client_credentials_token_for_graph(monkeypatch: pytest.MonkeyPatch
 
 
 def test_wire_bytes_keep_our_folded_headers_and_drop_bcc() -> None:
-    from collect.mail.backends import _wire_bytes
+    from collect.mail.imap import _wire_bytes
 
     msg = compose(sender="collect@example.test", to=["a@example.test"], subject="主旨", text="x",
                   attachments=[OutgoingAttachment("臺北市政府主計處檢核結果.xlsx", b"PK\x03\x04")])
@@ -442,7 +445,7 @@ def test_wire_bytes_keep_our_folded_headers_and_drop_bcc() -> None:
 def test_ews_refuses_exchange_online_and_points_to_graph(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("exchangelib")
     from collect.errors import ConfigError
-    from collect.mail.exchange import ews_account
+    from collect.mail.ews import ews_account
 
     cfg = MailConfig(backend="ews", server="outlook.office365.com", username="collect@example.test")
     with pytest.raises(ConfigError, match="April 2027") as info:
@@ -455,7 +458,7 @@ def test_mail_settings_have_one_set_of_defaults() -> None:
     from dataclasses import fields
 
     from collect.config import _SCHEMA
-    from collect.mail.backends import MailConfig
+    from collect.mail.settings import MailConfig
 
     declared = {name: default for name, (_kind, default) in _SCHEMA["mail"].items()}
     mine = {f.name: f.default for f in fields(MailConfig) if f.name != "sender"}

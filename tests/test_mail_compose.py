@@ -281,3 +281,32 @@ def test_to_bytes_writes_what_the_stdlib_generator_writes() -> None:
         if args is not CASES["odd subjects and names go through the stdlib"]:
             # and the stdlib, reading the bytes back, writes the very same bytes again
             assert email.message_from_bytes(to_bytes(msg), policy=POLICY).as_bytes(policy=POLICY) == to_bytes(msg)
+
+
+def test_the_stdlib_generator_internals_compose_relies_on_are_still_there() -> None:
+    """compose._Generator, the one place that uses BytesGenerator's internals, overrides `_write_lines` and
+    `_handle_text` (`_writeBody`) and reads `_NL` and `_mangle_from_`: an upgrade of Python that renames one of
+    them fails here, instead of sending mail written some other way."""
+    from email.generator import BytesGenerator
+    from io import BytesIO
+
+    from collect.mail.compose import POLICY
+
+    for name in ("_write_lines", "_handle_text", "_writeBody"):
+        assert callable(getattr(BytesGenerator, name, None)), f"BytesGenerator.{name} is gone"
+    seen: dict[str, object] = {}
+
+    class Probe(BytesGenerator):
+        def _write_lines(self, lines: str) -> None:
+            seen["nl"], seen["mangle"] = self._NL, self._mangle_from_  # type: ignore[attr-defined]
+            super()._write_lines(lines)  # type: ignore[misc]
+
+        def _handle_text(self, msg: object) -> None:
+            seen["text"] = True
+            super()._handle_text(msg)  # type: ignore[misc]
+
+        _writeBody = _handle_text
+
+    msg = compose(sender="collect@example.test", to=["a@example.test"], subject="s", text="本文\n")
+    Probe(BytesIO(), mangle_from_=False, policy=POLICY).flatten(msg)
+    assert seen == {"nl": "\r\n", "mangle": False, "text": True}

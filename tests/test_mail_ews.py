@@ -21,10 +21,10 @@ from mailserver import free_port
 
 from collect.errors import MailError
 from collect.forms.issuing import issue
-from collect.mail.backends import MailConfig
+from collect.mail.check import mail_test
 from collect.mail.compose import OutgoingAttachment, compose
-from collect.mail.exchange import EwsMailbox, EwsTransport
-from collect.mail.registry import mail_test
+from collect.mail.ews import EwsMailbox, EwsTransport
+from collect.mail.settings import MailConfig
 from collect.receive.watch import fetch
 from collect.states import Verdict
 from collect.workspace import Context

@@ -19,9 +19,10 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from collect.ledger import Ledger
-from collect.mail.backends import MailConfig, SmtpTransport
 from collect.mail.compose import OutgoingAttachment, compose, to_bytes
+from collect.mail.imap import SmtpTransport
 from collect.mail.outbox import deliver
+from collect.mail.settings import MailConfig
 from collect.receive.watch import retry_outgoing
 from collect.workspace import Context
 

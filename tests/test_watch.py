@@ -23,7 +23,7 @@ from mailserver import PASSWORD, MailServer, configure
 
 from collect.forms.issuing import issue
 from collect.ledger import messages, submissions
-from collect.mail.backends import FilesMailbox
+from collect.mail.files import FilesMailbox
 from collect.receive.watch import LOCK_NAME, StopFlag, WatchLock, WatchLocked, watch
 from collect.workspace import Context
 
@@ -120,7 +120,8 @@ def test_watch_polls_the_files_inbox_with_the_sleep_it_is_given(ctx: Context, ca
         summary = watch(ctx, mailbox_factory=lambda: FilesMailbox(inbox), interval=7, sleep=sleep, stop=stop,
                         install_signals=False)
     assert waits == [7, 7, 7]
-    assert (summary.passes, summary.messages, summary.files, summary.failed) == (3, 2, 1, 0)
+    # 5 passes: a pass that found mail is followed at once by another (mail may have landed meanwhile), no wait
+    assert (summary.passes, summary.messages, summary.files, summary.failed) == (5, 2, 1, 0)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("message ")]
     assert len(lines) == 2 and "accepted 020004" in lines[0] and "no workbook" in lines[1]
     assert sorted(p.name for p in (inbox / "processed").iterdir()) == ["one.eml", "two.eml"]

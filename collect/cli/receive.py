@@ -90,7 +90,7 @@ def mail_test_cmd(
     no_send: Annotated[bool, typer.Option("--no-send", help="Do not send the test message.")] = False,
 ) -> None:
     """Log in, list the folder, check the processed/failed folders, send a message to the mailbox itself."""
-    from collect.mail.registry import mail_test
+    from collect.mail.check import mail_test
 
     steps = mail_test(ctx(), send=not no_send)
     ok = all(s.ok for s in steps)

@@ -134,6 +134,9 @@ def message_id_of(msg: EmailMessage) -> str:
 class _Generator(BytesGenerator):
     """The stdlib's BytesGenerator, writing a text body in one call rather than two calls a line.
 
+    The one place that uses the generator's internals (`_write_lines`, `_handle_text`/`_writeBody`, `_NL`,
+    `_mangle_from_`): tests/test_mail_compose.py fails loudly when an upgrade of Python renames them.
+
     The same bytes as `msg.as_bytes(policy=POLICY)` (tests/test_mail_compose.py compares them on composed and on
     received messages): the stdlib splits a body at every line break and writes each line and a line separator,
     which one substitution does as well; for a base64 attachment of 100 KB that loop was most of the writing.
@@ -147,9 +150,9 @@ class _Generator(BytesGenerator):
 
     def _handle_text(self, msg: EmailMessage) -> None:
         # An ASCII body has no surrogates, so the stdlib writes it as it is, but first parses the message's
-        # Content-Transfer-Encoding (in get_payload) only to not use it.
-        payload = msg._payload  # type: ignore[attr-defined]
-        if isinstance(payload, str) and payload.isascii() and not self._mangle_from_:  # type: ignore[attr-defined]
+        # Content-Transfer-Encoding (in get_payload) only to not use it. A part built here knows its body.
+        payload = msg.body if isinstance(msg, _Part) else None
+        if payload is not None and payload.isascii() and not self._mangle_from_:  # type: ignore[attr-defined]
             self._write_lines(payload)
         else:
             super()._handle_text(msg)  # type: ignore[misc]
@@ -163,6 +166,7 @@ class _Part(EmailMessage):
     asks for a part's Content-Type four times, delivery for the Subject, Message-ID and recipients)."""
 
     _said: dict[str, tuple[Any, str]] | None = None  # lower-case name -> (the raw value written, its text)
+    body: str | None = None  # the text payload as set here (None for a multipart, or one set with a charset)
     _ct_type = "text/plain"
     _ct_boundary: str | None = None
 
@@ -179,10 +183,14 @@ class _Part(EmailMessage):
         if known is None:
             return None
         lower = name.lower()
-        for key, value in self._headers:  # type: ignore[attr-defined]
+        for key, value in self.raw_items():
             if key.lower() == lower:
                 return known[1] if value is known[0] else None
         return None
+
+    def set_payload(self, payload: Any, charset: Any = None) -> None:
+        super().set_payload(payload, charset)
+        self.body = payload if isinstance(payload, str) and charset is None else None
 
     def typed(self, raw: str, content_type: str, boundary: str | None = None) -> None:
         self.said("Content-Type", raw, content_type)
@@ -241,7 +249,7 @@ def _multipart(subtype: str, parts: list[_Part]) -> _Part:
     boundary = f"=_{secrets.token_hex(16)}"
     part = _Part(policy=POLICY)
     part.typed(f'multipart/{subtype};\r\n boundary="{boundary}"', f"multipart/{subtype}", boundary)
-    part.set_payload(parts)  # type: ignore[arg-type]  # a list of parts is a multipart's payload
+    part.set_payload(parts)
     return part
 
 

@@ -98,6 +98,7 @@ class Incoming:
     references: tuple[str, ...]
     attachments: tuple[Attachment, ...]
     skipped: tuple[Skipped, ...]
+    auth_results: tuple[str, ...] = ()  # every Authentication-Results header, topmost (latest added) first
 
 
 def is_workbook_name(name: str) -> bool:
@@ -165,7 +166,86 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int = 25_000_000) -> Inco
         references=tuple(refs),
         attachments=tuple(collector.attachments),
         skipped=tuple(collector.skipped),
+        auth_results=tuple(_header_texts(msg, "authentication-results")),
     )
+
+
+# ---------------------------------------------------------------------------- sender authentication (RFC 8601)
+
+
+@dataclass(frozen=True)
+class AuthResult:
+    """One method's result in an Authentication-Results header: "dmarc" "fail", with its properties
+    ({"header.from": "example.test"})."""
+
+    method: str
+    result: str
+    props: dict[str, str]
+
+
+def parse_auth_results(value: str) -> tuple[str, list[AuthResult]]:
+    """An Authentication-Results header's authserv-id (lower case) and its results; comments dropped."""
+    text = value
+    while True:
+        stripped = re.sub(r"\([^()]*\)", " ", text)
+        if stripped == text:
+            break
+        text = stripped
+    parts = [p.strip() for p in text.split(";")]
+    head = parts[0].split()
+    authserv = head[0].lower() if head else ""
+    results: list[AuthResult] = []
+    for part in parts[1:]:
+        tokens = part.split()
+        if not tokens or "=" not in tokens[0]:
+            continue  # "none": no method applied
+        method, result = tokens[0].split("=", 1)
+        props = {}
+        for token in tokens[1:]:
+            if "=" in token:
+                key, val = token.split("=", 1)
+                props[key.lower()] = val.strip('"').lower()
+        results.append(AuthResult(method.split("/")[0].lower(), result.strip('"').lower(), props))
+    return authserv, results
+
+
+def _domain_of(address: str) -> str:
+    return address.rsplit("@", 1)[-1].lower() if "@" in address else address.lower()
+
+
+def _aligned(one: str, other: str) -> bool:
+    """Relaxed alignment (RFC 7489): the same domain, or one a subdomain of the other."""
+    one, other = one.lower().rstrip("."), other.lower().rstrip(".")
+    return bool(one and other) and (one == other or one.endswith("." + other) or other.endswith("." + one))
+
+
+def authentication_failure(inc: Incoming, trusted: str) -> str | None:
+    """Why the office's own mail server found the From address forged, else None.
+
+    Only the topmost Authentication-Results header whose authserv-id is `trusted` ([mail] trust_authserv_id)
+    counts: the receiving server puts its own on top (and must remove any a sender forged with its id), so
+    others, added by senders or servers on the way, are ignored. Failed: dmarc=fail for the sender's domain, or
+    spf=fail for it with no aligned dkim=pass."""
+    if not trusted or not inc.sender:
+        return None
+    domain = _domain_of(inc.sender)
+    for value in inc.auth_results:
+        authserv, results = parse_auth_results(value)
+        if authserv != trusted.lower():
+            continue
+        for r in results:
+            if r.method == "dmarc" and r.result == "fail" and _aligned(r.props.get("header.from", domain), domain):
+                return f"dmarc=fail for {domain}"
+        dkim_pass = any(r.method == "dkim" and r.result == "pass"
+                        and _aligned(r.props.get("header.d", r.props.get("header.i", "").lstrip("@")), domain)
+                        for r in results)
+        for r in results:
+            if r.method == "spf" and r.result == "fail" and not dkim_pass:
+                checked = _domain_of(r.props.get("smtp.mailfrom", "") or r.props.get("smtp.helo", "") or domain)
+                if _aligned(checked, domain):
+                    return f"spf=fail for {domain}, no DKIM pass"
+        return None
+    return None
 
 
 # --------------------------------------------------------------------------------------------- headers
@@ -178,6 +258,17 @@ def _raw_header(part: Message, name: str) -> bytes | None:
             text = value if isinstance(value, str) else str(value)
             return re.sub(rb"\r?\n(?=[ \t])", b"", text.encode("utf-8", "surrogateescape"))
     return None
+
+
+def _header_texts(part: Message, name: str) -> list[str]:
+    """Every header of that name, decoded and unfolded, in the order they stand."""
+    found = []
+    for key, value in part.raw_items():
+        if key.lower() == name:
+            text = value if isinstance(value, str) else str(value)
+            raw = re.sub(rb"\r?\n(?=[ \t])", b"", text.encode("utf-8", "surrogateescape"))
+            found.append(_decode_bytes(raw).strip())
+    return found
 
 
 def _header_text(part: Message, name: str) -> str | None:
@@ -655,19 +746,23 @@ def _tnef_files(data: bytes) -> list[tuple[str, bytes]]:
     """Files inside a TNEF blob via tnefparse, decoding the names ourselves (its .name assumes UTF-8)."""
     tnef: Any = tnefparse.TNEF(data, do_checksum=False)
     files: list[tuple[str, bytes]] = []
-    for att in tnef.attachments:
+    titles: list[str] | None = None
+    for i, att in enumerate(tnef.attachments):
         name = ""
-        for attr in getattr(att, "mapi_attrs", []):
+        for attr in att.mapi_attrs:
             if attr.name == 0x3707:  # PR_ATTACH_LONG_FILENAME
                 value = attr.data
                 name = value if isinstance(value, str) else _decode_bytes(bytes(value), tnef.codepage)
                 break
         if not name:
-            raw_name = getattr(att, "_name", b"")
-            if isinstance(raw_name, bytes):
-                name = _decode_bytes(raw_name.rstrip(b"\x00"), tnef.codepage)
-            else:
-                name = str(raw_name)
+            # The short title: tnefparse's .name decodes it as UTF-8, which a Big5 (cp950) title is not; then the
+            # title as our own reader decodes it, in the message's code page.
+            try:
+                name = att.name
+            except UnicodeDecodeError:
+                if titles is None:
+                    titles = [title for title, _data in (_tnef_files_fallback(data) or [])]
+                name = titles[i] if i < len(titles) else ""
         content = att.data if isinstance(att.data, bytes) else b""
         files.append((_clean_name(name.strip("\x00")), content))
     return files

@@ -7,17 +7,11 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import getaddresses
 from pathlib import Path
-from typing import Protocol
 
 from collect.archive import write_atomic
 from collect.ledger import Ledger, now
+from collect.mail.base import Transport
 from collect.mail.compose import header_text, message_id_of, to_bytes
-
-
-class Transport(Protocol):
-    """Something that sends a message (SMTP, EWS, Graph); the files backend has none."""
-
-    def send(self, msg: EmailMessage, recipients: list[str]) -> None: ...
 
 
 @dataclass(frozen=True)

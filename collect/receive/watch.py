@@ -20,15 +20,18 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from collect import findings as F
 from collect.archive import sha256_of
 from collect.errors import CollectError, ConfigError
-from collect.mail.backends import FilesMailbox, Mailbox, MailConfig, explain
+from collect.mail.base import Connects, Mailbox, Transport, Waits
 from collect.mail.compose import POLICY
-from collect.mail.message import parse_message
-from collect.mail.outbox import Transport
+from collect.mail.files import FilesMailbox
+from collect.mail.message import Incoming, authentication_failure, parse_message
 from collect.mail.registry import open_mailbox, open_transport
+from collect.mail.settings import MailConfig, explain
 from collect.receive.ingest import Envelope, Ingestor, Outcome, safe_text, shown_name
-from collect.states import Stage
+from collect.receive.sandbox import DEFAULT_PRELOAD, Sandbox
+from collect.states import Stage, Verdict
 from collect.workspace import Context
 
 log = logging.getLogger("collect.receive.watch")
@@ -51,6 +54,7 @@ class MessageResult:
     outcomes: list[Outcome] = field(default_factory=list)
     error: str | None = None  # processing raised: moved to the failed folder, reason in the ledger
     set_aside: str | None = None  # recorded but not ingested (collect's own mail, automatic replies)
+    quarantined: str | None = None  # the sender failed authentication: files held for staff, nothing sent back
     again: bool = False  # the ledger had it processed already (a crash came before the move): only moved now
 
     def line(self) -> str:
@@ -60,6 +64,9 @@ class MessageResult:
             return f"{who}: FAILED, moved to the failed folder: {self.error}"
         if self.set_aside:
             return f"{who}: set aside ({self.set_aside})"
+        if self.quarantined:
+            files = ", ".join(f"{o.file} {o.receipt}" for o in self.outcomes) or "no workbook"
+            return f"{who}: quarantined, sender not authenticated ({self.quarantined}); nothing sent: {files}"
         if self.again:
             return f"{who}: processed before; moved to the processed folder"
         if not self.outcomes:
@@ -80,9 +87,8 @@ def fetch_once(ctx: Context, on_message: Callable[[MessageResult], None] | None 
             return fetch_messages(ctx, mailbox, transport, on_message=on_message)
         finally:
             mailbox.close()
-            closer = getattr(transport, "close", None)
-            if closer is not None:
-                closer()
+            if transport is not None:
+                transport.close()
 
 
 def fetch(ctx: Context, mailbox: Mailbox, transport: Transport | None = None, **kw: Any) -> list[Outcome]:
@@ -133,6 +139,12 @@ def _one_message(ctx: Context, ing: Ingestor, mailbox: Mailbox, cfg: MailConfig,
             ctx.ledger.set_message_stage(mid, Stage.PROCESSED, f"not ingested: {aside}")
         mailbox.mark_processed(uid)
         return result
+    forged = authentication_failure(inc, cfg.trust_authserv_id)
+    if forged is not None:
+        result.quarantined = forged
+        result.outcomes = _quarantine(ctx, raw, inc, source, forged)
+        mailbox.mark_processed(uid)
+        return result
     seen = ctx.ledger.message_by_key(inc.message_id)
     result.again = seen is not None and seen["stage"] == Stage.PROCESSED
     if seen is not None and seen["stage"] == Stage.FAILED:
@@ -146,6 +158,25 @@ def _one_message(ctx: Context, ing: Ingestor, mailbox: Mailbox, cfg: MailConfig,
         return result
     mailbox.mark_processed(uid)
     return result
+
+
+def _quarantine(ctx: Context, raw: bytes, inc: Incoming, source: str, reason: str) -> list[Outcome]:
+    """A message whose sender failed authentication: it and its files are archived and recorded, each file
+    quarantined with the reason (`collect reprocess` takes one up once staff have checked it); no receipt and no
+    notice, since the From address may not be the sender's (no backscatter)."""
+    digest = ctx.archive.put(raw)
+    files = [(a.filename, ctx.archive.put(a.data)) for a in inc.attachments]
+    mid, _new = ctx.ledger.record_message_with_files(inc.message_id, digest, inc.sender, inc.subject, source, files,
+                                                     inc.date)
+    outcomes = []
+    for row in ctx.ledger.submissions_of_message(mid):
+        if row.stage != Stage.RECEIVED:
+            continue
+        found = [F.make("sender.unauthenticated", ctx.locale, value=inc.sender, detail=reason)]
+        ctx.ledger.decide(row.id, verdict=Verdict.QUARANTINED, found=found)
+        outcomes.append(Outcome(row.file_name, row.sha256, Verdict.QUARANTINED, row.receipt or "", findings=found))
+    ctx.ledger.set_message_stage(mid, Stage.PROCESSED, f"quarantined, sender not authenticated: {reason}")
+    return outcomes
 
 
 def _loose_file(ctx: Context, ing: Ingestor, mailbox: FilesMailbox, uid: str, data: bytes) -> MessageResult:
@@ -366,8 +397,10 @@ def watch(ctx: Context, *, mailbox_factory: Callable[[], Mailbox] | None = None,
           on_message: Callable[[MessageResult], None] | None = None) -> WatchSummary:
     """Fetch, then wait for mail (IMAP IDLE where offered, else poll every `interval` seconds), until stopped.
 
-    Holds the workspace's lock (a second watcher raises WatchLocked). A lost connection or a server restart is
-    logged and retried with backoff (`backoff` = first delay, cap). Queued outgoing mail is retried each pass.
+    Holds the workspace's lock (a second watcher raises WatchLocked). The sandbox's workers start with the watcher,
+    not with the first message. After a pass that found mail it looks again at once before it waits. A lost
+    connection or a server restart is logged and retried with backoff (`backoff` = first delay, cap). Queued
+    outgoing mail is retried each pass.
     SIGTERM and Ctrl-C stop it cleanly after the current message. One log line per message.
     `mailbox_factory` defaults to the backend of collect.toml; `transport` too when None and the backend sends."""
     cfg = MailConfig.of(ctx.ws.settings)
@@ -402,7 +435,8 @@ def watch(ctx: Context, *, mailbox_factory: Callable[[], Mailbox] | None = None,
             on_message(result)
 
     with WatchLock(ctx.ws.state_dir / LOCK_NAME), _signals(flag, install_signals), \
-            Ingestor(ctx, transport=transport) as ing:
+            Sandbox(preload=(*DEFAULT_PRELOAD, "collect.receive.ingest")) as sandbox, \
+            Ingestor(ctx, sandbox=sandbox, transport=transport) as ing:
         log.info("watching %s (pid %d, every %.1f s)", "mail" if mailbox_factory else cfg.backend, os.getpid(),
                  every)
         mailbox: Mailbox | None = None
@@ -412,9 +446,8 @@ def watch(ctx: Context, *, mailbox_factory: Callable[[], Mailbox] | None = None,
                 try:
                     if mailbox is None:
                         mailbox = factory()
-                        connect = getattr(mailbox, "connect", None)
-                        if connect is not None:
-                            connect()
+                        if isinstance(mailbox, Connects):
+                            mailbox.connect()
                         if failures:
                             log.info("reconnected to %s", mailbox.name)
                     for r in retry_outgoing(ctx, transport, due=schedule.due):
@@ -425,7 +458,7 @@ def watch(ctx: Context, *, mailbox_factory: Callable[[], Mailbox] | None = None,
                                         r.error)
                         else:
                             log.info("outgoing %s sent to %s", r.message_id, ", ".join(r.recipients))
-                    fetch_messages(ctx, mailbox, transport, ingestor=ing, stop=flag, on_message=note)
+                    handled = fetch_messages(ctx, mailbox, transport, ingestor=ing, stop=flag, on_message=note)
                     failures = 0
                 except (ConfigError, WatchLocked):
                     raise
@@ -446,12 +479,13 @@ def watch(ctx: Context, *, mailbox_factory: Callable[[], Mailbox] | None = None,
                     break
                 if flag():
                     break
+                if handled:  # mail may have landed while this pass worked: look again before waiting
+                    continue
                 waited = False
-                idle_wait = getattr(mailbox, "wait", None) if idle else None
-                if idle_wait is not None:
+                if idle and isinstance(mailbox, Waits):
                     flag.waiting = True
                     try:
-                        waited = bool(idle_wait(every))
+                        waited = bool(mailbox.wait(every))
                     except _Interrupted:
                         waited = True
                     except Exception as exc:  # the connection dropped while idling: reconnect on the next turn
@@ -468,9 +502,8 @@ def watch(ctx: Context, *, mailbox_factory: Callable[[], Mailbox] | None = None,
             if mailbox is not None:
                 with contextlib.suppress(Exception):
                     mailbox.close()
-            closer = getattr(transport, "close", None)
-            if closer is not None:
+            if transport is not None:
                 with contextlib.suppress(Exception):
-                    closer()
+                    transport.close()
     log.info("stopped after %d pass(es), %d message(s), %d failed", summary.passes, summary.messages, summary.failed)
     return summary
