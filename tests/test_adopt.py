@@ -148,6 +148,17 @@ def test_a_round_of_the_grid_form(ws: Path) -> None:
     ctx.close()
     data = _parquet(ws, "subsidy_grid")
     assert len(data) == 4 and data["f6"].sum() == 480_000 and data["i6"].tolist() == [3, 3, 3, 3]
+    # the consolidated form: the form itself, every input cell the exact sum over the accepted returns, totals
+    # recomputed (the agency that stated I6 = 4 counts as 3), furniture as printed
+    for name in ("subsidy_grid-2026-10-總表.xlsx", "subsidy_grid-2026-10-020000-臺北市政府民政局.xlsx"):
+        sheet = openpyxl.load_workbook(ws / "outbox" / "subsidy_grid" / ROUND / "report" / name)["彙整表"]
+        got = {ref: sheet[ref].value for ref in ("E6", "F6", "G6", "H6", "I6", "J6", "K6", "E8", "F8", "F9",
+                                                  "J8", "K8", "F23", "J23", "E10")}
+        assert got == {"E6": 8, "F6": 480_000, "G6": 4, "H6": 120_000, "I6": 12, "J6": 600_000, "K6": 600_000,
+                       "E8": 4, "F8": 200_000, "F9": 280_000, "J8": 200_000, "K8": 480_000, "F23": 960_000,
+                       "J23": 1_080_000, "E10": None}
+        assert sheet["B10"].value == "修繕離島或偏遠地區師生宿舍" and sheet["A25"].value == "承辦人："
+        assert "E8:E9" in {str(r) for r in sheet.merged_cells.ranges}
 
 
 def test_a_round_of_the_list_form(ws: Path) -> None:
@@ -164,6 +175,12 @@ def test_a_round_of_the_list_form(ws: Path) -> None:
     data = _parquet(ws, "results")
     assert len(data) == 5  # the four accepted returns' rows: 1 + 2 + 1 + 1
     assert int(data["col_f"].sum()) == 4 * 150_000 + 10_000  # 合計 recomputed, the agency's own F7 = 150,000 too
+    sheet = openpyxl.load_workbook(ws / "outbox" / "results" / ROUND / "report" / "results-2026-10-總表.xlsx")["彙整表"]
+    listed = [(sheet[f"B{r}"].value, sheet[f"D{r}"].value, sheet[f"F{r}"].value) for r in range(7, 12)]
+    assert listed == [("123456", 100_000, 150_000), ("123456", 100_000, 150_000), ("123457", 10_000, 10_000),
+                      ("123456", 100_000, 150_000), ("123456", 100_000, 150_000)]
+    assert sheet["B12"].value is None and sheet["A32"].value == "合計"
+    assert (sheet["D32"].value, sheet["F32"].value, sheet["G32"].value) == (410_000, 610_000, 330_000)
 
 
 def _parquet(ws: Path, cid: str) -> Any:

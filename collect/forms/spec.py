@@ -380,6 +380,27 @@ class Collection:
     def inputs(self) -> tuple[ColumnSpec, ...]:
         return tuple(c for c in self.columns if c.is_input)
 
+    @property
+    def computed(self) -> tuple[ColumnSpec, ...]:
+        """The columns a report computes (formulas, totals), each after the totals it adds up."""
+        pending = [c for c in self.columns if c.compute is not None]
+        done: set[str] = {c.key for c in self.columns if c.compute is None}
+        order: list[ColumnSpec] = []
+        while pending:
+            ready = [c for c in pending if all(k in done for k in c.of or ())] or pending[:1]
+            for c in ready:
+                order.append(c)
+                done.add(c.key)
+                pending.remove(c)
+        return tuple(order)
+
+    def value_kind(self, col: ColumnSpec) -> str:
+        """The kind of value a column holds in a report: a total is whole when all it adds up is whole."""
+        if not col.is_total:
+            return col.kind
+        leaves = [self.value_kind(self.column(k)) for k in col.of or () if k != col.key]
+        return "whole" if col.money or (leaves and all(k == "whole" for k in leaves)) else "decimal"
+
     def schema_for(self, round_id: str) -> pa.DataFrameSchema:
         """The pandera schema with round-dependent date bounds (see `column`) filled in; built once per round."""
         key = (self.id, self.version, str(self.rules_path), round_id)

@@ -18,6 +18,7 @@ from collect.follow.signoff import counting_agencies
 from collect.follow.status import RoundStatus, round_status
 from collect.forms.spec import Collection
 from collect.ledger import SubmissionRow
+from collect.report.consolidated import sheet_writer
 from collect.report.workbooks import ReportColumn, ReportInput, rate_of
 from collect.rounds import TAIPEI, roc_round_label
 from collect.workspace import Context
@@ -38,9 +39,12 @@ def row_of(cell: str | None) -> int | None:
 
 def report_columns(coll: Collection) -> list[ReportColumn]:
     out = []
+    # a grid's every amount cell is a column: 摘要 sums only its outermost totals (the 彙整表 shows every cell)
+    sources = {k for c in coll.columns for k in c.of or ()}
     for c in coll.columns:
-        kind = ("whole" if c.money else "rate") if c.formula else c.kind
-        out.append(ReportColumn(c.key, c.title, kind, c.money))
+        kind = coll.value_kind(c) if c.is_total else ("whole" if c.money else "rate") if c.formula else c.kind
+        money = c.money and (coll.meta.shape != "cells" or (c.is_total and c.key not in sources))
+        out.append(ReportColumn(c.key, c.title, kind, money))
     return out
 
 
@@ -48,9 +52,8 @@ def _frame(ctx: Context, sub: SubmissionRow, coll: Collection) -> pd.DataFrame:
     if not sub.frame_path:
         return pd.DataFrame()
     frame = pd.read_parquet(ctx.ws.state_dir / sub.frame_path)
-    for c in coll.columns:
-        if c.compute is not None:
-            frame[c.key] = c.compute(frame)
+    for c in coll.computed:
+        frame[c.key] = c.compute(frame)  # type: ignore[misc]
     return frame
 
 
@@ -106,11 +109,12 @@ def merge(ctx: Context, cid: str, round_id: str, now: datetime | None = None) ->
         "last_received": r.last_received, "last_reminded": r.last_reminded, "receipt": r.receipt,
         "errors": r.errors, "warnings": r.warnings,
     } for r in st.rows])
+    rows = _rows(tables, heads, coll)
     report = ReportInput(
         collection_id=cid, collection_title=coll.title, round_id=round_id, round_label=roc_round_label(round_id),
         generated_at=(now or datetime.now(UTC)).astimezone(TAIPEI),  # managers read Taipei time
-        columns=report_columns(coll), rows=_rows(tables, heads, coll), agencies=agencies, findings=findings,
-        rate=rate,
+        columns=report_columns(coll), rows=rows, agencies=agencies, findings=findings,
+        rate=rate, extra_sheets=sheet_writer(coll, rows) if coll.layout is not None else None,
     )
     return Merged(st, report)
 
@@ -133,11 +137,13 @@ def _rows(tables: list[pa.Table], heads: list[dict[str, Any]], coll: Collection)
     columns.update({k: data.column(k) for k in stored})
     rows = pa.table(columns).to_pandas(types_mapper=_PANDAS_TYPES.get)
     for c in coll.columns:
-        if c.compute is not None and len(rows):
-            rows[c.key] = c.compute(rows)  # a formula of the same row's cells: computed on all rows at once
-        elif c.key not in rows.columns:
+        if c.key not in rows.columns:
             rows[c.key] = pd.NA
-        if c.kind == "whole" or (c.formula and c.money):
+    for c in coll.computed:
+        if len(rows):
+            rows[c.key] = c.compute(rows)  # type: ignore[misc]  # the same row's cells, all rows at once
+    for c in coll.columns:
+        if coll.value_kind(c) == "whole" or (c.formula and c.money):
             rows[c.key] = rows[c.key].astype("Int64")
     return rows[[*_HEAD_KEYS, *keys]]
 

@@ -1,0 +1,299 @@
+"""The consolidated form (彙整表): the collection's own form, in its own layout, with the accepted figures added up.
+
+A grid or fields form gets every numeric input cell summed exactly over the accepted returns (text cells list
+what was written); a list form gets every accepted row under the form's header, its totals recomputed. The
+template is read with openpyxl once and copied into the report workbook (written by xlsxwriter) with its column
+widths, row heights, merged ranges, fonts, borders, fills and number formats; no stamp, no protection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pandas as pd
+import xlsxwriter
+from openpyxl.cell.cell import Cell as XlCell
+from openpyxl.utils import column_index_from_string, get_column_letter
+from xlsxwriter.format import Format
+from xlsxwriter.worksheet import Worksheet
+
+from collect.forms.spec import Collection, ColumnSpec
+from collect.xlsx.cells import Merges
+
+SHEET = "彙整表"
+ROC_DATE = "[$-404]e/mm/dd"  # a real date shown as an ROC date (115/03/05)
+MAX_LISTED = 5  # a text cell of a summed grid lists at most this many distinct answers
+_BORDERS = {"thin": 1, "medium": 2, "dashed": 3, "dotted": 4, "thick": 5, "double": 6, "hair": 7,
+            "mediumDashed": 8, "dashDot": 9, "mediumDashDot": 10, "dashDotDot": 11, "mediumDashDotDot": 12,
+            "slantDashDot": 13}
+
+
+def _number(value: Any) -> Decimal | None:
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | Decimal):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    try:
+        return Decimal(str(value))
+    except ArithmeticError:
+        return None
+
+
+def _shown(value: Decimal | None) -> int | float | None:
+    """An exact sum as a worksheet number: whole sums stay integers."""
+    if value is None:
+        return None
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _text(values: list[Any]) -> str | None:
+    distinct = list(dict.fromkeys(str(v).strip() for v in values if v is not None and v is not pd.NA
+                                  and str(v).strip() and str(v) != "nan"))
+    if not distinct:
+        return None
+    more = len(distinct) - MAX_LISTED
+    return "、".join(distinct[:MAX_LISTED]) + (f" 等 {len(distinct)} 項" if more > 0 else "")
+
+
+@dataclass
+class _Style:
+    """openpyxl cell styles turned into xlsxwriter formats, each made once per workbook."""
+
+    wb: xlsxwriter.Workbook
+    made: dict[tuple[Any, ...], Format]
+
+    def of(self, cell: XlCell | None, number_format: str | None = None) -> Format | None:
+        if cell is None or not cell.has_style:
+            return self._get((), {"num_format": number_format} if number_format else {})
+        f, a, b, fill = cell.font, cell.alignment, cell.border, cell.fill
+        props: dict[str, Any] = {}
+        if f is not None:
+            if f.name:
+                props["font_name"] = f.name
+            if f.sz:
+                props["font_size"] = float(f.sz)
+            if f.b:
+                props["bold"] = True
+            if f.i:
+                props["italic"] = True
+            if f.u:
+                props["underline"] = 1
+            rgb = getattr(f.color, "rgb", None) if f.color is not None else None
+            if isinstance(rgb, str) and len(rgb) == 8 and rgb != "FF000000":
+                props["font_color"] = "#" + rgb[2:]
+        if a is not None:
+            if a.horizontal in ("left", "center", "right", "fill", "justify", "centerContinuous", "distributed"):
+                props["align"] = {"centerContinuous": "center_across"}.get(a.horizontal, a.horizontal)
+            if a.vertical in ("top", "center", "bottom", "justify", "distributed"):
+                props["valign"] = {"center": "vcenter"}.get(a.vertical, a.vertical)
+            if a.wrap_text:
+                props["text_wrap"] = True
+        for side in ("left", "right", "top", "bottom"):
+            style = getattr(getattr(b, side, None), "style", None)
+            if style in _BORDERS:
+                props[side] = _BORDERS[style]
+        if fill is not None and fill.fill_type == "solid":
+            rgb = getattr(fill.fgColor, "rgb", None)
+            if isinstance(rgb, str) and len(rgb) == 8:
+                props["bg_color"] = "#" + rgb[2:]
+        fmt = number_format or cell.number_format
+        if fmt and fmt != "General":
+            props["num_format"] = fmt
+        return self._get(tuple(sorted(props.items())), props)
+
+    def _get(self, key: tuple[Any, ...], props: dict[str, Any]) -> Format:
+        if key not in self.made:
+            self.made[key] = self.wb.add_format(props)
+        return self.made[key]
+
+
+def sheet_writer(coll: Collection, rows: pd.DataFrame) -> Callable[[xlsxwriter.Workbook, str | None, str], None]:
+    """The report's extra-sheet hook: a 彙整表 sheet for the city (None) or one supervising agency (its code)."""
+    template = _Template.read(coll.template_path, coll)
+
+    def write(wb: xlsxwriter.Workbook, supervisor: str | None, footer: str) -> None:
+        mine = rows if supervisor is None else rows[rows["supervisor"].astype(str) == supervisor]
+        template.write(wb, coll, mine, footer)
+
+    return write
+
+
+@dataclass
+class _Template:
+    """The template's form sheet as openpyxl read it, kept for every workbook of the report."""
+
+    ws: Any
+    merges: Merges
+    max_row: int
+    max_col: int
+
+    @classmethod
+    def read(cls, path: Path, coll: Collection) -> _Template:
+        assert coll.layout is not None
+        wb = openpyxl.load_workbook(path)
+        ws = wb[coll.layout.sheet]
+        used = [(c.row or 1, c.column or 1) for row in ws.iter_rows() for c in row
+                if c.value is not None or (c.has_style and (c.border.left.style or c.border.bottom.style))]
+        last_col = max((col for _r, col in used), default=1)
+        last_row = max((r for r, _c in used), default=1)
+        return cls(ws, Merges.of(ws), max(last_row, coll.layout.data_last_row, *coll.layout.total_rows),
+                   min(last_col, 200))
+
+    def write(self, wb: xlsxwriter.Workbook, coll: Collection, rows: pd.DataFrame, footer: str) -> None:
+        lay = coll.layout
+        assert lay is not None
+        out = wb.add_worksheet(SHEET)
+        style = _Style(wb, {})
+        values: dict[tuple[int, int], Any] = {}  # (template row, col) -> the value to show
+        extra = 0  # a list with more accepted rows than the form has: the rows below move down
+        first_data = lay.data_first_row
+        if lay.cells:
+            sums = self._cell_sums(coll, rows)
+            for key, ref in lay.cells.items():
+                col_i = column_index_from_string("".join(ch for ch in ref if ch.isalpha()))
+                values[(int("".join(ch for ch in ref if ch.isdigit())), col_i)] = sums.get(key)
+            for col in coll.columns:  # totals of a cell form that have a cell of their own
+                if col.cell and col.key not in lay.cells:
+                    ref = col.cell
+                    values[(int("".join(ch for ch in ref if ch.isdigit())),
+                            column_index_from_string("".join(ch for ch in ref if ch.isalpha())))] = sums.get(col.key)
+            listed: list[dict[str, Any]] = []
+        else:
+            listed = rows.to_dict("records")
+            extra = max(0, len(listed) - len(lay.data_rows))
+        # rows of the template, each to its row of the sheet
+        target = {r: r + extra if r > lay.data_last_row else r for r in range(1, self.max_row + 1)}
+        for c in range(1, self.max_col + 1):
+            dim = self.ws.column_dimensions.get(get_column_letter(c))
+            if dim is not None and dim.width:
+                out.set_column(c - 1, c - 1, float(dim.width))
+        for r in range(1, self.max_row + 1):
+            dim = self.ws.row_dimensions.get(r)
+            height = float(dim.height) if dim is not None and dim.height else None
+            if height:
+                out.set_row(target[r] - 1, height)
+        data_rows = set(lay.data_rows)
+        letters = {k: column_index_from_string(v) for k, v in lay.letters.items()}
+        sample_row = lay.data_rows[0] if lay.data_rows else first_data
+        for r in range(1, self.max_row + 1):
+            if not lay.cells and r in data_rows:
+                continue  # a list's data rows are written below, one per accepted row
+            for c in range(1, self.max_col + 1):
+                if self.merges.is_covered(r, c):
+                    continue
+                cell = self.ws.cell(r, c)
+                value = values.get((r, c), cell.value if (r, c) not in values else None)
+                if (r, c) in values:
+                    value = values[(r, c)]
+                elif isinstance(value, str) and value.startswith("="):
+                    value = None  # the form's formulas: their results are written where collect computes them
+                self._put(out, style, target[r], c, value, cell)
+        if not lay.cells:
+            self._list_rows(out, style, coll, listed, sample_row, letters, first_data)
+            self._total_rows(out, style, coll, rows, letters, target)
+        for (r1, c1, r2, c2) in self.merges.extent.values():
+            if not lay.cells and (r1 in data_rows or r2 in data_rows):
+                continue
+            first = self.ws.cell(r1, c1)
+            value = values.get((r1, c1), first.value)
+            if isinstance(value, str) and value.startswith("="):
+                value = None
+            out.merge_range(target[r1] - 1, c1 - 1, target[r2] - 1, c2 - 1, "" if value is None else value,
+                            style.of(first))
+        out.set_paper(9)
+        width = sum(float(self.ws.column_dimensions[get_column_letter(c)].width or 9)
+                    for c in range(1, self.max_col + 1) if get_column_letter(c) in self.ws.column_dimensions)
+        if width > 92:
+            out.set_landscape()
+        out.fit_to_pages(1, 0)
+        out.repeat_rows(lay.header_rows.start - 1, lay.header_row - 1)
+        out.set_footer(footer)
+
+    def _put(self, out: Worksheet, style: _Style, row: int, col: int, value: Any, cell: XlCell | None) -> None:
+        dated = isinstance(value, date) and (cell is None or not cell.is_date)
+        general = cell is None or cell.number_format in ("General", "@")
+        grouped = isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1000 and general
+        fmt = style.of(cell, ROC_DATE if dated else "#,##0" if grouped else None)
+        if value is None:
+            if fmt is not None and cell is not None and cell.has_style:
+                out.write_blank(row - 1, col - 1, None, fmt)
+            return
+        if isinstance(value, str):
+            out.write_string(row - 1, col - 1, value, fmt)
+        elif isinstance(value, bool):
+            out.write_boolean(row - 1, col - 1, value, fmt)
+        elif isinstance(value, int | float):
+            out.write_number(row - 1, col - 1, value, fmt)
+        elif isinstance(value, datetime | date):
+            out.write_datetime(row - 1, col - 1, value if isinstance(value, datetime) else
+                               datetime(value.year, value.month, value.day), fmt)
+        else:
+            out.write(row - 1, col - 1, value, fmt)
+
+    def _cell_sums(self, coll: Collection, rows: pd.DataFrame) -> dict[str, Any]:
+        sums: dict[str, Any] = {}
+        for col in coll.columns:
+            if col.kind in ("text", "choice", "code", "date"):
+                sums[col.key] = _text(rows[col.key].tolist()) if col.key in rows else None
+            elif not col.is_total:
+                numbers = [n for v in (rows[col.key].tolist() if col.key in rows else []) if (n := _number(v))
+                           is not None]
+                sums[col.key] = sum(numbers, Decimal(0)) if numbers else None
+        for col in coll.computed:
+            if col.is_total:
+                parts = [sums.get(k) for k in col.of or ()]
+                known = [p for p in parts if isinstance(p, Decimal)]
+                sums[col.key] = sum(known, Decimal(0)) if known and col.of else None
+        return {k: (_shown(v) if isinstance(v, Decimal) else v) for k, v in sums.items()}
+
+    def _list_rows(self, out: Worksheet, style: _Style, coll: Collection, listed: list[dict[str, Any]],
+                   sample_row: int, letters: dict[str, int], first: int) -> None:
+        lay = coll.layout
+        assert lay is not None
+        count = max(len(listed), len(lay.data_rows))
+        for i in range(count):
+            r = first + i
+            rec = listed[i] if i < len(listed) else {}
+            for c in range(1, self.max_col + 1):
+                key = next((k for k, v in letters.items() if v == c), None)
+                value = rec.get(key) if key else None
+                value = _cell_value(value, coll.column(key) if key else None)
+                self._put(out, style, r, c, value, self.ws.cell(sample_row, c))
+
+    def _total_rows(self, out: Worksheet, style: _Style, coll: Collection, rows: pd.DataFrame,
+                    letters: dict[str, int], target: dict[int, int]) -> None:
+        lay = coll.layout
+        assert lay is not None
+        for r in lay.total_rows:
+            for col in coll.columns:
+                c = letters.get(col.key)
+                if c is None or coll.value_kind(col) not in ("whole", "decimal") or col.ordinal:
+                    continue
+                numbers = [n for v in rows[col.key].tolist() if (n := _number(v)) is not None] \
+                    if col.key in rows else []
+                total = sum(numbers, Decimal(0)) if numbers else None
+                self._put(out, style, target[r], c, _shown(total), self.ws.cell(r, c))
+
+
+def _cell_value(value: Any, col: ColumnSpec | None) -> Any:
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if isinstance(value, Decimal):
+        return _shown(value)
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    if isinstance(value, int | float | str):
+        return value
+    return str(value)
