@@ -55,6 +55,11 @@ def _extra(wb: openpyxl.Workbook) -> None:
     _set_table(wb, "K")
 
 
+def _identity_on_label(wb: openpyxl.Workbook) -> None:
+    """The agency-name cell named on its printed label: `check` used to pass it and `issue` then crashed."""
+    wb.defined_names["COLLECT_AGENCY_NAME"].attr_text = "'填報表'!$C$2"
+
+
 def _no_data(wb: openpyxl.Workbook) -> None:
     del wb.defined_names["COLLECT_DATA"]
 
@@ -64,6 +69,7 @@ BROKEN = {  # collection id -> (how the template is broken, what `collect check`
     "missing": (_missing, ["備註", "has no column"]),
     "extra": (_extra, ["column K", "聯絡人", "not a field"]),
     "no_data": (_no_data, ["COLLECT_DATA", "missing"]),
+    "identity_on_label": (_identity_on_label, ["COLLECT_AGENCY_NAME (C2) holds the text '機關名稱'"]),
 }
 
 

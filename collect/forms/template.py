@@ -134,6 +134,11 @@ def layout_problems(path: Path, columns: Sequence[ColumnSpec], fields: Sequence[
             problems.append(f"{path}: the identity cell {n} must be on the sheet {sheet!r}.")
         if ":" in ref:
             identity[n] = ref.split(":")[0]
+        held = ws[identity[n]].value if names[n][0] == sheet else None
+        if held is not None and str(held).strip():
+            problems.append(f"{path}: the identity cell {n} ({identity[n]}) holds the text {str(held)!r}; "
+                            f"`collect issue` writes the agency's value there, so name the empty cell beside "
+                            f"the label instead.")
     field_cells: dict[str, str] = {}
     data_rows = range(d_min_row, d_max_row + 1)
     for f in fields:
