@@ -161,6 +161,18 @@ def test_a_round_of_the_grid_form(ws: Path) -> None:
         assert "E8:E9" in {str(r) for r in sheet.merged_cells.ranges}
 
 
+def test_the_stamped_grid_opens_only_its_input_cells_each_with_the_validation_of_its_kind(ws: Path) -> None:
+    issued = sorted((ws / "outbox" / "subsidy_grid" / ROUND / "issued").glob("*.xlsx"))
+    assert issued, "runs after the grid round"
+    sheet = openpyxl.load_workbook(issued[0])["Sheet1"]
+    assert sheet.protection.sheet
+    assert not sheet["E6"].protection.locked and not sheet["F9"].protection.locked  # inputs
+    assert sheet["I6"].protection.locked and sheet["K6"].protection.locked  # totals
+    assert sheet["B10"].protection.locked and sheet["A25"].protection.locked  # labels, furniture
+    kinds = {str(c): dv.type for dv in sheet.data_validations.dataValidation for c in dv.sqref.ranges}
+    assert kinds["E6"] == "whole" and kinds["F9"] == "whole" and "I6" not in kinds
+
+
 def test_a_round_of_the_list_form(ws: Path) -> None:
     row = {"A7": "臺北市", "B7": "123456", "C7": "市立甲國小", "D7": 100_000, "E7": 50_000, "G7": 80_000,
            "H7": 40_000, "J7": 80, "K7": 80}

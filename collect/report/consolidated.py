@@ -23,12 +23,15 @@ from openpyxl.utils import column_index_from_string, get_column_letter
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
-from collect.forms.spec import Collection, ColumnSpec
+from collect.forms.spec import Collection
 from collect.xlsx.cells import Merges
 
 SHEET = "彙整表"
 ROC_DATE = "[$-404]e/mm/dd"  # a real date shown as an ROC date (115/03/05)
 MAX_LISTED = 5  # a text cell of a summed grid lists at most this many distinct answers
+# A list form lists at most this many accepted rows (its totals still add up every row): beyond, the 明細 sheet
+# and the Parquet/CSV export hold them all, and the sheet says so under its totals.
+MAX_LISTED_ROWS = 20_000
 _BORDERS = {"thin": 1, "medium": 2, "dashed": 3, "dotted": 4, "thick": 5, "double": 6, "hair": 7,
             "mediumDashed": 8, "dashDot": 9, "mediumDashDot": 10, "dashDotDot": 11, "mediumDashDotDot": 12,
             "slantDashDot": 13}
@@ -169,7 +172,7 @@ class _Template:
                             column_index_from_string("".join(ch for ch in ref if ch.isalpha())))] = sums.get(col.key)
             listed: list[dict[str, Any]] = []
         else:
-            listed = rows.to_dict("records")
+            listed = rows.head(MAX_LISTED_ROWS).to_dict("records")
             extra = max(0, len(listed) - len(lay.data_rows))
         # rows of the template, each to its row of the sheet
         target = {r: r + extra if r > lay.data_last_row else r for r in range(1, self.max_row + 1)}
@@ -201,6 +204,9 @@ class _Template:
         if not lay.cells:
             self._list_rows(out, style, coll, listed, sample_row, letters, first_data)
             self._total_rows(out, style, coll, rows, letters, target)
+            if len(rows) > len(listed):
+                out.write_string(target[self.max_row], 0, f"本表列出前 {len(listed):,} 列（共 {len(rows):,} 列），"
+                                 f"合計含全部各列；完整資料見「明細」工作表及 Parquet/CSV 檔。")
         for (r1, c1, r2, c2) in self.merges.extent.values():
             if not lay.cells and (r1 in data_rows or r2 in data_rows):
                 continue
@@ -261,14 +267,13 @@ class _Template:
         lay = coll.layout
         assert lay is not None
         count = max(len(listed), len(lay.data_rows))
+        key_at = {v: k for k, v in letters.items()}
+        cols = [(c, key_at.get(c), self.ws.cell(sample_row, c)) for c in range(1, self.max_col + 1)]
         for i in range(count):
             r = first + i
             rec = listed[i] if i < len(listed) else {}
-            for c in range(1, self.max_col + 1):
-                key = next((k for k, v in letters.items() if v == c), None)
-                value = rec.get(key) if key else None
-                value = _cell_value(value, coll.column(key) if key else None)
-                self._put(out, style, r, c, value, self.ws.cell(sample_row, c))
+            for c, key, look in cols:
+                self._put(out, style, r, c, _cell_value(rec.get(key)) if key else None, look)
 
     def _total_rows(self, out: Worksheet, style: _Style, coll: Collection, rows: pd.DataFrame,
                     letters: dict[str, int], target: dict[int, int]) -> None:
@@ -285,7 +290,7 @@ class _Template:
                 self._put(out, style, target[r], c, _shown(total), self.ws.cell(r, c))
 
 
-def _cell_value(value: Any, col: ColumnSpec | None) -> Any:
+def _cell_value(value: Any) -> Any:
     if value is None or value is pd.NA or (isinstance(value, float) and value != value):
         return None
     if isinstance(value, pd.Timestamp):
