@@ -151,15 +151,10 @@ def analyse(ws: Worksheet) -> Plan:
                               "Give the form at least one empty row under its header.")
     totals = tuple(r for r in body if _is_total_label_row(ws, merges, r, c1, c2))
     label_cols = _label_columns(ws, merges, body, totals, c1, c2)
-    plan_args = dict(sheet=ws.title, header=(top, h2), columns=(c1, c2), data=(h2 + 1, bottom), totals=totals)
-    if label_cols is None:
-        last_data = max((r for r in body if r not in totals), default=h2 + 1)
-        plan = Plan(shape="list", labels=None, inputs=[], **plan_args)  # type: ignore[arg-type]
-        plan.data = (h2 + 1, last_data)
-        plan.inputs = _list_columns(ws, merges, plan)
-    else:
-        plan = Plan(shape="cells", labels=label_cols, inputs=[], **plan_args)  # type: ignore[arg-type]
-        plan.inputs = _grid_cells(ws, merges, plan)
+    last_data = bottom if label_cols else max((r for r in body if r not in totals), default=h2 + 1)
+    plan = Plan(sheet=ws.title, shape="cells" if label_cols else "list", header=(top, h2), columns=(c1, c2),
+                data=(h2 + 1, last_data), totals=totals, labels=label_cols, inputs=[])
+    plan.inputs = _grid_cells(ws, merges, plan) if label_cols else _list_columns(ws, merges, plan)
     if not any(i.kind != "total" for i in plan.inputs):
         raise CollectionError(f"The table on {ws.title!r} has no cell for an agency to fill.",
                               "Leave the input cells of the form empty (or with only a unit such as (人)).")
@@ -191,9 +186,7 @@ def _table_block(ws: Worksheet, merges: Merges) -> tuple[int, int, int, int] | N
         return None
     top, bottom = max(runs, key=lambda t: t[1] - t[0])
     cols = [c for r in range(top, bottom + 1) for c in rows.get(r, [])]
-    c1, c2 = min(cols), max(cols)
-    # a column counts when the header names it: trim bordered but untitled columns at the edges
-    return top, bottom, c1, c2
+    return top, bottom, min(cols), max(cols)
 
 
 def _header_bottom(ws: Worksheet, merges: Merges, top: int, bottom: int, c1: int, c2: int) -> int:
