@@ -122,8 +122,8 @@ def pick_sheet(wb: openpyxl.Workbook, name: str | None = None) -> Worksheet:
         return wb[name]
     scored = [(sum(1 for row in ws.iter_rows() for c in row if _bordered(c)), -i, ws)
               for i, ws in enumerate(wb.worksheets)]
-    best = max(scored, key=lambda t: (t[0], t[1]))
-    if best[0] == 0:
+    best = max(scored, key=lambda t: (t[0], t[1]), default=(0, 0, None))
+    if best[0] == 0 or best[2] is None:
         raise CollectionError("No sheet of the form has a table drawn with borders.",
                               "Draw the table's grid lines (borders) in Excel, or name the sheet with --sheet.")
     return best[2]
@@ -131,7 +131,8 @@ def pick_sheet(wb: openpyxl.Workbook, name: str | None = None) -> Worksheet:
 
 def _bordered(cell: Any) -> bool:
     b = cell.border
-    return any(getattr(b, side).style for side in ("left", "right", "top", "bottom"))
+    return b is not None and any(getattr(getattr(b, side, None), "style", None)
+                                 for side in ("left", "right", "top", "bottom"))
 
 
 # -- the analysis ----------------------------------------------------------------------------------------------------
