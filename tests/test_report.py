@@ -488,3 +488,14 @@ def test_sheets_are_deflated(files):
     with zipfile.ZipFile(files.master) as zf:
         assert zf.testzip() is None
         assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_DEFLATED}
+
+
+def test_a_long_column_title_wraps_in_a_header_row_tall_enough(tmp_path):
+    inp = make_input()
+    long_title = "嚴重特殊傳染性肺炎防治及紓困振興特別條例第十一條經費類別"
+    columns = [replace(c, title=long_title) if c.key == "kind" else c for c in inp.columns]
+    files = write_reports(replace(inp, columns=columns), tmp_path)
+    ws = openpyxl.load_workbook(files.master)["明細"]
+    assert ws["J1"].value == long_title and ws["J1"].alignment.wrap_text
+    lines = -(-2 * len(long_title) // int(ws.column_dimensions["J"].width - 2))
+    assert lines > 1 and ws.row_dimensions[1].height >= 16 * lines - 1  # xlsxwriter rounds to whole pixels

@@ -844,6 +844,10 @@ def _write_table_frame(worksheets: list[Worksheet], sheets: _Sheets, fmts: dict[
         for c, (title, width) in enumerate(zip(table.headers, table.widths, strict=True)):
             ws.set_column(c, c, width)
             ws.write_string(0, c, title, header)
+        lines = max((math.ceil(_display_width(t) / max(1.0, w - 2)) for t, w in zip(table.headers, table.widths,
+                                                                                     strict=True)), default=1)
+        if lines > 1:  # a long title wraps: the header row as tall as it needs
+            ws.set_row(0, LINE_POINTS * lines)
         ws.freeze_panes(1, table.freeze_cols)
         if not count:
             if index == 0 and table.empty_note:
