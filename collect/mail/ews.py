@@ -14,7 +14,7 @@ from typing import Any
 
 from collect.errors import ConfigError, MailError
 from collect.mail.compose import to_bytes
-from collect.mail.settings import MailConfig, explain, mail_password
+from collect.mail.settings import MailConfig, explain, mail_password, sentence
 
 
 def _exchangelib() -> Any:
@@ -49,13 +49,14 @@ def _ews_failures(cfg: MailConfig) -> Iterator[None]:
     try:
         yield
     except (xl.errors.EWSError, OSError) as exc:
-        raise MailError(_ews_failure(exc, f"EWS https://{cfg.server}/EWS/Exchange.asmx as {cfg.username}")) from exc
+        where = f"EWS https://{cfg.server}/EWS/Exchange.asmx as {cfg.username}"
+        raise MailError(sentence(_ews_failure(exc, where))) from exc
 
 
 def _ews_failure(exc: BaseException, where: str) -> str:
     if isinstance(exc, _exchangelib().errors.UnauthorizedError):  # HTTP 401 (or a locked-out account)
-        return (f"authentication failed ({where}): {exc}. Check [mail] username (DOMAIN\\user or user@domain) "
-                "and the password, and that the account may use EWS.")
+        return (f"authentication failed ({where}): {sentence(str(exc))} Check [mail] username (DOMAIN\\user or "
+                "user@domain) and the password, and that the account may use EWS.")
     cause: BaseException | None = exc
     seen: set[int] = set()
     while cause is not None and id(cause) not in seen:  # requests -> urllib3 -> the socket's own error
@@ -132,7 +133,7 @@ class EwsMailbox:
             results = self.account.bulk_move(ids=[(item_id, changekey)], to_folder=self.folder(path))
         for r in results:
             if isinstance(r, Exception):
-                raise MailError(f"EWS could not move the message to {path}: {r}")
+                raise MailError(sentence(f"EWS could not move the message to {path}: {r}"))
 
     def mark_processed(self, uid: str) -> None:
         self._move(uid, self.cfg.processed_folder)

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from collect.errors import ConfigError, MailError
 from collect.mail.compose import POLICY, to_bytes
-from collect.mail.settings import GRAPH_SCOPE, MailConfig, oauth_token
+from collect.mail.settings import GRAPH_SCOPE, MailConfig, oauth_token, sentence
 
 GRAPH_URL = "https://graph.microsoft.com/v1.0"
 SEND_MIME_LIMIT = 3_500_000  # sendMail with a MIME body takes up to 4 MB of base64; bigger goes by upload session
@@ -59,7 +59,7 @@ class GraphClient:
         full = url if url.startswith("http") else f"{self.user}{url}"
         response = self.http.request(method, full, headers=headers, **kw)
         if response.status_code >= 400:
-            raise MailError(_graph_error(response, method, full))
+            raise MailError(sentence(_graph_error(response, method, full)))
         return response
 
     # folders

@@ -123,7 +123,7 @@ class ImapMailbox:
         for uid in uids:
             typ, data = box.client.uid("FETCH", uid, "(BODY.PEEK[])")
             if typ != "OK":
-                raise MailError(f"IMAP FETCH of message {uid} failed: {data!r}")
+                raise MailError(f"IMAP FETCH of message {uid} failed: {data!r}.")
             raw = next((part[1] for part in data if isinstance(part, tuple)), None)
             if raw is None:  # expunged meanwhile (another client took it)
                 continue
