@@ -34,8 +34,6 @@ _._compresslevel  # zipfile.ZipInfo (private; see pyproject's per-file-ignores f
 
 # -- dead, in another engineer's files this round: reported to the owner, who deletes or uses it -----------------
 _.complete  # collect/follow/status.py Completeness.complete: nothing reads it (follow)
-read_prefill  # collect/forms/issuing.py: superseded by read_prefill_file; only its own module named it (forms)
-unlocked  # collect/forms/template.py: never called (forms)
 is_workbook_name  # collect/mail/message.py: only tests call it (mail)
 _._batch  # collect/mail/backends.py IMAP mailbox: stored, never read (mail)
 sniff  # collect/receive/read.py: only tests call it; the reader uses _sniff (receive)

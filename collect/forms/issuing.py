@@ -83,11 +83,6 @@ class Prefill:
         return list(dict.fromkeys([*self.rows, *self.fields]))
 
 
-def read_prefill(path: Path, coll: Collection) -> dict[str, list[dict[str, Any]]]:
-    """A prefill file (CSV or xlsx) keyed by 機關代碼, with columns titled as the form's -> rows per agency."""
-    return read_prefill_file(path, coll).rows
-
-
 def read_prefill_file(path: Path, coll: Collection) -> Prefill:
     """A prefill file keyed by 機關代碼 whose other columns are titled as the form's columns or header fields.
 

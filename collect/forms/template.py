@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import openpyxl
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Side
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter, range_boundaries
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.worksheet import Worksheet
@@ -276,7 +276,3 @@ def formula_for(template: str, columns: Sequence[ColumnSpec], row: int) -> str:
     """Expand {key} in a column formula to the same row's cell of that column."""
     letters = {c.key: get_column_letter(i) for i, c in enumerate(columns, start=1)}
     return re.sub(r"\{(\w+)\}", lambda m: f"{letters[m.group(1)]}{row}", template)
-
-
-def unlocked() -> Protection:
-    return Protection(locked=False)
