@@ -16,7 +16,7 @@ from typing import Any
 import openpyxl
 import pytest
 from conftest import SECRET, convert, run_cli
-from ingest_util import ROUND, fill, json_lines, mail_text, read_mail, row, rows, triples
+from ingest_util import ROUND, attachments, fill, json_lines, mail_text, read_mail, row, rows, triples
 
 from collect.archive import sha256_of
 from collect.forms.issuing import issue
@@ -25,6 +25,7 @@ from collect.workspace import Context, init_workspace
 A, B, C, D, E, F, G, H = "020001", "020002", "020003", "020004", "020005", "020006", "020007", "020008"
 MANY = "020009"
 AS_XLS, AS_ODS = "020010", "020011"
+BIG_COPY = "020012"
 TWO = [row("口罩採購", item=1), row("快篩試劑", item=2, category="紓困", source="中央補助")]
 
 
@@ -53,7 +54,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     mp.setenv("COLLECT_SECRET", SECRET)
     init_workspace(root)
     ctx = Context.open(root)
-    result = issue(ctx, "covid19", ROUND, agencies=[A, B, C, D, E, F, G, H, MANY, AS_XLS, AS_ODS])
+    result = issue(ctx, "covid19", ROUND, agencies=[A, B, C, D, E, F, G, H, MANY, AS_XLS, AS_ODS, BIG_COPY])
     yield Env(root, ctx, {i.agency: i.path for i in result.issued}, base / "made")
     ctx.close()
     mp.undo()
@@ -243,3 +244,25 @@ def test_receipts_of_xls_and_ods_returns_keep_the_agencys_formatting(env: Env) -
         assert sheet["E7"].comment is not None
         assert all(sheet[f"H{r}"].value in (None, "") or str(sheet[f"H{r}"].value).startswith("=")
                    for r in range(9, 207))  # never a 0 the agency did not have
+
+
+def test_a_receipt_over_the_mail_limit_goes_without_the_copy_and_says_so(env: Env) -> None:
+    """With [mail] max_attachment_mb = 0.02 the annotated copy (kept for staff) is too large for the receipt: the
+    receipt lists the findings, says why the copy is missing, and stays small."""
+    toml = env.root / "collect.toml"
+    before = toml.read_text(encoding="utf-8")
+    toml.write_text(before.replace("max_attachment_mb = 25", "max_attachment_mb = 0.02"), encoding="utf-8")
+    try:
+        path = fill(env.issued[BIG_COPY], env.made / "big-copy.xlsx", [row("口罩採購", item=1, approved="一千")])
+        done = env.cli("ingest", "--json", str(path))
+    finally:
+        toml.write_text(before, encoding="utf-8")
+    [line] = json_lines(done.stdout)
+    assert (line["verdict"], triples(line["findings"])) == ("rejected", [("value.not_number", "E7", "error")])
+    sub = env.ctx.ledger.submission(line["receipt"])
+    assert sub is not None and sub.receipt_path is not None and sub.annotated_path is not None
+    assert Path(sub.annotated_path).stat().st_size > 15_000  # the copy exists, for staff
+    mail = read_mail(Path(sub.receipt_path))
+    assert attachments(mail) == {}
+    assert "超過郵件附件上限，本信未附" in mail_text(mail)
+    assert Path(sub.receipt_path).stat().st_size < 15_000

@@ -87,6 +87,7 @@ class ReceiptFacts:
     findings: list[Finding] = field(default_factory=list)
     duplicate_of: str | None = None
     counting_note: str = ""
+    copy_note: str = ""  # why the annotated copy is not attached (too large for mail), when it is not
     annotated: OutgoingAttachment | None = None
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
@@ -111,7 +112,8 @@ def receipt_message(f: ReceiptFacts) -> EmailMessage:
         collection_title=f.collection_title, round_label=f.round_label, verdict_label=label, verdict_color=color,
         errors=errors, warnings=len(f.findings) - errors,
         next_step=NEXT_STEPS[f.verdict].format(deadline=deadline, duplicate_of=f.duplicate_of or ""),
-        counting_note=f.counting_note, findings=listed, shown=MAX_LISTED, more=len(listed) > MAX_LISTED,
+        counting_note=f.counting_note, copy_note=f.copy_note, findings=listed, shown=MAX_LISTED,
+        more=len(listed) > MAX_LISTED,
         annotated=f.annotated.filename if f.annotated else None, office=f.office,
     )
     who = f"{f.agency_name}：" if f.agency_name else ""

@@ -290,7 +290,11 @@ class Ingestor:
             name = f"{row.receipt}-{issued_file_name(stamp.agency, '檢核結果')}"
             annotated_path = ctx.ws.round_dir(ex.collection, stamp.round) / "receipts" / name
             write_atomic(annotated_path, ex.annotated)
-            facts.annotated = OutgoingAttachment(name, ex.annotated)
+            if len(ex.annotated) <= copy_limit(ctx.ws.settings.max_attachment_bytes):
+                facts.annotated = OutgoingAttachment(name, ex.annotated)
+            else:  # no mail server would take the receipt: it goes without the copy, and says so
+                facts.copy_note = (f"標示副本（{len(ex.annotated) / 1_000_000:,.1f} MB）超過郵件附件上限，本信未附；"
+                                   "請依下列檢核說明修正。")
             values["annotated_path"] = str(annotated_path)
         if verdict == Verdict.REJECTED and stamp is not None and ex.collection is not None:
             counting = ctx.ledger.latest_accepted(ex.collection, stamp.round, stamp.agency)
@@ -379,6 +383,11 @@ def batches(jobs: Sequence[tuple[int, Job]], per_batch: int) -> list[list[tuple[
     if group:
         out.append(group)
     return out
+
+
+def copy_limit(max_attachment_bytes: int) -> int:
+    """The largest annotated copy a receipt carries: base64 makes an attachment a third larger in the message."""
+    return max_attachment_bytes * 3 // 4
 
 
 def converted(data: bytes) -> bool:
