@@ -1,0 +1,185 @@
+"""The second tier through the files backend: digests to supervising agencies, their sign-off workbooks (核轉表)
+ingested like any return, 退回 told to the unit, resend, fresh sign-off, and the report counting exactly those."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+from conftest import SECRET
+from ingest_util import ROUND, acct, agency_mail, attachments, fill, mail_text, read_mail, rows
+
+from collect.follow import digest as digesting
+from collect.follow.signoff import apply_pending, counting_agencies
+from collect.follow.status import round_status
+from collect.forms.issuing import issue
+from collect.forms.signoff_book import FIRST_ROW, SHEET
+from collect.pipeline import make_report
+from collect.receive.ingest import Ingestor, Outcome
+from collect.receive.sandbox import Sandbox
+from collect.states import State, Verdict
+from collect.workspace import Context, init_workspace
+
+SUP, UNITS = "020000", ("020001", "020002", "020003")
+OTHER_SUP, OTHER_UNIT = "010000", "010001"
+DECISION, REASON = "I", "J"  # covid19 has three money columns: 5 fixed + 3 + 核轉／退回 + 退回理由
+
+
+@dataclass
+class World:
+    root: Path
+    ctx: Context
+    sandbox: Sandbox
+    issued: dict[str, Path]
+    made: Path
+
+    def send(self, sender: str, files: list[Path]) -> list[Outcome]:
+        raw, _ = agency_mail(sender, files)
+        with Ingestor(self.ctx, sandbox=self.sandbox) as ing:
+            return ing.message(raw, "test")
+
+    def unit_return(self, code: str, name: str, n: int = 2) -> Outcome:
+        path = fill(self.issued[code], self.made / f"{name}.xlsx", rows(n, prefix=name))
+        (outcome,) = self.send(acct(code), [path])
+        return outcome
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    base = tmp_path_factory.mktemp("tier")
+    root = base / "ws"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("COLLECT_SECRET", SECRET)
+    init_workspace(root)
+    rules = root / "rules" / "covid19.py"
+    rules.write_text(rules.read_text(encoding="utf-8").replace(
+        "prefill_previous=True,", "prefill_previous=True,\n    require_signoff=True,"), encoding="utf-8")
+    ctx = Context.open(root)
+    result = issue(ctx, "covid19", ROUND, agencies=[*UNITS, OTHER_UNIT])
+    sandbox = Sandbox(workers=1)
+    yield World(root, ctx, sandbox, {i.agency: i.path for i in result.issued}, base / "made")
+    sandbox.close()
+    ctx.close()
+    mp.undo()
+
+
+def signoff_attachment(d: digesting.Digest) -> tuple[str, bytes]:
+    assert d.path is not None
+    files = attachments(read_mail(d.path))
+    name = next(n for n in files if n.endswith("核轉表.xlsx"))
+    return name, files[name]
+
+
+def filled(world: World, name: str, data: bytes, decisions: dict[str, tuple[str, str | None]],
+           signer: str | None = "民政局會計室 王主任", edit: Any = None) -> Path:
+    """The supervising agency fills its 核轉表: decision and reason by unit code, signer and date."""
+    wb = openpyxl.load_workbook(io.BytesIO(data))
+    ws = wb[SHEET]
+    for r in range(FIRST_ROW, ws.max_row + 1):
+        code = ws[f"A{r}"].value
+        if code in decisions:
+            ws[f"{DECISION}{r}"], ws[f"{REASON}{r}"] = decisions[code]
+    ws["B3"], ws["D3"] = signer, "115/11/12"
+    if edit is not None:
+        edit(ws)
+    path = world.made / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb.save(path)
+    return path
+
+
+def test_two_tier_trip(world: World) -> None:
+    ctx = world.ctx
+    first = {code: world.unit_return(code, f"first-{code}") for code in UNITS}
+    assert {o.verdict for o in first.values()} == {Verdict.ACCEPTED}
+    assert counting_agencies(ctx, "covid19", ROUND) == set()  # nothing signed off yet
+    make_report(ctx, "covid19", ROUND)
+
+    # The digest to 020000: three of its 26 public units accepted (the round is in scope for all of them).
+    sent = digesting.digest(ctx, "covid19", ROUND, send=True)
+    mine = next(d for d in sent if d.supervisor == SUP)
+    assert mine.to == ("acct.020000@example.test", "head.020000@example.test")
+    assert [u["agency"] for u in mine.sections["已通過"]] == list(UNITS)
+    msg = read_mail(mine.path) if mine.path else None
+    assert msg is not None and "已通過 3/26" in str(msg["Subject"])
+    files = attachments(msg)
+    assert any(n.startswith(f"covid19-{ROUND}-{SUP}-") and not n.endswith("核轉表.xlsx") for n in files)  # its slice
+    _, book = signoff_attachment(mine)
+    ws = openpyxl.load_workbook(io.BytesIO(book))[SHEET]
+    assert [ws[f"A{r}"].value for r in range(FIRST_ROW, FIRST_ROW + 3)] == list(UNITS)
+    assert ws[f"C{FIRST_ROW}"].value == first["020001"].receipt
+    assert ws[f"F{FIRST_ROW}"].value == 2_000_000  # 核定經費 of two rows of 1,000,000
+    # Nothing new: no second digest.
+    assert digesting.plan(ctx, "covid19", ROUND, supervisors=[SUP]) == []
+
+    # 退回 without a reason: rejected, the cell named.
+    no_reason = filled(world, "no-reason.xlsx", book, {"020002": ("退回", None)})
+    (o,) = world.send(acct(SUP), [no_reason])
+    assert o.verdict == Verdict.REJECTED
+    assert [(f.code, f.cell) for f in o.findings if f.severity == "error"] == [
+        ("signoff.reason_required", f"{REASON}{FIRST_ROW + 1}")]
+    # From a unit's address instead of the supervising agency's: held for staff.
+    (o,) = world.send(acct("020001"), [filled(world, "wrong-sender.xlsx", book, {"020001": ("核轉", None)})])
+    assert o.verdict == Verdict.QUARANTINED and [f.code for f in o.findings] == ["signoff.sender"]
+    # Naming another supervising agency's unit.
+    def foreign(ws: Any) -> None:
+        ws[f"A{FIRST_ROW + 2}"] = OTHER_UNIT
+    (o,) = world.send(acct(SUP), [filled(world, "foreign.xlsx", book, {"020003": ("核轉", None)}, edit=foreign)])
+    assert o.verdict == Verdict.REJECTED
+    assert [(f.code, f.cell, f.severity) for f in o.findings] == [
+        ("signoff.undecided", f"{DECISION}{FIRST_ROW}", "warning"),
+        ("signoff.undecided", f"{DECISION}{FIRST_ROW + 1}", "warning"),
+        ("signoff.foreign_unit", f"A{FIRST_ROW + 2}", "error")]
+    assert apply_pending(ctx) == []  # nothing accepted: nothing applied
+    assert counting_agencies(ctx, "covid19", ROUND) == set()
+
+    # The real one: 020002 sent back with a reason, the others signed off.
+    decided = {"020001": ("核轉", None), "020002": ("退回", "實支數與會計月報不符，請更正"), "020003": ("核轉", None)}
+    (o,) = world.send(acct(SUP), [filled(world, "signoff-1.xlsx", book, decided)])
+    assert o.verdict == Verdict.ACCEPTED and o.collection == "covid19.signoff" and o.agency == SUP
+    (applied,) = apply_pending(ctx)
+    assert applied.signed == ("020001", "020003") and applied.returned == ("020002",)
+    assert apply_pending(ctx) == []  # applied once
+    told = read_mail(applied.notices[0])
+    assert told["To"] == "acct.020002@example.test" and "acct.020000@example.test" in str(told["Cc"])
+    assert "實支數與會計月報不符，請更正" in mail_text(told) and attachments(told)
+    st = {r.agency: r for r in round_status(ctx, "covid19", ROUND).rows}
+    assert st["020002"].state == State.RETURNED and st["020002"].returned_reason == "實支數與會計月報不符，請更正"
+    assert st["020001"].signed_off and not st["020002"].signed_off
+    assert counting_agencies(ctx, "covid19", ROUND) == {"020001", "020003"}
+
+    # 020002 resends; the old 核轉表 is now stale and answered with what changed.
+    again = world.unit_return("020002", "second-020002", n=3)
+    assert again.verdict == Verdict.ACCEPTED
+    (o,) = world.send(acct(SUP), [filled(world, "stale.xlsx", book, {"020002": ("核轉", None)})])
+    assert o.verdict == Verdict.REJECTED
+    assert [(f.code, f.cell) for f in o.findings if f.severity == "error"] == [("signoff.stale", f"C{FIRST_ROW + 1}")]
+    assert again.receipt in next(f.message for f in o.findings if f.code == "signoff.stale")
+    assert "020002" not in counting_agencies(ctx, "covid19", ROUND)
+
+    # The next digest says what changed and carries a 核轉表 with only 020002.
+    make_report(ctx, "covid19", ROUND)
+    (second,) = digesting.digest(ctx, "covid19", ROUND, send=True, supervisors=[SUP])
+    assert any("020002" in c for c in second.changes)
+    _, book2 = signoff_attachment(second)
+    ws2 = openpyxl.load_workbook(io.BytesIO(book2))[SHEET]
+    assert ws2[f"A{FIRST_ROW}"].value == "020002" and ws2[f"A{FIRST_ROW + 1}"].value is None
+    assert ws2[f"C{FIRST_ROW}"].value == again.receipt
+    (o,) = world.send(acct(SUP), [filled(world, "signoff-2.xlsx", book2, {"020002": ("核轉", None)})])
+    assert o.verdict == Verdict.ACCEPTED
+    (applied,) = apply_pending(ctx)
+    assert applied.signed == ("020002",)
+    assert counting_agencies(ctx, "covid19", ROUND) == set(UNITS)
+
+    # The report counts exactly the signed-off units: 2 + 3 + 2 rows.
+    report = make_report(ctx, "covid19", ROUND)
+    merged_rows = report.merged.report.rows
+    assert sorted(set(merged_rows["agency"])) == list(UNITS) and len(merged_rows) == 7
+    (row_020002,) = [r for r in round_status(ctx, "covid19", ROUND).rows if r.agency == "020002"]
+    assert row_020002.state == State.ACCEPTED and row_020002.signed_off
+
