@@ -482,11 +482,14 @@ class Ledger:
                                                 recipients=json.dumps(list(recipients)), sent_at=stamp_time(),
                                                 outgoing_id=outgoing_id))
 
-    def last_reminded(self, collection: str, round_id: str) -> dict[str, datetime]:
+    def last_reminded(self, collection: str, round_id: str, kind: str | None = None) -> dict[str, datetime]:
+        """Agency -> when it was last reminded in the round (of that kind only, when given)."""
         with self.begin() as c:
-            rows = c.execute(sa.select(reminders.c.agency, sa.func.max(reminders.c.sent_at))
-                             .where(reminders.c.collection == collection, reminders.c.round == round_id)
-                             .group_by(reminders.c.agency))
+            query = (sa.select(reminders.c.agency, sa.func.max(reminders.c.sent_at))
+                     .where(reminders.c.collection == collection, reminders.c.round == round_id))
+            if kind is not None:
+                query = query.where(reminders.c.kind == kind)
+            rows = c.execute(query.group_by(reminders.c.agency))
             return {r[0]: parse_time(r[1]) or now() for r in rows}
 
     def record_signoff(self, collection: str, round_id: str, supervisor: str, by: str, note: str | None) -> None:
@@ -542,11 +545,11 @@ class Ledger:
             return [SubmissionRow.of(r) for r in rows]
 
     def record_digest(self, collection: str, round_id: str, supervisor: str, snapshot: dict[str, Any],
-                      outgoing_id: int | None) -> None:
+                      outgoing_id: int | None, at: datetime | None = None) -> None:
         with self.begin() as c:
             c.execute(digests.insert().values(collection=collection, round=round_id, supervisor=supervisor,
                                               snapshot=json.dumps(snapshot, ensure_ascii=False, sort_keys=True),
-                                              sent_at=stamp_time(), outgoing_id=outgoing_id))
+                                              sent_at=stamp_time(at), outgoing_id=outgoing_id))
 
     def last_digest(self, collection: str, round_id: str, supervisor: str) -> dict[str, Any] | None:
         """The latest digest sent to a supervising agency for a round: its snapshot (parsed) and sent_at."""
@@ -557,11 +560,6 @@ class Ledger:
             if row is None:
                 return None
             return {**dict(row._mapping), "snapshot": json.loads(row.snapshot), "sent_at": parse_time(row.sent_at)}
-
-    def digest_times(self) -> list[datetime]:
-        """When every digest was sent (for the once-a-day schedule)."""
-        with self.begin() as c:
-            return [t for (v,) in c.execute(sa.select(digests.c.sent_at)) if (t := parse_time(v)) is not None]
 
     def all_rounds(self) -> list[dict[str, Any]]:
         with self.begin() as c:

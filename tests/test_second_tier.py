@@ -3,18 +3,23 @@ ingested like any return, 退回 told to the unit, resend, fresh sign-off, and t
 
 from __future__ import annotations
 
+import csv
 import io
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import openpyxl
 import pytest
-from conftest import SECRET
+from conftest import SECRET, run_cli
 from ingest_util import ROUND, acct, agency_mail, attachments, fill, mail_text, read_mail, rows
 
 from collect.follow import digest as digesting
+from collect.follow import remind as reminding
+from collect.follow.savings import savings
 from collect.follow.signoff import apply_pending, counting_agencies
 from collect.follow.status import round_status
 from collect.forms.issuing import issue
@@ -22,6 +27,7 @@ from collect.forms.signoff_book import FIRST_ROW, SHEET
 from collect.pipeline import make_report
 from collect.receive.ingest import Ingestor, Outcome
 from collect.receive.sandbox import Sandbox
+from collect.rounds import TAIPEI
 from collect.states import State, Verdict
 from collect.workspace import Context, init_workspace
 
@@ -183,3 +189,66 @@ def test_two_tier_trip(world: World) -> None:
     (row_020002,) = [r for r in round_status(ctx, "covid19", ROUND).rows if r.agency == "020002"]
     assert row_020002.state == State.ACCEPTED and row_020002.signed_off
 
+
+
+# The tests below continue from the trip's end (module-scoped world, run in file order).
+def test_status_in_two_tiers(world: World) -> None:
+    tier = run_cli("--workspace", str(world.root), "status", "covid19", "--round", ROUND)
+    assert tier.returncode == 0, tier.stderr
+    line = next(ln for ln in tier.stdout.splitlines() if SUP in ln)
+    assert [c.strip() for c in line.split("│")[3:9]] == ["26", "3", "3", "0", "23", "0"]
+    assert "已核轉 3" in tier.stdout
+    one = run_cli("--workspace", str(world.root), "status", "covid19", "--round", ROUND, "--supervisor", SUP, "--json")
+    assert one.returncode == 0, one.stderr
+    rows = [json.loads(x) for x in one.stdout.splitlines()]
+    assert len(rows) == 26 and {r["supervisor"] for r in rows} == {SUP}
+    assert [(r["agency"], r["state"], r["signed_off"]) for r in rows if r["agency"] in UNITS] == [
+        ("020001", "accepted", True), ("020002", "accepted", True), ("020003", "accepted", True)]
+
+
+def test_savings_counts_fills_and_checks(world: World) -> None:
+    (row_, total) = savings(world.ctx, 2026)
+    assert (row_.collection, row_.rounds, row_.fills, row_.checks) == ("covid19", 1, 3, 1)
+    assert row_.hours == 3 + 16 and total.hours == 19 and str(total.person_months) == "0.1"
+    got = run_cli("--workspace", str(world.root), "savings", "--year", "2026", "--csv")
+    assert got.returncode == 0, got.stderr
+    lines = list(csv.reader(io.StringIO(got.stdout.lstrip("\ufeff"))))
+    assert lines[0][:5] == ["collection", "title", "rounds", "fills", "checks"]
+    assert lines[1][0] == "covid19" and lines[1][2:] == ["1", "3", "1", "3", "16", "19", "0.1"]
+    assert savings(world.ctx, 2025) == [savings(world.ctx, 2025)[0]] and savings(world.ctx, 2025)[0].hours == 0
+
+
+def test_a_supervising_agency_slow_to_sign_off_gets_its_own_reminder(world: World) -> None:
+    ctx = world.ctx
+    accepted = world.unit_return(OTHER_UNIT, "other-unit")
+    assert accepted.verdict == Verdict.ACCEPTED
+    at = ctx.ledger.submission(accepted.receipt)
+    assert at is not None
+    early = [r for r in reminding.plan(ctx, "covid19", ROUND, now=at.received_at + timedelta(days=2))
+             if r.kind == "signoff"]
+    assert early == []  # [round] signoff_remind_days = 3 by default
+    late = at.received_at + timedelta(days=3, minutes=1)
+    planned = [r for r in reminding.plan(ctx, "covid19", ROUND, now=late) if r.kind == "signoff"]
+    assert [(r.agency, r.to, r.findings) for r in planned] == [
+        (OTHER_SUP, ("acct.010000@example.test", "head.010000@example.test"), 1)]
+    done = [r for r in reminding.remind(ctx, "covid19", ROUND, now=late) if r.kind == "signoff"]
+    assert len(done) == 1 and done[0].path is not None
+    msg = read_mail(done[0].path)
+    assert "待核轉" in str(msg["Subject"]) and any(n.endswith("核轉表.xlsx") for n in attachments(msg))
+    assert [r for r in reminding.plan(ctx, "covid19", ROUND, now=late + timedelta(days=1))
+            if r.kind == "signoff"] == []  # reminded since its last unit came in
+
+
+def test_watch_sends_digests_at_the_set_time_and_only_with_news(world: World) -> None:
+    ctx = world.ctx
+    day = datetime.combine(datetime.now(TAIPEI).date() + timedelta(days=30), time(0), tzinfo=TAIPEI)
+    # 08:00: before [round] digest_at 09:00, and no supervising agency has just completed: nothing due.
+    assert digesting.due_now(ctx, day.replace(hour=8)) == []
+    # 09:30: every supervising agency of the open round is due; only 010000 has news (010001 came in).
+    sent = digesting.send_due(ctx, day.replace(hour=9, minute=30))
+    assert [d.supervisor for d in sent] == [OTHER_SUP]
+    assert [c.split("：")[0] for c in sent[0].changes] == [f"{OTHER_UNIT} 臺北市政府市政大樓公共事務管理中心"]
+    assert "已發出 → 已通過" in sent[0].changes[0] and any(n.endswith("核轉表.xlsx") for n in sent[0].attachments)
+    # Later the same day: 010000 had its digest today; nobody else has news.
+    assert digesting.send_due(ctx, day.replace(hour=15)) == []
+    assert OTHER_SUP not in [c for _, _, codes in digesting.due_now(ctx, day.replace(hour=15)) for c in codes]

@@ -58,6 +58,10 @@ def _snapshot(rows: list[AgencyStatus]) -> dict[str, Any]:
     return {r.agency: {"state": str(r.state), "receipt": r.receipt, "signed_off": r.signed_off} for r in rows}
 
 
+def _without_signoff(snapshot: dict[str, Any]) -> dict[str, Any]:
+    return {a: (v["state"], v["receipt"]) for a, v in snapshot.items()}
+
+
 def _changes(rows: list[AgencyStatus], before: dict[str, Any] | None) -> list[str]:
     """One zh-TW line per unit whose state, counting receipt or sign-off changed since the last digest."""
     if before is None:
@@ -66,8 +70,9 @@ def _changes(rows: list[AgencyStatus], before: dict[str, Any] | None) -> list[st
     for r in rows:
         was = before.get(r.agency)
         now = _snapshot([r])[r.agency]
-        if was == now:
-            continue
+        if was == now or (was is not None and was["signed_off"] != now["signed_off"]
+                          and (was["state"], was["receipt"]) == (now["state"], now["receipt"])):
+            continue  # unchanged, or only signed off by the supervising agency itself
         label = STATE_LABELS[r.state]
         if was is None:
             out.append(f"{r.agency} {r.name}：新列入本期，{label}")
@@ -76,10 +81,8 @@ def _changes(rows: list[AgencyStatus], before: dict[str, Any] | None) -> list[st
         elif was["state"] != now["state"]:
             out.append(f"{r.agency} {r.name}：{STATE_LABELS[State(was['state'])]} → {label}"
                        + (f"（收件編號 {r.receipt}）" if r.receipt else ""))
-        elif was["receipt"] != now["receipt"]:
+        else:
             out.append(f"{r.agency} {r.name}：重新寄回（收件編號 {r.receipt}），{label}")
-        elif now["signed_off"]:
-            out.append(f"{r.agency} {r.name}：已核轉")
     return out
 
 
@@ -100,8 +103,8 @@ def plan(ctx: Context, cid: str, round_id: str, *, supervisors: list[str] | None
             continue
         last = ctx.ledger.last_digest(cid, round_id, code)
         snap = _snapshot(rows)
-        if last is not None and last["snapshot"] == snap:
-            continue  # nothing new for this supervising agency
+        if last is not None and _without_signoff(last["snapshot"]) == _without_signoff(snap):
+            continue  # nothing new for this supervising agency (its own sign-offs are no news to it)
         sections = {title: [_unit(r) for r in rows if r.state in states] for title, states in SECTIONS}
         out.append(Digest(cid, round_id, code, sup.name, tuple(sup.emails), sections,
                           _changes(rows, last["snapshot"] if last else None), snapshot=snap, first=last is None))
@@ -143,7 +146,7 @@ def digest(ctx: Context, cid: str, round_id: str, *, send: bool = False, transpo
                       domain=domain_of(settings.sender))
         sent = deliver(ctx.ledger, ctx.ws.mail_outbox, msg, "digest", transport)
         oid = ctx.ledger.outgoing_by_message_id(sent.message_id)
-        ctx.ledger.record_digest(cid, round_id, d.supervisor, d.snapshot, oid["id"] if oid else None)
+        ctx.ledger.record_digest(cid, round_id, d.supervisor, d.snapshot, oid["id"] if oid else None, moment)
         d.path = sent.path
     return due
 
@@ -184,3 +187,18 @@ def send_due(ctx: Context, now: datetime | None = None, transport: Transport | N
     for cid, round_id, codes in due_now(ctx, moment):
         sent += digest(ctx, cid, round_id, send=True, transport=transport, supervisors=codes, now=moment)
     return sent
+
+
+def after_fetch(ctx: Context, transport: Transport | None = None, now: datetime | None = None) -> list[str]:
+    """What `collect fetch` and each pass of `collect watch` do for the second tier: apply the sign-off workbooks
+    just accepted, then send the digests due. One log line per thing done."""
+    from collect.follow.signoff import apply_pending
+
+    lines = []
+    for a in apply_pending(ctx, transport=transport):
+        lines.append(f"sign-off {a.receipt}: {a.supervisor} {a.collection} {a.round} signed off "
+                     f"{len(a.signed)}, sent back {len(a.returned)}")
+    for d in send_due(ctx, now, transport):
+        lines.append(f"digest {d.collection} {d.round} to {d.supervisor} {d.supervisor_name}: "
+                     f"{len(d.changes)} change(s), {len(d.attachments)} attachment(s)")
+    return lines
