@@ -17,6 +17,8 @@ import pytest
 from conftest import SECRET, run_cli
 from ingest_util import ROUND, acct, agency_mail, attachments, fill, mail_text, read_mail, rows
 
+from collect.config import parse_settings
+from collect.errors import ConfigError
 from collect.follow import digest as digesting
 from collect.follow import remind as reminding
 from collect.follow.savings import savings
@@ -99,7 +101,24 @@ def filled(world: World, name: str, data: bytes, decisions: dict[str, tuple[str,
     return path
 
 
-def test_two_tier_trip(world: World) -> None:
+@pytest.fixture(scope="module")
+def trip(world: World) -> World:
+    """The whole trip, once per module (and per xdist worker): the tests after it start where it ends."""
+    two_tier_trip(world)
+    return world
+
+
+@pytest.fixture(scope="module")
+def other_unit(trip: World) -> Outcome:
+    """010001 (under 010000) returns after the trip: 010000 then has a unit waiting for its sign-off."""
+    return trip.unit_return(OTHER_UNIT, "other-unit")
+
+
+def test_two_tier_trip(trip: World) -> None:
+    assert counting_agencies(trip.ctx, "covid19", ROUND) == set(UNITS)
+
+
+def two_tier_trip(world: World) -> None:
     ctx = world.ctx
     first = {code: world.unit_return(code, f"first-{code}") for code in UNITS}
     assert {o.verdict for o in first.values()} == {Verdict.ACCEPTED}
@@ -191,8 +210,9 @@ def test_two_tier_trip(world: World) -> None:
 
 
 
-# The tests below continue from the trip's end (module-scoped world, run in file order).
-def test_status_in_two_tiers(world: World) -> None:
+# The tests below start where the trip ends.
+def test_status_in_two_tiers(trip: World) -> None:
+    world = trip
     tier = run_cli("--workspace", str(world.root), "status", "covid19", "--round", ROUND)
     assert tier.returncode == 0, tier.stderr
     line = next(ln for ln in tier.stdout.splitlines() if SUP in ln)
@@ -206,7 +226,8 @@ def test_status_in_two_tiers(world: World) -> None:
         ("020001", "accepted", True), ("020002", "accepted", True), ("020003", "accepted", True)]
 
 
-def test_savings_counts_fills_and_checks(world: World) -> None:
+def test_savings_counts_fills_and_checks(trip: World) -> None:
+    world = trip
     (row_, total) = savings(world.ctx, 2026)
     assert (row_.collection, row_.rounds, row_.fills, row_.checks) == ("covid19", 1, 3, 1)
     assert row_.hours == 3 + 16 and total.hours == 19 and str(total.person_months) == "0.1"
@@ -218,9 +239,9 @@ def test_savings_counts_fills_and_checks(world: World) -> None:
     assert savings(world.ctx, 2025) == [savings(world.ctx, 2025)[0]] and savings(world.ctx, 2025)[0].hours == 0
 
 
-def test_a_supervising_agency_slow_to_sign_off_gets_its_own_reminder(world: World) -> None:
-    ctx = world.ctx
-    accepted = world.unit_return(OTHER_UNIT, "other-unit")
+def test_a_supervising_agency_slow_to_sign_off_gets_its_own_reminder(trip: World, other_unit: Outcome) -> None:
+    ctx = trip.ctx
+    accepted = other_unit
     assert accepted.verdict == Verdict.ACCEPTED
     at = ctx.ledger.submission(accepted.receipt)
     assert at is not None
@@ -239,8 +260,8 @@ def test_a_supervising_agency_slow_to_sign_off_gets_its_own_reminder(world: Worl
             if r.kind == "signoff"] == []  # reminded since its last unit came in
 
 
-def test_watch_sends_digests_at_the_set_time_and_only_with_news(world: World) -> None:
-    ctx = world.ctx
+def test_watch_sends_digests_at_the_set_time_and_only_with_news(trip: World, other_unit: Outcome) -> None:
+    ctx = trip.ctx
     day = datetime.combine(datetime.now(TAIPEI).date() + timedelta(days=30), time(0), tzinfo=TAIPEI)
     # 08:00: before [round] digest_at 09:00, and no supervising agency has just completed: nothing due.
     assert digesting.due_now(ctx, day.replace(hour=8)) == []
@@ -252,3 +273,14 @@ def test_watch_sends_digests_at_the_set_time_and_only_with_news(world: World) ->
     # Later the same day: 010000 had its digest today; nobody else has news.
     assert digesting.send_due(ctx, day.replace(hour=15)) == []
     assert OTHER_SUP not in [c for _, _, codes in digesting.due_now(ctx, day.replace(hour=15)) for c in codes]
+
+
+def test_digest_times_and_savings_hours_are_checked_in_collect_toml(tmp_path: Path) -> None:
+    good = parse_settings('[round]\ndigest_at = ["08:30", "16:00"]\nsignoff_remind_days = 5\n'
+                          '[savings]\nhours_fill = 1.5\nhours_check = 20\n', tmp_path / "collect.toml")
+    assert good.digest_at == ("08:30", "16:00") and good.signoff_remind_days == 5
+    assert (good.hours_fill, good.hours_check) == (1.5, 20)
+    with pytest.raises(ConfigError, match=r"\[round\] digest_at: expected a list of Taipei times"):
+        parse_settings('[round]\ndigest_at = ["9am"]\n', tmp_path / "collect.toml")
+    with pytest.raises(ConfigError, match=r"\[savings\] hours_check"):
+        parse_settings('[savings]\nhours_check = "16"\n', tmp_path / "collect.toml")

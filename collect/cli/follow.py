@@ -132,7 +132,7 @@ def remind(
     for r in items:
         what = Path(r.attachment).name if r.attachment else f"{r.findings} 項待修正"
         what = f"{r.findings} 個單位待核轉" if r.kind == "signoff" else what
-        kind = {"never": "未繳交", "rejected": "退件", "signoff": "待核轉"}[r.kind]
+        kind = {"never": "未繳交", "rejected": "退件", "returned": "主管機關退回", "signoff": "待核轉"}[r.kind]
         table.add_row(r.agency, Text(r.name), kind, ", ".join(r.to),
                       ", ".join(r.cc), Text(what))
     out.print(table)

@@ -101,9 +101,14 @@ def watch_cmd(
     setup_logging(Options.debug)
     c = ctx()
 
+    log = logging.getLogger("collect.receive.watch")
+
     def second_tier(transport: Any) -> None:  # sign-off workbooks applied, digests sent when due
-        for line in after_fetch(c, transport):
-            logging.getLogger("collect.receive.watch").info(line)
+        try:
+            for line in after_fetch(c, transport):
+                log.info(line)
+        except Exception as exc:  # the watcher keeps ingesting; the next pass tries again
+            log.error("digests and sign-offs not done: %s: %s", exc.__class__.__name__, exc)
 
     watch(c, interval=interval, max_passes=1 if once else None, after_pass=second_tier)
 

@@ -22,6 +22,7 @@ class Reminder:
     agency: str
     name: str
     kind: str  # "never" (nothing accepted or rejected yet: the workbook again) | "rejected" (the latest findings)
+    #            | "returned" (its supervising agency sent its accepted return back: the reason)
     #            | "signoff" (a supervising agency's units await its sign-off; findings = how many)
     to: tuple[str, ...]
     cc: tuple[str, ...]
@@ -68,7 +69,7 @@ def _plan(ctx: Context, cid: str, round_id: str, now: datetime) -> list[tuple[Re
     for row in st.rows:
         if row.state in (*ANSWERED, State.EXEMPT) or not row.emails:
             continue
-        kind = "rejected" if row.state == State.REJECTED else "never"
+        kind = {State.REJECTED: "rejected", State.RETURNED: "returned"}.get(row.state, "never")
         cc: tuple[str, ...] = ()
         if overdue and row.supervisor != row.agency:
             sup = ctx.registry.get(row.supervisor)
@@ -94,7 +95,7 @@ def remind(ctx: Context, cid: str, round_id: str, *, now: datetime | None = None
         values = dict(agency_name=row.name, kind=item.kind, collection_title=coll.title,
                       round_label=roc_round_label(round_id), receipt=row.receipt, deadline=deadline,
                       overdue=bool(item.cc), supervisor_name=row.supervisor_name, office=settings.office,
-                      findings=[f.to_dict() for f in found])
+                      findings=[f.to_dict() for f in found], reason=row.returned_reason)
         attachments = []
         if item.attachment:
             p = ctx.ws.root / item.attachment

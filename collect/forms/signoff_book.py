@@ -100,6 +100,12 @@ def unit_lines(ctx: Context, coll: Collection, round_id: str, supervisor: str) -
     return out
 
 
+def decision_columns(coll: Collection) -> tuple[int, int]:
+    """The 1-based columns of 核轉／退回 and 退回理由 in the collection's sign-off workbook."""
+    n = len(FIXED_TITLES) + sum(c.money for c in coll.columns) + 2
+    return n - 1, n
+
+
 def build_workbook(coll: Collection, round_id: str, supervisor: str, supervisor_name: str, lines: list[UnitLine],
                    secret: bytes) -> bytes:
     """A stamped, protected 核轉表: one row per unit, 核轉／退回 (a dropdown) and 退回理由 to fill, 核轉人 and
@@ -202,8 +208,7 @@ def examine(ctx: Context, stamp: Stamp, cells: Cells | None, last_row: int, send
     if cells is None:
         return Examined(Verdict.REJECTED, [F.make("table.sheet_missing", locale, sheet=SHEET)], empty)
     coll = ctx.collection(cid)
-    ncols = len(FIXED_TITLES) + sum(c.money for c in coll.columns) + 2
-    decision_col, reason_col = ncols - 1, ncols
+    decision_col, reason_col = decision_columns(coll)
     letter = openpyxl.utils.get_column_letter
     found: list[Finding] = []
     by, on = _text(cells(3, 2)), _text(cells(3, 4))
