@@ -551,8 +551,8 @@ def second_tier(ctx: Context, coll: Collection, round_id: str, plan: Plan, momen
     from collect.forms.signoff_book import FIRST_ROW, SHEET, decision_columns
     from collect.mail.message import parse_message
 
-    make_report(ctx, coll.id, round_id, now=moment)  # the slices the digests carry
-    sent = digest(ctx, coll.id, round_id, send=True, now=moment)
+    sent = digest(ctx, coll.id, round_id, send=True, now=moment,
+                  refresh=lambda cid, r: make_report(ctx, cid, r, now=moment))  # the slices the digests carry
     lines = [f"{len(sent)} digests to supervising agencies, each with its units by state and its slice workbook"
              + (" and 核轉表" if coll.meta.require_signoff else "")]
     if not coll.meta.require_signoff:

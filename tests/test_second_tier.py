@@ -284,3 +284,15 @@ def test_digest_times_and_savings_hours_are_checked_in_collect_toml(tmp_path: Pa
         parse_settings('[round]\ndigest_at = ["9am"]\n', tmp_path / "collect.toml")
     with pytest.raises(ConfigError, match=r"\[savings\] hours_check"):
         parse_settings('[savings]\nhours_check = "16"\n', tmp_path / "collect.toml")
+
+
+def test_a_unit_resending_after_its_sign_off_needs_a_fresh_one(trip: World) -> None:
+    """Last in the file: it changes 020000's units (each xdist worker runs a module's tests in file order)."""
+    ctx = trip.ctx
+    again = trip.unit_return("020001", "resent-020001", n=1)
+    assert again.verdict == Verdict.ACCEPTED
+    rows_ = {r.agency: r for r in round_status(ctx, "covid19", ROUND).rows}
+    assert rows_["020001"].state == State.ACCEPTED and not rows_["020001"].signed_off
+    assert counting_agencies(ctx, "covid19", ROUND) == {"020002", "020003"}
+    (d,) = digesting.plan(ctx, "covid19", ROUND, supervisors=[SUP])
+    assert d.changes == [f"020001 臺北市松山區公所：核轉後重新寄回（收件編號 {again.receipt}），需重新核轉"]

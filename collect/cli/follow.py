@@ -166,12 +166,14 @@ def digest_cmd(
                                                          help="Only these supervising agencies.")] = None,
 ) -> None:
     """Each supervising agency's digest: its units by state, what changed, its workbook and sign-off workbook
-    (核轉表); only to those with something new."""
+    (核轉表); only to those with something new. --send writes the round's report first, so the workbooks are
+    current."""
     from collect.follow.digest import digest
+    from collect.pipeline import make_report
 
     c = ctx()
     items = digest(c, collection, round_id, send=send, transport=transport_for(c) if send else None,
-                   supervisors=supervisor or None)
+                   supervisors=supervisor or None, refresh=lambda cid, r: make_report(c, cid, r))
     table = Table(title=f"{'sent' if send else 'would send'}: {len(items)} digest(s)")
     for name in ("主管機關", "名稱", "通過", "退回", "未完成", "變動", "附件"):
         table.add_column(name, overflow="fold")

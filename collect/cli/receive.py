@@ -96,6 +96,7 @@ def watch_cmd(
     import logging
 
     from collect.follow.digest import after_fetch
+    from collect.pipeline import make_report
     from collect.receive.watch import watch
 
     setup_logging(Options.debug)
@@ -105,7 +106,7 @@ def watch_cmd(
 
     def second_tier(transport: Any) -> None:  # sign-off workbooks applied, digests sent when due
         try:
-            for line in after_fetch(c, transport):
+            for line in after_fetch(c, transport, refresh=lambda cid, r: make_report(c, cid, r)):
                 log.info(line)
         except Exception as exc:  # the watcher keeps ingesting; the next pass tries again
             log.error("digests and sign-offs not done: %s: %s", exc.__class__.__name__, exc)

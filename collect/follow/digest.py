@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -111,14 +112,21 @@ def plan(ctx: Context, cid: str, round_id: str, *, supervisors: list[str] | None
     return out
 
 
+Refresh = Callable[[str, str], Any]  # (collection, round) -> None: write the report the digests attach
+
+
 def digest(ctx: Context, cid: str, round_id: str, *, send: bool = False, transport: Transport | None = None,
-           supervisors: list[str] | None = None, now: datetime | None = None) -> list[Digest]:
+           supervisors: list[str] | None = None, now: datetime | None = None,
+           refresh: Refresh | None = None) -> list[Digest]:
     """The digests due (see plan); with send=True each is mailed with the supervising agency's workbook (and, where
-    the collection requires sign-off, a stamped sign-off workbook for its units not signed off yet) and recorded."""
+    the collection requires sign-off, a stamped sign-off workbook for its units not signed off yet) and recorded.
+    `refresh` (the commands pass `collect report`'s) runs once first when any is due, so the workbooks are current."""
     coll = ctx.collection(cid)
     due = plan(ctx, cid, round_id, supervisors=supervisors)
-    if not send:
+    if not send or not due:
         return due
+    if refresh is not None:
+        refresh(cid, round_id)
     moment = now or datetime.now(UTC)
     settings = ctx.ws.settings
     label = roc_round_label(round_id)
@@ -180,16 +188,19 @@ def due_now(ctx: Context, now: datetime) -> list[tuple[str, str, list[str]]]:
     return out
 
 
-def send_due(ctx: Context, now: datetime | None = None, transport: Transport | None = None) -> list[Digest]:
+def send_due(ctx: Context, now: datetime | None = None, transport: Transport | None = None,
+             refresh: Refresh | None = None) -> list[Digest]:
     """Send the digests due now (see due_now); each still only to a supervising agency with something new."""
     moment = now or datetime.now(UTC)
     sent: list[Digest] = []
     for cid, round_id, codes in due_now(ctx, moment):
-        sent += digest(ctx, cid, round_id, send=True, transport=transport, supervisors=codes, now=moment)
+        sent += digest(ctx, cid, round_id, send=True, transport=transport, supervisors=codes, now=moment,
+                       refresh=refresh)
     return sent
 
 
-def after_fetch(ctx: Context, transport: Transport | None = None, now: datetime | None = None) -> list[str]:
+def after_fetch(ctx: Context, transport: Transport | None = None, now: datetime | None = None,
+                refresh: Refresh | None = None) -> list[str]:
     """What `collect fetch` and each pass of `collect watch` do for the second tier: apply the sign-off workbooks
     just accepted, then send the digests due. One log line per thing done."""
     from collect.follow.signoff import apply_pending
@@ -198,7 +209,7 @@ def after_fetch(ctx: Context, transport: Transport | None = None, now: datetime 
     for a in apply_pending(ctx, transport=transport):
         lines.append(f"sign-off {a.receipt}: {a.supervisor} {a.collection} {a.round} signed off "
                      f"{len(a.signed)}, sent back {len(a.returned)}")
-    for d in send_due(ctx, now, transport):
+    for d in send_due(ctx, now, transport, refresh):
         lines.append(f"digest {d.collection} {d.round} to {d.supervisor} {d.supervisor_name}: "
                      f"{len(d.changes)} change(s), {len(d.attachments)} attachment(s)")
     return lines

@@ -134,8 +134,7 @@ def build_workbook(coll: Collection, round_id: str, supervisor: str, supervisor_
                              f"{line.received_at.astimezone(TAIPEI):%Y-%m-%d %H:%M}", line.rows]
         values += [line.totals.get(c.key) for c in money]
         for j, value in enumerate(values, start=1):
-            cell = ws.cell(r, j, int(value) if isinstance(value, Decimal) and value == int(value) else
-                           float(value) if isinstance(value, Decimal) else value)
+            cell = ws.cell(r, j, float(value) if isinstance(value, Decimal) else value)  # whole sums are int
             if j == 1 or j == 3:
                 cell.number_format = "@"
             elif j > len(FIXED_TITLES):
@@ -213,8 +212,8 @@ def examine(ctx: Context, stamp: Stamp, cells: Cells | None, last_row: int, send
     found: list[Finding] = []
     by, on = _text(cells(3, 2)), _text(cells(3, 4))
     mine = set(units_of(ctx, supervisor))
-    counting = counting_submissions(ctx, cid, round_id := stamp.round)
-    decisions = ctx.ledger.unit_decisions(cid, round_id)
+    counting = counting_submissions(ctx, cid, stamp.round)
+    decisions = ctx.ledger.unit_decisions(cid, stamp.round)
     records = []
     for r in range(FIRST_ROW, last_row + 1):
         agency, receipt = _text(cells(r, 1)), _text(cells(r, 3))
