@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets as _secrets
 import tomllib
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ sender = "collect@example.test"  # the From address of everything collect sends
 
 [round]
 deadline_days = 14               # default deadline: this many days after issuing
+digest_at = ["09:00"]            # Taipei times at which `collect watch` sends supervising agencies their digest
+signoff_remind_days = 3          # remind a supervising agency this many days after its last unit was accepted
 
 [mail]
 backend = "files"                # files (outgoing .eml into outbox/mail, incoming from inbox/); imap, ews, graph
@@ -39,6 +42,10 @@ trust_authserv_id = ""           # the office's receiving server: its Authentica
 
 [report]
 managers = ["manager@example.test"]
+
+[savings]
+hours_fill = 1                   # person-hours an agency spends filling one round by hand (collect savings)
+hours_check = 16                 # person-hours a supervising agency spends checking and rolling up one round
 """
 
 # section -> key -> (type, default)
@@ -51,7 +58,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "sender": (str, "collect@example.test"),
         "key_file": (str, ""),
     },
-    "round": {"deadline_days": (int, 14)},
+    "round": {"deadline_days": (int, 14), "digest_at": (list, ["09:00"]), "signoff_remind_days": (int, 3)},
     "mail": {
         "backend": (str, "files"),
         "inbox": (str, "inbox"),
@@ -79,6 +86,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "trust_authserv_id": (str, ""),
     },
     "report": {"managers": (list, ["manager@example.test"])},
+    "savings": {"hours_fill": ((int, float), 1), "hours_check": ((int, float), 16)},
 }
 # The [mail] defaults by key, for code that builds mail settings directly (collect.mail.settings.MailConfig).
 MAIL_DEFAULTS: dict[str, Any] = {key: default for key, (_kind, default) in _SCHEMA["mail"].items()}
@@ -104,6 +112,10 @@ class Settings:
     deadline_days: int = 14
     mail: dict[str, Any] = field(default_factory=dict)
     managers: tuple[str, ...] = ("manager@example.test",)
+    digest_at: tuple[str, ...] = ("09:00",)
+    signoff_remind_days: int = 3
+    hours_fill: float = 1
+    hours_check: float = 16
 
     @property
     def max_attachment_bytes(self) -> int:
@@ -204,6 +216,9 @@ def _check(section: str, key: str, value: Any, path: Path) -> Any:
     items: list[Any] = value if isinstance(value, list) else []
     if key == "managers" and not all(isinstance(v, str) and "@" in v for v in items):
         raise ConfigError(f"{path}: [report] managers: expected a list of email addresses, got {value!r}.")
+    if key == "digest_at" and not all(isinstance(v, str) and re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", v)
+                                      for v in items):
+        raise ConfigError(f"{path}: [round] digest_at: expected a list of Taipei times like \"09:00\", got {value!r}.")
     return value
 
 
@@ -230,8 +245,8 @@ def parse_settings(text: str, path: Path) -> Settings:
             _check(section, key, value, path)
             if section == "mail":
                 mail[key] = value
-            elif key == "managers":
-                values["managers"] = tuple(value)
+            elif key in ("managers", "digest_at"):
+                values[key] = tuple(value)
             else:
                 values[key] = value
     env_locale = os.environ.get(ENV_PREFIX + "LOCALE")

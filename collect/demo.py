@@ -20,7 +20,6 @@ from typing import Any
 from collect.archive import write_atomic
 from collect.errors import CollectionError
 from collect.follow.remind import remind
-from collect.follow.signoff import awaiting_signoff, forward
 from collect.follow.status import round_status, set_exempt
 from collect.forms.issuing import issue, issued_facts, read_prefill_file
 from collect.forms.spec import Collection, ColumnSpec, IssuedFacts
@@ -66,6 +65,7 @@ class Plan:
     stranger: str | None  # sends its return from an address not on the agency list (None in a very small round)
     exempt: str | None  # excused by staff (None in a very small round)
     libreoffice: set[str]
+    sent_back: str | None = None  # the unit its supervising agency sends back in its sign-off workbook (退回)
 
 
 MISTAKES = ("fullwidth_amount", "roc_date", "pasted_choice", "spent_over", "total_row", "missing_value")
@@ -499,17 +499,11 @@ def run_demo(root: Path | None = None, collection: str = "covid19", *, seed: int
     note(s, f"receipts (.eml) in {receipts}; annotated copies in {ctx.ws.round_dir(coll.id, round_id) / 'receipts'}")
     s.seconds = time.perf_counter() - t
 
-    if coll.meta.require_signoff:
-        s = step("Supervising agencies sign off (主管機關核轉)")
-        t = time.perf_counter()
-        waiting = sorted(awaiting_signoff(ctx, coll, round_id))
-        signing = waiting[:-1] if len(waiting) > 1 else waiting
-        for sup in signing:
-            forward(ctx, coll.id, round_id, sup, "主計室主任", "已檢視所屬機關填報資料")
-        note(s, f"{len(signing)} supervising agencies signed off their units' accepted returns"
-                + (f"; {waiting[-1]} has not yet, so its units' returns do not count in the report"
-                   if len(waiting) > len(signing) else ""))
-        s.seconds = time.perf_counter() - t
+    s = step("Supervising agencies: digests and sign-off (主管機關核轉)")
+    t = time.perf_counter()
+    for line in second_tier(ctx, coll, round_id, plan, moment):
+        note(s, line)
+    s.seconds = time.perf_counter() - t
 
     s = step("Status and reminders")
     t = time.perf_counter()
@@ -539,6 +533,81 @@ def run_demo(root: Path | None = None, collection: str = "covid19", *, seed: int
     outputs = {"workspace": root, "issued": result.out_dir, "mail": ctx.ws.mail_outbox,
                "master": rep.files.master, "summary": summ.html}
     return DemoResult(root, coll.id, round_id, steps, time.perf_counter() - started, outputs, plan)
+
+
+# -- the second tier: digests, sign-off workbooks filled by supervising agencies (simulated) -----------------------
+SENT_BACK_REASON = "實支數與會計月報不符，請核對後更正"
+
+
+def second_tier(ctx: Context, coll: Collection, round_id: str, plan: Plan, moment: datetime) -> list[str]:
+    """Each supervising agency gets its digest (with its slice workbook and, where the collection requires sign-off,
+    its 核轉表). Where sign-off is required, all but one of those with units waiting fill the 核轉表 and reply by
+    email: one unit that answered cleanly is sent back with a reason, every other unit is signed off; the replies
+    are ingested like any return and applied. One line per event."""
+    import openpyxl
+
+    from collect.follow.digest import digest
+    from collect.follow.signoff import apply_pending
+    from collect.forms.signoff_book import FIRST_ROW, SHEET, decision_columns
+    from collect.mail.message import parse_message
+
+    sent = digest(ctx, coll.id, round_id, send=True, now=moment,
+                  refresh=lambda cid, r: make_report(ctx, cid, r, now=moment))  # the slices the digests carry
+    lines = [f"{len(sent)} digests to supervising agencies, each with its units by state and its slice workbook"
+             + (" and 核轉表" if coll.meta.require_signoff else "")]
+    if not coll.meta.require_signoff:
+        lines.append(f"{coll.id} does not require sign-off: `collect demo --collection review_public` shows the "
+                     "核轉表 and a unit sent back")
+        return lines
+    books = {}
+    for d in sent:
+        assert d.path is not None
+        inc = parse_message(d.path.read_bytes())
+        book = next((a for a in inc.attachments if a.filename.endswith("核轉表.xlsx")), None)
+        if book is not None:
+            books[d.supervisor] = book
+    signing = sorted(books)[:-1] if len(books) > 1 else sorted(books)
+    decision_col, _ = decision_columns(coll)
+    special = plan.late | set(plan.faulty) | plan.never | {plan.stranger, plan.exempt}
+    inbox = ctx.ws.inbox_dir
+    dropped = []
+    for code in signing:
+        wb = openpyxl.load_workbook(io.BytesIO(books[code].data))
+        ws = wb[SHEET]
+        for r in range(FIRST_ROW, ws.max_row + 1):
+            unit = ws.cell(r, 1).value
+            if not unit:
+                continue
+            if plan.sent_back is None and unit not in special:  # a unit that answered cleanly and on time
+                plan.sent_back = str(unit)
+                ws.cell(r, decision_col, "退回")
+                ws.cell(r, decision_col + 1, SENT_BACK_REASON)
+            else:
+                ws.cell(r, decision_col, "核轉")
+        ws["B3"], ws["D3"] = "主計室主任", roc_date(moment.date())
+        buf = io.BytesIO()
+        wb.save(buf)
+        sup = ctx.registry.get(code)
+        assert sup is not None
+        msg = compose(sender=sup.emails[0], to=[ctx.ws.settings.sender], subject=f"回覆：核轉表（{sup.name}）",
+                      text=f"您好，附件為{sup.name}核轉表，請查收。\n", date=moment,
+                      attachments=[OutgoingAttachment(books[code].filename, buf.getvalue())],
+                      domain=sup.emails[0].rsplit("@", 1)[-1])
+        path = inbox / f"{moment:%Y%m%d-%H%M%S}-signoff-{code}.eml"
+        write_atomic(path, to_bytes(msg))
+        dropped.append(path)
+    with Ingestor(ctx) as ing:
+        outcomes = ing.paths(dropped)
+    applied = apply_pending(ctx)
+    verdicts = sorted(_count(str(o.verdict) for o in outcomes).items())
+    lines.append(f"{len(dropped)} supervising agencies returned their 核轉表 by email, ingested like any return: "
+                 + ", ".join(f"{k} {v}" for k, v in verdicts))
+    signed = sum(len(a.signed) for a in applied)
+    lines.append(f"{signed} units signed off; {plan.sent_back} sent back by its supervising agency "
+                 f"(「{SENT_BACK_REASON}」), told by email with its workbook")
+    if len(books) > len(signing):
+        lines.append(f"{sorted(books)[-1]} has not signed off yet, so its units' returns do not count in the report")
+    return lines
 
 
 def _count(items: Any) -> dict[str, int]:

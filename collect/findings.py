@@ -105,6 +105,21 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "row.rule_skipped": ("warning", "本列有值未通過欄位檢核，「{detail}」這項檢查未執行，更正後會再檢查。",
                          "A value in this row failed its own column's check, so the rule \"{detail}\" was not "
                          "checked; it will be once the value is corrected."),
+    # Sign-off workbooks (核轉表) returned by supervising agencies.
+    "signoff.sender": ("error", "寄件者 {value} 不是主管機關 {detail} 登記的聯絡信箱；核轉表已暫存待人工確認。",
+                       "The sender {value} is not a registered address of the supervising agency {detail}; "
+                       "the sign-off workbook is held for staff review."),
+    "signoff.decision": ("error", "「{column}」只能選擇 核轉 或 退回，填寫的是「{value}」。",
+                         "{column} must be 核轉 (sign off) or 退回 (send back); found {value!r}."),
+    "signoff.reason_required": ("error", "退回 {value} 時必須填寫「退回理由」。",
+                                "A reason is required when sending {value} back."),
+    "signoff.signer_required": ("error", "「{column}」必須填寫。", "{column} is required."),
+    "signoff.foreign_unit": ("error", "{value} 不是 {detail} 所屬的機關，不能由其核轉。",
+                             "{value} is not a unit of {detail} and cannot be signed off by it."),
+    "signoff.stale": ("error", "{detail}；核轉表與目前收件不符，請使用最新寄送的核轉表。",
+                      "{detail}; the sign-off workbook does not match the current returns: use the latest one sent."),
+    "signoff.undecided": ("warning", "{value} 尚未選擇核轉或退回，本次不處理。",
+                          "No decision for {value}; it is left as it is."),
     # Comparisons with the agency's previous accepted round.
     "compare.decreased": ("warning", "「{column}」為累計數，但比上期（{detail}）減少，填寫的是「{value}」。",
                           "{column} is cumulative but went down from the previous round ({detail}) to {value}."),

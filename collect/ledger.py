@@ -150,6 +150,35 @@ signoffs = sa.Table(
     sa.Column("at", sa.String, nullable=False),
 )
 
+# One row per sign-off workbook row applied: a unit's counting receipt signed off (核轉) or sent back (退回) by its
+# supervising agency. The latest row of an agency decides; `source` is the sign-off workbook's own receipt.
+unit_signoffs = sa.Table(
+    "unit_signoffs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("collection", sa.String, nullable=False, index=True),
+    sa.Column("round", sa.String, nullable=False),
+    sa.Column("supervisor", sa.String, nullable=False),
+    sa.Column("agency", sa.String, nullable=False),
+    sa.Column("receipt", sa.String, nullable=False),
+    sa.Column("decision", sa.String, nullable=False),  # "signed" | "returned"
+    sa.Column("reason", sa.String),
+    sa.Column("by", sa.String, nullable=False),
+    sa.Column("source", sa.String, nullable=False, index=True),
+    sa.Column("at", sa.String, nullable=False),
+)
+
+# One row per digest sent to a supervising agency: what it listed (JSON), so the next one says what changed.
+digests = sa.Table(
+    "digests", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("collection", sa.String, nullable=False),
+    sa.Column("round", sa.String, nullable=False),
+    sa.Column("supervisor", sa.String, nullable=False),
+    sa.Column("snapshot", sa.String, nullable=False),
+    sa.Column("sent_at", sa.String, nullable=False),
+    sa.Column("outgoing_id", sa.Integer),
+)
+
 
 def now() -> datetime:
     return datetime.now(UTC)
@@ -453,11 +482,14 @@ class Ledger:
                                                 recipients=json.dumps(list(recipients)), sent_at=stamp_time(),
                                                 outgoing_id=outgoing_id))
 
-    def last_reminded(self, collection: str, round_id: str) -> dict[str, datetime]:
+    def last_reminded(self, collection: str, round_id: str, kind: str | None = None) -> dict[str, datetime]:
+        """Agency -> when it was last reminded in the round (of that kind only, when given)."""
         with self.begin() as c:
-            rows = c.execute(sa.select(reminders.c.agency, sa.func.max(reminders.c.sent_at))
-                             .where(reminders.c.collection == collection, reminders.c.round == round_id)
-                             .group_by(reminders.c.agency))
+            query = (sa.select(reminders.c.agency, sa.func.max(reminders.c.sent_at))
+                     .where(reminders.c.collection == collection, reminders.c.round == round_id))
+            if kind is not None:
+                query = query.where(reminders.c.kind == kind)
+            rows = c.execute(query.group_by(reminders.c.agency))
             return {r[0]: parse_time(r[1]) or now() for r in rows}
 
     def record_signoff(self, collection: str, round_id: str, supervisor: str, by: str, note: str | None) -> None:
@@ -472,6 +504,74 @@ class Ledger:
             rows = c.execute(sa.select(signoffs).where(signoffs.c.collection == collection,
                                                        signoffs.c.round == round_id))
             return {r.supervisor: dict(r._mapping) for r in rows}
+
+    # -- the second tier: sign-off workbooks and digests (collect.follow) --------------------------------------------
+    def record_unit_decisions(self, collection: str, round_id: str, supervisor: str, by: str, source: str,
+                              decisions: Sequence[tuple[str, str, str, str | None]]) -> None:
+        """(agency, receipt, "signed" | "returned", reason) rows of one applied sign-off workbook, in one step."""
+        at = stamp_time()
+        with self.begin() as c:
+            for agency, receipt, decision, reason in decisions:
+                c.execute(unit_signoffs.insert().values(
+                    collection=collection, round=round_id, supervisor=supervisor, agency=agency, receipt=receipt,
+                    decision=decision, reason=reason, by=by, source=source, at=at))
+
+    def unit_decisions(self, collection: str, round_id: str) -> dict[str, dict[str, Any]]:
+        """Agency -> its latest sign-off decision of the round (receipt, decision, reason, by, at, source)."""
+        with self.begin() as c:
+            rows = c.execute(sa.select(unit_signoffs).where(unit_signoffs.c.collection == collection,
+                                                            unit_signoffs.c.round == round_id)
+                             .order_by(unit_signoffs.c.id))
+            return {r.agency: dict(r._mapping) for r in rows}
+
+    def decisions_applied(self, source: str) -> bool:
+        with self.begin() as c:
+            return c.execute(sa.select(unit_signoffs.c.id).where(unit_signoffs.c.source == source)).first() is not None
+
+    def unit_signoff_pairs(self) -> list[tuple[str, str, str]]:
+        """Every (collection, round, supervisor) with a sign-off by workbook or on paper."""
+        with self.begin() as c:
+            a = c.execute(sa.select(unit_signoffs.c.collection, unit_signoffs.c.round, unit_signoffs.c.supervisor)
+                          .distinct())
+            b = c.execute(sa.select(signoffs.c.collection, signoffs.c.round, signoffs.c.supervisor))
+            return sorted({(r[0], r[1], r[2]) for r in [*a, *b]})
+
+    def accepted_of_collection(self, collection: str) -> list[SubmissionRow]:
+        """Every accepted submission of a collection, any round, oldest first."""
+        with self.begin() as c:
+            rows = c.execute(sa.select(submissions).where(submissions.c.collection == collection,
+                                                          submissions.c.verdict == Verdict.ACCEPTED)
+                             .order_by(submissions.c.id))
+            return [SubmissionRow.of(r) for r in rows]
+
+    def record_digest(self, collection: str, round_id: str, supervisor: str, snapshot: dict[str, Any],
+                      outgoing_id: int | None, at: datetime | None = None) -> None:
+        with self.begin() as c:
+            c.execute(digests.insert().values(collection=collection, round=round_id, supervisor=supervisor,
+                                              snapshot=json.dumps(snapshot, ensure_ascii=False, sort_keys=True),
+                                              sent_at=stamp_time(at), outgoing_id=outgoing_id))
+
+    def last_digest(self, collection: str, round_id: str, supervisor: str) -> dict[str, Any] | None:
+        """The latest digest sent to a supervising agency for a round: its snapshot (parsed) and sent_at."""
+        with self.begin() as c:
+            row = c.execute(sa.select(digests).where(digests.c.collection == collection, digests.c.round == round_id,
+                                                     digests.c.supervisor == supervisor)
+                            .order_by(digests.c.id.desc()).limit(1)).first()
+            if row is None:
+                return None
+            return {**dict(row._mapping), "snapshot": json.loads(row.snapshot), "sent_at": parse_time(row.sent_at)}
+
+    def all_rounds(self) -> list[dict[str, Any]]:
+        with self.begin() as c:
+            return [dict(r._mapping) for r in c.execute(sa.select(rounds).order_by(rounds.c.collection,
+                                                                                   rounds.c.round))]
+
+    def accepted_pairs(self) -> list[tuple[str, str, str]]:
+        """Every (collection, round, agency) with an accepted return."""
+        with self.begin() as c:
+            rows = c.execute(sa.select(submissions.c.collection, submissions.c.round, submissions.c.agency)
+                             .where(submissions.c.verdict == Verdict.ACCEPTED).distinct())
+            return [(r[0], r[1], r[2]) for r in rows if r[0] and r[1] and r[2]]
 
     # -- mail backends: failed messages and their retry (collect.receive.watch) ---------------------------------------
     def message_by_key(self, message_key: str) -> dict[str, Any] | None:

@@ -38,6 +38,7 @@ class State(enum.StrEnum):
     ISSUED = "issued"  # the workbook went out; nothing has come back
     RECEIVED = "received"  # something came back, but nothing that could be decided (quarantined, tampered ...)
     REJECTED = "rejected"  # the latest decided return had errors and none was accepted
+    RETURNED = "returned"  # its supervising agency sent its accepted return back (退回): it must send again
     ACCEPTED = "accepted"  # an accepted return counts, received by the deadline
     LATE = "late"  # an accepted return counts, received after the deadline
     EXEMPT = "exempt"  # staff excused the agency from this round
@@ -45,4 +46,5 @@ class State(enum.StrEnum):
 
 ANSWERED = (State.ACCEPTED, State.LATE)
 STATE_LABELS = {State.ISSUED: "已發出", State.RECEIVED: "已收件待確認", State.REJECTED: "退件待補正",
-                State.ACCEPTED: "已通過", State.LATE: "逾期通過", State.EXEMPT: "免填報"}
+                State.RETURNED: "主管機關退回", State.ACCEPTED: "已通過", State.LATE: "逾期通過",
+                State.EXEMPT: "免填報"}

@@ -47,7 +47,7 @@ def check_answers(plan: Plan, ctx: Context, coll: Collection, round_id: str) -> 
     st = round_status(ctx, coll.id, round_id)
     state = {r.agency: r.state for r in st.rows}
     subs = submissions(ctx, coll, round_id)
-    special = plan.never | plan.late | set(plan.faulty) | {plan.stranger, plan.exempt}
+    special = plan.never | plan.late | set(plan.faulty) | {plan.stranger, plan.exempt, plan.sent_back}
     clean = [c for c in state if c not in special]
     assert clean, "some agencies answer cleanly and on time"
     assert {c: state[c] for c in clean} == {c: State.ACCEPTED for c in clean}
@@ -58,6 +58,10 @@ def check_answers(plan: Plan, ctx: Context, coll: Collection, round_id: str) -> 
         assert [s.verdict for s in subs[plan.stranger]] == [Verdict.QUARANTINED]
     if plan.exempt:
         assert state[plan.exempt] == State.EXEMPT
+    # Where sign-off is required, one supervising agency sends a unit back in its 核轉表 (the demo's second tier).
+    assert (plan.sent_back is not None) == coll.meta.require_signoff
+    if plan.sent_back:
+        assert state[plan.sent_back] == State.RETURNED
     assert any(m in BLOCKING for m in plan.faulty.values()), "at least one mistake gets a return rejected"
     for code, mistake in plan.faulty.items():
         mine = subs[code]
@@ -110,7 +114,8 @@ def check_report(result: DemoResult, ctx: Context, coll: Collection, round_id: s
     plan = result.plan
     assert plan is not None
     still_rejected = {c for c, m in plan.faulty.items() if m in BLOCKING} - plan.corrected
-    assert expected_missing == plan.never | still_rejected | ({plan.stranger} if plan.stranger else set())
+    assert expected_missing == plan.never | still_rejected | ({plan.stranger} if plan.stranger else set()) | (
+        {plan.sent_back} if plan.sent_back else set())
 
 
 @pytest.mark.parametrize("cid", COLLECTIONS)
@@ -130,7 +135,7 @@ def test_demo_round_of_every_collection(cid: str, tmp_path: Path) -> None:
         check_answers(result.plan, ctx, coll, result.round_id)
         check_report(result, ctx, coll, result.round_id)
         if coll.meta.require_signoff:
-            assert "sign off" in text
+            assert "signed off" in text and "sent back by its supervising agency" in text
     finally:
         ctx.close()
 

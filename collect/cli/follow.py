@@ -23,8 +23,13 @@ def status(
     round_id: RoundOpt,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per agency per line.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV (UTF-8 with BOM) on standard output.")] = False,
+    supervisor: Annotated[str | None, typer.Option("--supervisor", "-s",
+                                                   help="List one supervising agency's units only.")] = None,
+    by_agency: Annotated[bool, typer.Option("--agencies", help="List every agency, not one line per "
+                                                                "supervising agency.")] = False,
 ) -> None:
-    """Who has answered: each agency's state, grouped under supervising agencies, with completeness."""
+    """Who has answered: per supervising agency, units accepted, signed off, sent back and missing; --supervisor
+    CODE (or --agencies) lists each unit with its state."""
     from collect.follow.closing import round_closed
     from collect.follow.status import round_status
     from collect.rounds import TAIPEI
@@ -33,6 +38,11 @@ def status(
     c = ctx()
     st = round_status(c, collection, round_id)
     closed = round_closed(c, collection, round_id)
+    if supervisor is not None:
+        st.rows = [r for r in st.rows if r.supervisor == supervisor]
+        if not st.rows:
+            raise typer.BadParameter(f"{supervisor} is not a supervising agency with units in this round",
+                                     param_hint="--supervisor")
     if as_json:
         for r in st.rows:
             print(json.dumps(r.to_json(), ensure_ascii=False), flush=True)
@@ -50,22 +60,42 @@ def status(
                              j["last_received"] or "", j["errors"], j["warnings"], j["receipt"] or "",
                              j["last_reminded"] or "", j["exempt_reason"] or ""])
         return
-    table = Table(title=f"{st.collection.title} {round_id}（截止 {st.deadline or '未定'}）"
-                        + ("・已停止收件" if closed else ""))
+    signoff = st.collection.meta.require_signoff
+    closed_note = (f"本期已停止收件：之後收到的檔案一律退件（重新開放：collect reopen {collection} --round "
+                   f"{round_id}）") if closed else ""
+    title = f"{st.collection.title} {round_id}（截止 {st.deadline or '未定'}）" + ("・已停止收件" if closed else "")
+    if supervisor is None and not by_agency:
+        tier = Table(title=f"{title}：主管機關")
+        for name in ("主管機關", "名稱", "應填", "通過", "已核轉", "退回", "未完成", "免填報"):
+            tier.add_column(name, overflow="fold", no_wrap=name == "主管機關")
+        names = {r.supervisor: r.supervisor_name for r in st.rows}
+        for code, g in st.groups.items():
+            tier.add_row(code, Text(names.get(code, "")), str(g.in_scope), str(g.accepted),
+                         str(g.signed_off) if signoff else "—", str(g.returned), str(g.missing), str(g.exempt))
+        out.print(tier)
+        t = st.total
+        out.print(f"應填 {t.in_scope}；已收件 {t.received}；通過 {t.accepted}（準時 {t.on_time}）"
+                  + (f"；已核轉 {t.signed_off}" if signoff else "") + f"；退回 {t.returned}；免填報 {t.exempt}；"
+                  f"未完成 {len(st.missing)}")
+        if closed_note:
+            out.print(closed_note)
+        return
+    table = Table(title=title)
     for name in ("機關代碼", "機關名稱", "狀態", "最後收件", "錯誤", "警告", "收件編號", "最後催繳"):
         table.add_column(name, overflow="fold", no_wrap=name == "機關代碼")
-    signoff = st.collection.meta.require_signoff
     current = None
     for r in st.rows:
         if r.supervisor != current:
             current = r.supervisor
             g = st.groups[r.supervisor]
-            signed = ("・已簽核" if r.signed_off else "・未簽核") if signoff else ""
+            signed = f"・已核轉 {g.signed_off}/{g.accepted}" if signoff else ""
             table.add_row(Text(r.supervisor, style="bold"), Text(r.supervisor_name, style="bold"),
                           Text(f"通過 {g.accepted}/{g.in_scope}・準時 {g.on_time}/{g.in_scope}{signed}",
                                style="bold"), "", "", "", "", "")
-        style = {"accepted": "green", "late": "yellow", "rejected": "red", "exempt": "dim"}.get(str(r.state), "")
-        table.add_row(r.agency, Text(r.name), Text(STATE_LABELS[r.state], style=style),
+        style = {"accepted": "green", "late": "yellow", "rejected": "red", "returned": "red",
+                 "exempt": "dim"}.get(str(r.state), "")
+        label = STATE_LABELS[r.state] + ("・已核轉" if signoff and r.signed_off else "")
+        table.add_row(r.agency, Text(r.name), Text(label, style=style),
                       f"{r.last_received.astimezone(TAIPEI):%Y-%m-%d %H:%M}" if r.last_received else "",
                       str(r.errors), str(r.warnings), r.receipt or "",
                       f"{r.last_reminded.astimezone(TAIPEI):%Y-%m-%d}" if r.last_reminded else "")
@@ -73,8 +103,8 @@ def status(
     t = st.total
     out.print(f"應填 {t.in_scope}；已收件 {t.received}；通過 {t.accepted}（準時 {t.on_time}）；免填報 {t.exempt}；"
               f"未完成 {len(st.missing)}")
-    if closed:
-        out.print(f"本期已停止收件：之後收到的檔案一律退件（重新開放：collect reopen {collection} --round {round_id}）")
+    if closed_note:
+        out.print(closed_note)
 
 
 @app.command()
@@ -111,7 +141,9 @@ def remind(
         table.add_column(name, overflow="fold")
     for r in items:
         what = Path(r.attachment).name if r.attachment else f"{r.findings} 項待修正"
-        table.add_row(r.agency, Text(r.name), "未繳交" if r.kind == "never" else "退件", ", ".join(r.to),
+        what = f"{r.findings} 個單位待核轉" if r.kind == "signoff" else what
+        kind = {"never": "未繳交", "rejected": "退件", "returned": "主管機關退回", "signoff": "待核轉"}[r.kind]
+        table.add_row(r.agency, Text(r.name), kind, ", ".join(r.to),
                       ", ".join(r.cc), Text(what))
     out.print(table)
 
@@ -157,3 +189,63 @@ def reopen_cmd(
     done = reopen_round(ctx(), collection, round_id)
     out.print(f"{collection} {round_id}: {'reopened' if done.changed else 'already open'}; "
               "returns are decided normally")
+
+
+@app.command("digest")
+def digest_cmd(
+    collection: Annotated[str, typer.Argument(help="Collection id.")],
+    round_id: RoundOpt,
+    send: Annotated[bool, typer.Option("--send", help="Mail and record them (else: list what would go).")] = False,
+    supervisor: Annotated[list[str] | None, typer.Option("--supervisor", "-s",
+                                                         help="Only these supervising agencies.")] = None,
+) -> None:
+    """Each supervising agency's digest: its units by state, what changed, its workbook and sign-off workbook
+    (核轉表); only to those with something new. --send writes the round's report first, so the workbooks are
+    current."""
+    from collect.follow.digest import digest
+    from collect.pipeline import make_report
+
+    c = ctx()
+    items = digest(c, collection, round_id, send=send, transport=transport_for(c) if send else None,
+                   supervisors=supervisor or None, refresh=lambda cid, r: make_report(c, cid, r))
+    table = Table(title=f"{'sent' if send else 'would send'}: {len(items)} digest(s)")
+    for name in ("主管機關", "名稱", "通過", "退回", "未完成", "變動", "附件"):
+        table.add_column(name, overflow="fold")
+    for d in items:
+        units = sum(len(v) for v in d.sections.values())
+        table.add_row(d.supervisor, Text(d.supervisor_name), f"{len(d.sections['已通過'])}/{units}",
+                      str(len(d.sections["主管機關退回"])),
+                      str(sum(len(d.sections[k]) for k in ("退件待補正", "已收件待確認", "尚未繳交"))),
+                      Text("；".join(d.changes) or ("首次通知" if d.first else "")), Text("、".join(d.attachments)))
+    out.print(table)
+
+
+@app.command("savings")
+def savings_cmd(
+    year: Annotated[int, typer.Option("--year", help="Rounds whose id starts with this year, e.g. 2026.")],
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV (UTF-8 with BOM) on standard output.")] = False,
+) -> None:
+    """Person-hours saved in a year, from the ledger: fills and supervising agencies' checks times the hours in
+    collect.toml [savings], in person-months (176 hours)."""
+    from collect.follow.savings import savings
+
+    rows = savings(ctx(), year)
+    head = ["collection", "title", "rounds", "fills", "checks", "hours_fill", "hours_check", "hours",
+            "person_months"]
+    if as_csv:
+        import csv
+
+        sys.stdout.write("\ufeff")
+        writer = csv.writer(sys.stdout)
+        writer.writerow(head)
+        for r in rows:
+            writer.writerow([r.collection, r.title, r.rounds, r.fills, r.checks, r.hours_fill, r.hours_check,
+                             r.hours, r.person_months])
+        return
+    table = Table(title=f"{year} 年節省人力（1 人月 = 176 小時）")
+    for name in ("填報項目", "名稱", "期數", "填報次數", "核轉次數", "填報時數", "核轉彙整時數", "合計時數", "人月"):
+        table.add_column(name, overflow="fold", justify="left" if name in ("填報項目", "名稱") else "right")
+    for r in rows:
+        table.add_row(r.collection, Text(r.title), str(r.rounds), str(r.fills), str(r.checks), str(r.hours_fill),
+                      str(r.hours_check), str(r.hours), str(r.person_months))
+    out.print(table)

@@ -26,6 +26,18 @@ def ingest_cmd(
     with Ingestor(c) as ing:
         outcomes = ing.resume() + ing.paths(paths)
     render_outcomes(outcomes, as_json)
+    _apply_signoffs(c, as_json)
+
+
+def _apply_signoffs(c: Any, quiet: bool = False) -> None:
+    """Sign-off workbooks (核轉表) just accepted are applied: their 核轉 and 退回 take effect (collect.follow)."""
+    from collect.cli.common import transport_for
+    from collect.follow.signoff import apply_pending
+
+    for a in apply_pending(c, transport=transport_for(c)):
+        if not quiet:
+            out.print(f"核轉表 {a.receipt}（{a.supervisor}）：核轉 {len(a.signed)}、退回 {len(a.returned)}"
+                      + (f"（{', '.join(a.returned)}）" if a.returned else ""))
 
 
 @app.command()
@@ -69,8 +81,10 @@ def fetch_cmd() -> None:
     from collect.receive.watch import fetch_once
 
     setup_logging(Options.debug)
-    for r in fetch_once(ctx()):
+    c = ctx()
+    for r in fetch_once(c):
         out.print(Text(r.line()))
+    _apply_signoffs(c)
 
 
 @app.command("watch")
@@ -79,10 +93,25 @@ def watch_cmd(
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
 ) -> None:
     """Fetch, wait for mail (IMAP IDLE or polling), repeat until SIGTERM / Ctrl-C; one watcher per workspace."""
+    import logging
+
+    from collect.follow.digest import after_fetch
+    from collect.pipeline import make_report
     from collect.receive.watch import watch
 
     setup_logging(Options.debug)
-    watch(ctx(), interval=interval, max_passes=1 if once else None)
+    c = ctx()
+
+    log = logging.getLogger("collect.receive.watch")
+
+    def second_tier(transport: Any) -> None:  # sign-off workbooks applied, digests sent when due
+        try:
+            for line in after_fetch(c, transport, refresh=lambda cid, r: make_report(c, cid, r)):
+                log.info(line)
+        except Exception as exc:  # the watcher keeps ingesting; the next pass tries again
+            log.error("digests and sign-offs not done: %s: %s", exc.__class__.__name__, exc)
+
+    watch(c, interval=interval, max_passes=1 if once else None, after_pass=second_tier)
 
 
 @mail_app.command("test")

@@ -31,7 +31,8 @@ class AgencyStatus:
     latest: SubmissionRow | None
     last_reminded: datetime | None
     exempt_reason: str | None
-    signed_off: bool = False
+    signed_off: bool = False  # its counting return is signed off (核轉) by its supervising agency
+    returned_reason: str | None = None  # why its supervising agency sent it back (state returned)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -40,7 +41,8 @@ class AgencyStatus:
             "last_received": self.last_received.isoformat() if self.last_received else None,
             "errors": self.errors, "warnings": self.warnings, "receipt": self.receipt,
             "last_reminded": self.last_reminded.isoformat() if self.last_reminded else None,
-            "exempt_reason": self.exempt_reason,
+            "exempt_reason": self.exempt_reason, "signed_off": self.signed_off,
+            "returned_reason": self.returned_reason,
         }
 
 
@@ -51,6 +53,8 @@ class Completeness:
     accepted: int = 0  # valid: an accepted return counts (on time or late)
     on_time: int = 0
     exempt: int = 0
+    signed_off: int = 0  # accepted and signed off by the supervising agency
+    returned: int = 0  # sent back by the supervising agency
 
     @property
     def complete(self) -> int:
@@ -63,6 +67,13 @@ class Completeness:
         self.accepted += s.state in ANSWERED
         self.on_time += s.state == State.ACCEPTED
         self.exempt += s.state == State.EXEMPT
+        self.signed_off += s.signed_off
+        self.returned += s.state == State.RETURNED
+
+    @property
+    def missing(self) -> int:
+        """Agencies that still owe a return: nothing accepted (or sent back) and not exempt."""
+        return self.in_scope - self.complete
 
 
 @dataclass
@@ -104,6 +115,7 @@ def round_status(ctx: Context, cid: str, round_id: str) -> RoundStatus:
     exempt = ctx.ledger.exemptions_for(cid, round_id)
     reminded = ctx.ledger.last_reminded(cid, round_id)
     signoffs = ctx.ledger.signoffs_for(cid, round_id)
+    decisions = ctx.ledger.unit_decisions(cid, round_id)
     reg = ctx.registry
     codes = [a.code for a in reg.in_scope(coll.in_scope_codes())]
     codes += [c for c in issued if c not in codes and reg.get(c) is not None]
@@ -117,8 +129,17 @@ def round_status(ctx: Context, cid: str, round_id: str) -> RoundStatus:
         accepted = [s for s in decided if s.verdict == Verdict.ACCEPTED]
         counting = accepted[-1] if accepted else None
         latest = decided[-1] if decided else (mine[-1] if mine else None)
+        decision = decisions.get(code)
+        returned = counting is not None and decision is not None and decision["decision"] == "returned" \
+            and decision["receipt"] == counting.receipt
+        if returned:
+            counting = None  # sent back by its supervising agency: that return no longer counts
+        signed = counting is not None and (sup.code in signoffs or (
+            decision is not None and decision["decision"] == "signed" and decision["receipt"] == counting.receipt))
         if code in exempt:
             state = State.EXEMPT
+        elif returned:
+            state = State.RETURNED
         elif counting is not None:
             state = State.LATE if deadline_passed(deadline, counting.received_at) else State.ACCEPTED
         elif decided:
@@ -132,7 +153,7 @@ def round_status(ctx: Context, cid: str, round_id: str) -> RoundStatus:
             code, agency.name, agency.kind, sup.code, sup.name, agency.emails, state,
             max((s.received_at for s in mine), default=None), shown.errors if shown else 0,
             shown.warnings if shown else 0, shown.receipt if shown else None, counting, latest,
-            reminded.get(code), exempt.get(code), sup.code in signoffs,
+            reminded.get(code), exempt.get(code), signed, decision["reason"] if returned and decision else None,
         ))
     result = RoundStatus(coll, round_id, deadline, rows)
     for r in rows:

@@ -296,7 +296,8 @@ class Ingestor:
                 facts.copy_note = (f"標示副本（{len(ex.annotated) / 1_000_000:,.1f} MB）超過郵件附件上限，本信未附；"
                                    "請依下列檢核說明修正。")
             values["annotated_path"] = str(annotated_path)
-        if verdict == Verdict.REJECTED and stamp is not None and ex.collection is not None:
+        if verdict == Verdict.REJECTED and stamp is not None and ex.collection is not None \
+                and stamp.collection == ex.collection:  # never on a sign-off workbook's receipt
             counting = ctx.ledger.latest_accepted(ex.collection, stamp.round, stamp.agency)
             if counting is not None:
                 facts.counting_note = (f"貴機關先前於 {counting.received_at:%Y-%m-%d} 通過的版本（收件編號 "

@@ -394,7 +394,8 @@ def watch(ctx: Context, *, mailbox_factory: Callable[[], Mailbox] | None = None,
           clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Any] | None = None,
           stop: StopFlag | None = None, max_passes: int | None = None, idle: bool = True,
           backoff: tuple[float, float] = (1.0, 300.0), install_signals: bool = True,
-          on_message: Callable[[MessageResult], None] | None = None) -> WatchSummary:
+          on_message: Callable[[MessageResult], None] | None = None,
+          after_pass: Callable[[Transport | None], Any] | None = None) -> WatchSummary:
     """Fetch, then wait for mail (IMAP IDLE where offered, else poll every `interval` seconds), until stopped.
 
     Holds the workspace's lock (a second watcher raises WatchLocked). The sandbox's workers start with the watcher,
@@ -402,6 +403,7 @@ def watch(ctx: Context, *, mailbox_factory: Callable[[], Mailbox] | None = None,
     connection or a server restart is logged and retried with backoff (`backoff` = first delay, cap). Queued
     outgoing mail is retried each pass.
     SIGTERM and Ctrl-C stop it cleanly after the current message. One log line per message.
+    `after_pass(transport)` runs after each pass's fetch (the commands use it for digests and sign-offs).
     `mailbox_factory` defaults to the backend of collect.toml; `transport` too when None and the backend sends."""
     cfg = MailConfig.of(ctx.ws.settings)
     every = float(interval if interval is not None else cfg.poll_seconds)
@@ -459,6 +461,8 @@ def watch(ctx: Context, *, mailbox_factory: Callable[[], Mailbox] | None = None,
                         else:
                             log.info("outgoing %s sent to %s", r.message_id, ", ".join(r.recipients))
                     handled = fetch_messages(ctx, mailbox, transport, ingestor=ing, stop=flag, on_message=note)
+                    if after_pass is not None:
+                        after_pass(transport)
                     failures = 0
                 except (ConfigError, WatchLocked):
                     raise

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from collect import findings as F
 from collect.config import load_workspace
 from collect.findings import Finding, has_errors
+from collect.forms import signoff_book
 from collect.forms.issuing import issued_facts
 from collect.forms.spec import Collection
 from collect.forms.stamp import Stamp
@@ -22,7 +23,7 @@ from collect.receive.convert import to_xlsx
 from collect.receive.identify import check_identity, check_stamp, describe, read_stamp
 from collect.receive.read import Book, ReadError, formulas_without_result, read_book
 from collect.receive.sandbox import Crashed, TimedOut, TooLarge
-from collect.receive.table import extract
+from collect.receive.table import Grid, extract
 from collect.receive.validate import ToCheck, validate_many
 from collect.rounds import previous_round, roc_date, roc_round_label
 from collect.states import Verdict
@@ -148,6 +149,8 @@ def _lift(ctx: Context, job: Job, book: Book) -> Examination | _Lifted:
     ident = read_stamp(book)
     if ident is None:
         return Examination(Verdict.UNIDENTIFIED, [F.make("stamp.missing", locale, detail=describe(book))], book.kind)
+    if signoff_book.is_signoff(ident.stamp):  # a supervising agency's 核轉表, not a unit's return
+        return _lift_signoff(ctx, job, book, ident)
     stamp: Stamp | None = ident.stamp
     verdict, found, coll, known = _identify(ctx, book, ident, job.sender, job.secret)
     if verdict is None and coll is not None and stamp is not None:
@@ -164,6 +167,22 @@ def _lift(ctx: Context, job: Job, book: Book) -> Examination | _Lifted:
         stamp = None  # a stamp that does not verify names nobody: no agency, no receipt to it
     assert verdict is not None
     return Examination(verdict, found, book.kind, stamp, coll.id if coll else None, known=known)
+
+
+def _lift_signoff(ctx: Context, job: Job, book: Book, ident: Any) -> Examination:
+    """A returned sign-off workbook: the same stamp check, then its own rules (collect.forms.signoff_book). Its
+    decisions are saved like a return's rows; collect.follow.signoff applies them once it is accepted."""
+    bad = check_stamp(ident, job.secret, ctx.locale)
+    if bad is not None:
+        return Examination(Verdict.TAMPERED, [bad], book.kind)
+    sheet = book.sheet(signoff_book.SHEET)
+    grid = Grid(sheet) if sheet is not None else None
+    ex = signoff_book.examine(ctx, ident.stamp, grid.get if grid else None, grid.last_row if grid else 0,
+                              job.sender, ctx.locale)
+    cid = None if ex.verdict == Verdict.UNIDENTIFIED else signoff_book.collection_of(ident.stamp)
+    saved = _save_rows(ctx, job, ex.frame) if ex.verdict == Verdict.ACCEPTED else None
+    return Examination(ex.verdict, ex.findings, book.kind, ident.stamp, cid, saved,
+                       len(ex.frame) if saved else None)
 
 
 MAX_LISTED_PER_COLUMN = 100  # findings listed per column; the rest are counted in one finding
