@@ -30,7 +30,6 @@ _.hyperlink  # openpyxl Cell
 _.tabSelected  # openpyxl SheetView
 _.firstSheet  # openpyxl BookView
 _.compress_type  # zipfile.ZipInfo: how each part is compressed
-_._compresslevel  # zipfile.ZipInfo (private; see pyproject's per-file-ignores for report/workbooks.py)
 
 # -- dead, in another engineer's files this round: reported to the owner, who deletes or uses it -----------------
 _.complete  # collect/follow/status.py Completeness.complete: nothing reads it (follow)

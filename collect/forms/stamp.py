@@ -170,7 +170,9 @@ class RoundBook:
         for i, col in enumerate(c for c in coll.columns if c.locked_prefill and c.is_input):
             source = ws[f"{self.letters[col.key]}{lay.data_first_row}"]
             twin = stamp_ws.cell(1, 4 + i)
-            twin._style = shallow_copy(source._style)
+            for part in ("font", "border", "alignment"):  # the input cell's look, through openpyxl's public styles
+                setattr(twin, part, shallow_copy(getattr(source, part)))
+            twin.number_format = source.number_format
             twin.protection = Protection(locked=True)
             twin.fill = PREFILL_FILL
             self._locked_style[col.key] = twin.style_id
