@@ -131,10 +131,16 @@ def _round(ws: Path, cid: str, good: list[dict[str, Any]], mistake: dict[str, An
 
 
 def test_a_round_of_the_grid_form(ws: Path) -> None:
+    # staff correct one word: on the consolidated form 國小 › 校 counts the returns with an amount (a rule, not a
+    # guess), where 國中 › 校 adds up what the agencies typed
+    rules = ws / "rules" / "subsidy_grid.py"
+    text = rules.read_text(encoding="utf-8")
+    rules.write_text(text.replace('cell="G6")', 'cell="G6", count_of="h6")', 1), encoding="utf-8")
     good = [{"E6": 2, "F6": 120_000, "G6": 1, "H6": 30_000, "F8": 50_000, "F9": 70_000, "E8": 1}
             for _ in range(4)]
     good[1] |= {"I6": 3}  # the agency's own subtotal, right
     good[2] |= {"I6": 4}  # ... and wrong: a warning at that cell, the return still accepted
+    good[3] |= {"G6": 3}  # three schools typed: the consolidated form counts one return (count_of)
     out = _round(ws, "subsidy_grid", good, {"E6": 2, "F6": "十二萬", "G6": 1})
     assert {a: o["verdict"] for a, o in out.items()} == dict.fromkeys(AGENCIES[:4], "accepted") | {
         AGENCIES[4]: "rejected"}
@@ -147,7 +153,7 @@ def test_a_round_of_the_grid_form(ws: Path) -> None:
     assert frame is not None
     ctx.close()
     data = _parquet(ws, "subsidy_grid")
-    assert len(data) == 4 and data["f6"].sum() == 480_000 and data["i6"].tolist() == [3, 3, 3, 3]
+    assert len(data) == 4 and data["f6"].sum() == 480_000 and data["i6"].tolist() == [3, 3, 3, 5]
     # the consolidated form: the form itself, every input cell the exact sum over the accepted returns, totals
     # recomputed (the agency that stated I6 = 4 counts as 3), furniture as printed
     for name in ("subsidy_grid-2026-10-總表.xlsx", "subsidy_grid-2026-10-020000-臺北市政府民政局.xlsx"):
@@ -193,6 +199,30 @@ def test_a_round_of_the_list_form(ws: Path) -> None:
                       ("123456", 100_000, 150_000), ("123456", 100_000, 150_000)]
     assert sheet["B12"].value is None and sheet["A32"].value == "合計"
     assert (sheet["D32"].value, sheet["F32"].value, sheet["G32"].value) == (410_000, 610_000, 330_000)
+
+
+def test_a_round_of_the_vehicle_list(ws: Path) -> None:
+    from datetime import date
+
+    row = {"A7": 1, "B7": "ABC-1234", "C7": "市立甲國小", "D7": "福特 中型巴士", "E7": 2400, "F7": 20,
+           "G7": date(2020, 5, 1), "H7": 2_500_000, "I7": "教育部補助", "J7": 120_000.5, "K7": 18, "L7": "堪用"}
+    out = _round(ws, "vehicles", [row, row | {"M7": "113年換新"}, row, row], row | {"G7": "2020/13/45"})
+    assert [out[a]["verdict"] for a in AGENCIES] == ["accepted"] * 4 + ["rejected"]
+    assert [(f["code"], f["cell"]) for f in out[AGENCIES[4]]["findings"]] == [("value.not_date", "G7")]
+    assert all(out[a]["findings"] == [] for a in AGENCIES[:4])
+    assert int(_parquet(ws, "vehicles")["col_h"].sum()) == 4 * 2_500_000
+
+
+def test_a_round_of_the_indicator_record(ws: Path) -> None:
+    cells = {"F5": "偏遠地區", "F6": 12, "F7": 300, "F8": 20, "F11": 30, "F12": 10.5, "F13": 5, "F14": 4,
+             "F15": 3, "F16": 2, "F17": 1, "H5": "是"}
+    out = _round(ws, "indicators", [cells] * 4, cells | {"F7": "三百"})
+    assert [out[a]["verdict"] for a in AGENCIES] == ["accepted"] * 4 + ["rejected"]
+    assert [(f["code"], f["cell"]) for f in out[AGENCIES[4]]["findings"]] == [("value.not_number", "F7")]
+    sheet = openpyxl.load_workbook(ws / "outbox" / "indicators" / ROUND / "report" / "indicators-2026-10-總表.xlsx")[
+        "彙整表"]
+    assert (sheet["F6"].value, sheet["F12"].value, sheet["F18"].value) == (48, 42, 60)  # 目標學生合計 recomputed
+    assert sheet["F5"].value == "偏遠地區"  # a text cell lists what was written
 
 
 def _parquet(ws: Path, cid: str) -> Any:

@@ -70,6 +70,7 @@ def _columns_of(model: type[pa.DataFrameModel], path: Path) -> tuple[ColumnSpec,
             locked_prefill=meta.get("locked_prefill", False), round_start=meta.get("round_start", False),
             round_year=meta.get("round_year", False), after_year=meta.get("after_year", False),
             of=meta.get("of"), ordinal=meta.get("ordinal", False), cell=meta.get("cell"),
+            count_of=meta.get("count_of"),
         ))
     return tuple(out)
 
@@ -108,6 +109,10 @@ def _load_cached(rules_path: Path, template_path: Path, cid: str, need_template:
     for r in rules:
         if r.column not in keys:
             raise CollectionError(f"{rules_path}: row rule {r.name} blames column {r.column!r}, which is not a field.")
+    for c in columns:
+        if c.count_of is not None and c.count_of not in keys:
+            raise CollectionError(f"{rules_path}: {c.key} counts the returns with a value in {c.count_of!r} "
+                                  f"(count_of), which is not a field.")
     for t in table_rules:
         if t.column not in keys:
             raise CollectionError(f"{rules_path}: table rule {t.name} blames column {t.column!r}, which is not a "

@@ -67,6 +67,7 @@ def column(
     of: list[str] | tuple[str, ...] | None = None,
     ordinal: bool = False,
     cell: str | None = None,
+    count_of: str | None = None,
 ) -> Any:
     """A pandera Field carrying what collect needs: the zh-TW/en title, its kind, and the checks.
 
@@ -83,6 +84,8 @@ def column(
     data, locked, recomputed on return, where a disagreeing total cell gets a warning; `of=[]` when the office
     computes it itself); `ordinal=True` marks a 項次 column (a row holding nothing else is a blank row);
     `cell="E6"` places the input at one cell of a grid or a field (a collection of `Meta(shape="cells")`).
+    `count_of="f6"`: in the consolidated form (彙整表) this cell counts the accepted returns that reported a value
+    in f6 (e.g. 校 beside 金額, where each agency is one school), instead of adding up what the agencies typed.
     """
     if kind == "total":
         keys = list(of or ())
@@ -109,7 +112,7 @@ def column(
         "cumulative": cumulative, "carry": carry, "hint": hint, "width": width, "required": required,
         "compute": compute, "locked_prefill": locked_prefill, "round_start": not_before_round_start,
         "round_year": within_round_year, "after_year": after_round_year,
-        "of": tuple(of or ()) if kind == "total" else None, "ordinal": ordinal, "cell": cell,
+        "of": tuple(of or ()) if kind == "total" else None, "ordinal": ordinal, "cell": cell, "count_of": count_of,
     }
     return pa.Field(title=title, nullable=True if formula else not required, unique=unique,
                     metadata={"collect": meta}, **checks)
@@ -279,6 +282,7 @@ class ColumnSpec:
     of: tuple[str, ...] | None = None  # a total: the keys it adds up (None: not a total)
     ordinal: bool = False  # 項次: a row with nothing else filled is blank
     cell: str | None = None  # a cell form's input cell (its merged range's anchor)
+    count_of: str | None = None  # 彙整表: count the returns with a value in this key instead of summing
 
     @property
     def is_input(self) -> bool:

@@ -251,6 +251,10 @@ class _Template:
         for col in coll.columns:
             if col.kind in ("text", "choice", "code", "date"):
                 sums[col.key] = _text(rows[col.key].tolist()) if col.key in rows else None
+            elif col.count_of is not None:  # the rule says: count the returns that reported the other cell
+                counted = [n for v in rows[col.count_of].tolist() if (n := _number(v)) is not None and n != 0] \
+                    if col.count_of in rows else []
+                sums[col.key] = Decimal(len(counted)) if len(rows) else None
             elif not col.is_total:
                 numbers = [n for v in (rows[col.key].tolist() if col.key in rows else []) if (n := _number(v))
                            is not None]
