@@ -39,15 +39,18 @@ class CheckResult:
         return not self.problems
 
 
-def check_collections(ctx: Context, ids: list[str], *, dry_run: bool = True, today: date | None = None) -> list[
-        CheckResult]:
-    """Check each collection: its template against its rules, then (when they agree) a dry round."""
+def check_collections(ctx: Context, ids: list[str], *, dry_run: bool = True, today: date | None = None,
+                      strict: bool = False) -> list[CheckResult]:
+    """Check each collection: its template against its rules, then (when they agree) a dry round. A collection
+    whose rules cannot be loaded at all is a problem of its line, or (`strict`, one collection asked for) raised."""
     results: list[CheckResult] = []
     ready: list[str] = []
     for cid in ids:
         try:
             problems = agreement(ctx.ws.rules_dir, ctx.ws.templates_dir, cid)
         except CollectError as exc:
+            if strict:
+                raise
             problems = [exc.message]
         if problems or not dry_run:
             results.append(CheckResult(cid, problems, ""))

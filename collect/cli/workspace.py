@@ -68,7 +68,7 @@ def check(
     ids = [collection] if collection else c.collection_ids()
     if collection and collection not in ids:
         raise CollectError(f"There is no collection {collection!r}.", "`collect check` lists every collection.")
-    results = check_collections(c, ids, dry_run=dry_round)
+    results = check_collections(c, ids, dry_run=dry_round, strict=collection is not None)
     for r in results:
         if r.problems:
             err.print(f"[red]✗ {r.cid}[/red]: {len(r.problems)} problem(s)")

@@ -27,7 +27,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from collect.errors import CollectionError
 from collect.forms.spec import ID_RE, NAME_DATA, NAME_HEADER, NAME_TOTALS
 from collect.normalise import is_total_row
-from collect.xlsx.cells import Merges, clean, is_unit_only, joined, label_path, title_path, unit_of
+from collect.xlsx.cells import Merges, bordered, clean, is_unit_only, joined, label_path, title_path, unit_of
 
 TOTAL_WORDS = ("合計", "小計", "總計", "總額", "共計")
 ORDINAL_TITLES = {"項次", "編號", "序號", "序", "No", "No.", "NO"}
@@ -120,19 +120,13 @@ def pick_sheet(wb: openpyxl.Workbook, name: str | None = None) -> Worksheet:
         if name not in wb.sheetnames:
             raise CollectionError(f"The form has no sheet {name!r}.", f"Its sheets: {', '.join(wb.sheetnames)}.")
         return wb[name]
-    scored = [(sum(1 for row in ws.iter_rows() for c in row if _bordered(c)), -i, ws)
+    scored = [(sum(1 for row in ws.iter_rows() for c in row if bordered(c)), -i, ws)
               for i, ws in enumerate(wb.worksheets)]
     best = max(scored, key=lambda t: (t[0], t[1]), default=(0, 0, None))
     if best[0] == 0 or best[2] is None:
         raise CollectionError("No sheet of the form has a table drawn with borders.",
                               "Draw the table's grid lines (borders) in Excel, or name the sheet with --sheet.")
     return best[2]
-
-
-def _bordered(cell: Any) -> bool:
-    b = cell.border
-    return b is not None and any(getattr(getattr(b, side, None), "style", None)
-                                 for side in ("left", "right", "top", "bottom"))
 
 
 # -- the analysis ----------------------------------------------------------------------------------------------------
@@ -168,7 +162,7 @@ def _table_block(ws: Worksheet, merges: Merges) -> tuple[int, int, int, int] | N
     anchors: dict[int, set[tuple[int, int]]] = {}
     for row in ws.iter_rows():
         for c in row:
-            if _bordered(c) and c.row is not None and c.column is not None:
+            if bordered(c) and c.row is not None and c.column is not None:
                 rows.setdefault(c.row, []).append(c.column)
                 anchors.setdefault(c.row, set()).add(merges.top(c.row, c.column))
     # a row of the table has two or more bordered cells that are not one merged range (a boxed title line is not)

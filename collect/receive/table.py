@@ -161,6 +161,11 @@ def extract(book: Book, coll: Collection, locale: str = "zh-TW") -> Table | list
             found.append(F.make("table.note", locale, sheet=lay.sheet, value=shown(picked[i, j])[:200],
                                 cell=f"{get_column_letter(positions[keys[j]])}{row_numbers[i]}"))
         keep = keep & (in_rows | np.isin(np.arange(len(keep)), np.flatnonzero(below)[many]))
+    # text outside the table, beside it or under it, in reading order (row, then column), as on the sheet
+    spots = [i for i, f in enumerate(found) if f.code in ("table.outside", "table.note")]
+    ordered = sorted((found[i] for i in spots), key=lambda f: _reading_order(f.cell))
+    for i, f in zip(spots, ordered, strict=True):
+        found[i] = f
     numbers = row_numbers[keep]
     raw = pd.DataFrame(picked[keep], index=pd.Index(numbers, name="row", dtype="int64"), columns=keys, dtype=object)
     own = {m for m in lay.merged}
@@ -232,6 +237,12 @@ def _stated_totals(grid: Grid, coll: Collection, lay: Layout, letters: dict[str,
                 if not blank(v) and not col.ordinal:
                     stated[f"{letter}{r + delta}"] = ("*" + col.key, v)
     return stated
+
+
+def _reading_order(cell: str | None) -> tuple[int, int]:
+    letters = "".join(ch for ch in cell or "" if ch.isalpha())
+    digits = "".join(ch for ch in cell or "" if ch.isdigit())
+    return (int(digits) if digits else 0, column_index_from_string(letters) if letters else 0)
 
 
 def _shifted(rng: str, rows: int) -> str:

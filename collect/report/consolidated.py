@@ -24,7 +24,7 @@ from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
 from collect.forms.spec import Collection
-from collect.xlsx.cells import Merges
+from collect.xlsx.cells import Merges, bordered
 
 SHEET = "彙整表"
 ROC_DATE = "[$-404]e/mm/dd"  # a real date shown as an ROC date (115/03/05)
@@ -146,7 +146,7 @@ class _Template:
         wb = openpyxl.load_workbook(path)
         ws = wb[coll.layout.sheet]
         used = [(c.row or 1, c.column or 1) for row in ws.iter_rows() for c in row
-                if c.value is not None or (c.has_style and (c.border.left.style or c.border.bottom.style))]
+                if c.value is not None or (c.has_style and bordered(c, ("left", "bottom")))]
         last_col = max((col for _r, col in used), default=1)
         last_row = max((r for r, _c in used), default=1)
         return cls(ws, Merges.of(ws), max(last_row, coll.layout.data_last_row, *coll.layout.total_rows),

@@ -72,6 +72,12 @@ class Merges:
         return first if (r1, c1) == (r2, c2) else f"{first}:{get_column_letter(c2)}{r2}"
 
 
+def bordered(cell: Any, sides: tuple[str, ...] = ("left", "right", "top", "bottom")) -> bool:
+    """True when the cell has a border on any of `sides` (openpyxl may leave a side, or the border, unset)."""
+    b = getattr(cell, "border", None)
+    return b is not None and any(getattr(getattr(b, side, None), "style", None) for side in sides)
+
+
 def shown_text(ws: Worksheet, merges: Merges, row: int, col: int) -> str:
     """The text a person sees at a cell (a merged range shows its anchor's value everywhere), cleaned."""
     r, c = merges.top(row, col)
