@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,3 +64,29 @@ def convert(paths: list[Path], fmt: str, out_dir: Path) -> list[Path]:
                     "--convert-to", fmt, "--outdir", str(out_dir), *map(str, paths)],
                    check=True, capture_output=True, timeout=300)
     return [out_dir / (p.stem + "." + fmt.split(":")[0]) for p in paths]
+
+
+# -- the ledger on both backends ---------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """One private PostgreSQL per test process (tests/pgserver.py); .ci/run installs it, so no skip."""
+    from tests import pgserver
+
+    with pgserver.running() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty ledger's URL: a SQLite file, then a fresh database on the test PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    return str(request.getfixturevalue("pg_server").database())
+
+
+@pytest.fixture
+def any_ledger(ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every workspace of the test (and the commands it runs) uses `ledger_url`, through COLLECT_LEDGER."""
+    if not ledger_url.startswith("sqlite"):
+        monkeypatch.setenv("COLLECT_LEDGER", ledger_url)
+    return ledger_url
