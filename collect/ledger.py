@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,6 +30,10 @@ KNOWN_VERSIONS = ("0001", "0002")
 class LedgerOutdated(LedgerError):
     hint = ("Run `collect upgrade` once (a SQLite ledger is copied beside itself first; back a PostgreSQL ledger up "
             "with pg_dump), then run the command again.")
+
+
+class LedgerBusy(LedgerError):
+    hint = "Wait until the other run has finished (see `collect status`), then run the command again if needed."
 
 
 class LedgerTooNew(LedgerError):
@@ -296,18 +301,39 @@ class Ledger:
                     self._current.reset(token)
 
     @contextmanager
-    def claim(self, name: str) -> Iterator[bool]:
-        """Hold the claim `name` (a message, a round's mailing) while the block runs: True when this process has
-        it, False when another process, on any machine, holds it. On PostgreSQL it is a session advisory lock, which
-        the server drops when its holder dies (even by SIGKILL). On SQLite always True: one machine, where the
-        workspace's file lock keeps watchers one at a time."""
-        if not self.shared:
-            yield True
-            return
+    def claim(self, name: str, *, wait: bool = False) -> Iterator[bool]:
+        """Hold the claim `name` (a message, an outgoing Message-ID, a round's mailing) while the block runs: True
+        when this process has it, False when another process holds it (with `wait`, wait for it instead).
+
+        PostgreSQL: a session advisory lock, so processes on every machine sharing the ledger see it, and the server
+        drops it when its holder dies (even by SIGKILL). SQLite: an OS lock on one of 1,024 files beside the ledger
+        (one machine); the OS drops it when its holder dies. Claims are for keeping two processes from doing one thing
+        twice; what was done is always checked again in the ledger once the claim is held."""
+        if self.dialect == "postgresql":
+            with self._pg_claim(name, wait) as got:
+                yield got
+        else:
+            with self._file_claim(name, wait) as got:
+                yield got
+
+    @contextmanager
+    def hold(self, name: str, doing: str) -> Iterator[None]:
+        """Like claim, but a claim held elsewhere is refused (LedgerBusy) with `doing` in the message."""
+        with self.claim(name) as got:
+            if not got:
+                raise LedgerBusy(f"Another process is {doing} right now (claim {name!r} on the ledger).")
+            yield
+
+    @contextmanager
+    def _pg_claim(self, name: str, wait: bool) -> Iterator[bool]:
         key = _claim_key(name)
         conn = self.engine.connect()
         try:
-            got = bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+            if wait:
+                conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                got = True
+            else:
+                got = bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
             conn.commit()  # the session lock outlives the transaction
         except BaseException:
             conn.invalidate()
@@ -324,6 +350,30 @@ class Ledger:
                 conn.invalidate()  # never hand a connection that may still hold the lock back to the pool
             finally:
                 conn.close()
+
+    @contextmanager
+    def _file_claim(self, name: str, wait: bool) -> Iterator[bool]:
+        database = sa.engine.make_url(self.url).database
+        try:
+            import fcntl
+        except ImportError:  # Windows: one process at a time is the operator's care
+            yield True
+            return
+        if not database or database == ":memory:":
+            yield True
+            return
+        folder = Path(database).with_name(Path(database).name + ".claims")
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / f"{_claim_key(name) % 1024:04d}", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                got = True
+            except BlockingIOError:
+                got = False
+            yield got
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
 
     def close(self) -> None:
         self.engine.dispose()
@@ -620,6 +670,14 @@ class Ledger:
         with self.begin() as c:
             rows = c.execute(sa.select(messages).where(messages.c.stage == Stage.FAILED).order_by(messages.c.id))
             return [dict(r._mapping) for r in rows]
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True when the database itself failed (unreachable, restarted, locked), not the thing being recorded: the
+    caller leaves the message or file as it is, to be tried again, instead of marking it failed."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
 
 
 # -- the schema's version and its migrations ---------------------------------------------------------------------------

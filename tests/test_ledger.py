@@ -16,7 +16,15 @@ import sqlalchemy as sa
 
 from collect import ledger as ledger_mod
 from collect.findings import Finding
-from collect.ledger import SCHEMA_VERSION, Ledger, LedgerOutdated, LedgerTooNew, schema_version, upgrade
+from collect.ledger import (
+    SCHEMA_VERSION,
+    Ledger,
+    LedgerBusy,
+    LedgerOutdated,
+    LedgerTooNew,
+    schema_version,
+    upgrade,
+)
 from collect.states import MailStage, Stage, Verdict
 from tests.conftest import run_cli
 
@@ -146,10 +154,7 @@ def test_the_same_message_recorded_at_once_by_eight_threads_is_new_once(led: Led
 
 
 def test_a_claim_is_held_by_one_process_and_freed_when_it_dies(led: Ledger, ledger_url: str) -> None:
-    if not led.shared:  # SQLite: one machine, the workspace's file lock keeps watchers apart
-        with led.claim("message:<x>") as got, led.claim("message:<x>") as again:
-            assert (got, again) == (True, True)
-        return
+    """PostgreSQL: an advisory lock on the server; SQLite: an OS lock on a file beside the ledger."""
     other = Ledger(ledger_url)
     try:
         with led.claim("message:<x>") as got:
@@ -178,6 +183,9 @@ def test_a_claim_is_held_by_one_process_and_freed_when_it_dies(led: Ledger, ledg
                     break
             threading.Event().wait(0.1)
         assert freed is True
+        with led.claim("remind:covid19:2026-10"), pytest.raises(LedgerBusy, match="reminding"), \
+                other.hold("remind:covid19:2026-10", "reminding covid19 2026-10"):
+            pass
     finally:
         other.close()
 
