@@ -244,6 +244,10 @@ class Ledger:
                 self._ready()
         except sa.exc.SQLAlchemyError as exc:
             raise LedgerError(f"Cannot open the ledger at {_safe(url)}: {exc.__class__.__name__}: {exc}") from exc
+        except ImportError as exc:  # the database's driver is not installed
+            raise LedgerError(f"Cannot open the ledger at {_safe(url)}: its driver is missing ({exc}).",
+                              "For PostgreSQL install collect with its driver: pip install \"collect[postgres]\" "
+                              "(psycopg 3), and use a postgresql+psycopg:// URL.") from exc
 
     @property
     def dialect(self) -> str:
@@ -258,9 +262,14 @@ class Ledger:
 
     def _ready(self) -> None:
         """Create a new ledger at the current schema, or check that an existing one is at it."""
-        with self.engine.begin() as c:
-            if self.dialect == "postgresql":  # two first commands at once on a new database: one creates it
+        with self.engine.connect() as c:
+            if schema_version(c) == SCHEMA_VERSION:
+                return
+        with self.engine.begin() as c:  # two first commands at once on a new ledger: one creates it
+            if self.dialect == "postgresql":
                 c.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _claim_key("collect:schema")})
+            elif self.dialect == "sqlite":
+                c.exec_driver_sql("BEGIN IMMEDIATE")
             version = schema_version(c)
             if version == SCHEMA_VERSION:
                 return

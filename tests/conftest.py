@@ -84,9 +84,19 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_server").database())
 
 
+def use_ledger(root: Path, url: str) -> None:
+    """Point the workspace at `root` to the ledger `url` ([workspace] ledger in its collect.toml)."""
+    import re
+
+    if url.startswith("sqlite"):
+        return
+    path = root / "collect.toml"
+    path.write_text(re.sub(r'(?m)^ledger = "".*$', f'ledger = "{url}"', path.read_text(encoding="utf-8")),
+                    encoding="utf-8")
+
+
 @pytest.fixture
-def any_ledger(ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every workspace of the test (and the commands it runs) uses `ledger_url`, through COLLECT_LEDGER."""
-    if not ledger_url.startswith("sqlite"):
-        monkeypatch.setenv("COLLECT_LEDGER", ledger_url)
-    return ledger_url
+def any_workspace(workspace: Path, ledger_url: str) -> Path:
+    """The `workspace`, on each ledger in turn: its own SQLite file, then a fresh PostgreSQL database."""
+    use_ledger(workspace, ledger_url)
+    return workspace
