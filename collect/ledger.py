@@ -235,9 +235,12 @@ class Ledger:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         try:
-            sqlite = sa.engine.make_url(url).get_backend_name() == "sqlite"
-            # pre-ping: a pooled connection that a database restart cut is replaced instead of failing a command
-            self.engine: Engine = sa.create_engine(url, future=True, pool_pre_ping=not sqlite)
+            backend = sa.engine.make_url(url).get_backend_name()
+            sqlite = backend == "sqlite"
+            # pre-ping: a pooled connection that a database restart cut is replaced instead of failing a command;
+            # a server that does not answer fails the command after 10 s instead of hanging it
+            args = {"connect_timeout": 10} if backend == "postgresql" else {}
+            self.engine: Engine = sa.create_engine(url, future=True, pool_pre_ping=not sqlite, connect_args=args)
             if sqlite:
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             if check:
