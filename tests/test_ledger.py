@@ -337,3 +337,25 @@ def test_commands_refuse_an_old_ledger_with_the_hint_and_collect_upgrade_fixes_i
     assert len(list((workspace / "state").glob("ledger.sqlite.schema-0000-*.bak"))) == 1
     again = run_cli("upgrade", cwd=workspace)
     assert again.returncode == 0 and "already" in again.stdout
+
+
+def test_a_second_staff_reminding_the_same_round_at_once_is_refused_and_nothing_is_sent_twice(
+        any_workspace: Path) -> None:
+    from collect.forms.issuing import issue
+    from collect.workspace import Context
+
+    ctx = Context.open(any_workspace)
+    try:
+        issue(ctx, "covid19", "2026-10", agencies=["020001", "020002"])
+        with ctx.ledger.claim("remind:covid19:2026-10") as held:  # a colleague's `collect remind` is running
+            assert held
+            refused = run_cli("remind", "covid19", "--round", "2026-10", cwd=any_workspace)
+        assert refused.returncode == 1
+        assert "Another process is sending the reminders of covid19 2026-10" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert ctx.ledger.last_reminded("covid19", "2026-10") == {}
+        assert not list((any_workspace / "outbox" / "mail").glob("*.eml"))
+        with ctx.ledger.claim("remind:covid19:2026-10") as free:  # and the refused run left no claim behind
+            assert free
+    finally:
+        ctx.close()
