@@ -16,6 +16,7 @@ reconnects  # collect.receive.watch: the watch summary's reconnect count (tests/
 _.reconnects  # ...incremented where the watcher reconnects
 rows_per_file  # benchmarks/run.py Measured: a dataclass field, filled by keyword, written to results.json
 exc_type  # the context-manager protocol's __exit__ argument: the signature is fixed by Python
+outgoing_by_mid  # collect.ledger: an Index registered on the table's metadata by being made
 change  # collect.report.summary.Change: a dataclass field read by the summary's jinja templates
 
 # -- attributes other libraries read (openpyxl and zipfile objects we set up) --------------------------------------

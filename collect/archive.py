@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
+import socket
 from pathlib import Path
 
 
@@ -12,10 +14,13 @@ def sha256_of(data: bytes) -> str:
 
 
 def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
-    """Write to a temporary name, fsync and rename, so an interrupted run leaves no half-written file."""
+    """Write to a temporary name, fsync and rename, so an interrupted run leaves no half-written file.
+
+    The temporary name is this writer's own (host, process, random), so writers on several machines sharing one
+    folder never write into each other's file; the rename is atomic, so a reader sees all the bytes or none."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    with open(tmp, "xb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
@@ -25,7 +30,10 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
 
 
 class Archive:
-    """Files stored under their SHA-256 (ab/cd/abcd…), never changed once written; fsynced before returning."""
+    """Files stored under their SHA-256 (ab/cd/abcd…), never changed once written; fsynced before returning.
+
+    Safe on a folder that several watchers share: the same bytes always get the same name, and each writer renames
+    its own complete temporary file onto it, so concurrent writers of one file leave it whole."""
 
     def __init__(self, root: Path) -> None:
         self.root = root

@@ -25,6 +25,7 @@ locale = "zh-TW"                 # zh-TW or en: the language of messages to agen
 office = "臺北市政府主計處"        # who sends the forms, as agencies read it
 agencies = "agencies.csv"        # the agency list (CSV or xlsx), relative to this folder
 ledger = ""                      # SQLAlchemy URL; empty = sqlite file state/ledger.sqlite
+archive = ""                     # folder of received bytes; empty = state/archive (an office: one shared folder)
 sender = "collect@example.test"  # the From address of everything collect sends
 
 [round]
@@ -55,6 +56,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "office": (str, "臺北市政府主計處"),
         "agencies": (str, "agencies.csv"),
         "ledger": (str, ""),
+        "archive": (str, ""),
         "sender": (str, "collect@example.test"),
         "key_file": (str, ""),
     },
@@ -107,6 +109,7 @@ class Settings:
     office: str = "臺北市政府主計處"
     agencies: str = "agencies.csv"
     ledger: str = ""
+    archive: str = ""
     sender: str = "collect@example.test"
     key_file: str = ""
     deadline_days: int = 14
@@ -136,7 +139,8 @@ class Workspace:
 
     @property
     def archive_dir(self) -> Path:
-        return self.state_dir / "archive"
+        """state/archive, or [workspace] archive (relative to the workspace): one folder that several share."""
+        return self.root / self.settings.archive if self.settings.archive else self.state_dir / "archive"
 
     @property
     def outbox_dir(self) -> Path:
@@ -255,6 +259,9 @@ def parse_settings(text: str, path: Path) -> Settings:
     env_ledger = os.environ.get(ENV_PREFIX + "LEDGER")
     if env_ledger:
         values["ledger"] = env_ledger
+    env_archive = os.environ.get(ENV_PREFIX + "ARCHIVE")
+    if env_archive:
+        values["archive"] = env_archive
     return Settings(mail=mail, **values)
 
 

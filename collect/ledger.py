@@ -1,8 +1,12 @@
-"""The ledger: what was issued, received, decided and sent, through SQLAlchemy Core (SQLite by default)."""
+"""The ledger: what was issued, received, decided and sent, through SQLAlchemy Core (SQLite or PostgreSQL)."""
 
 from __future__ import annotations
 
+import contextvars
+import hashlib
 import json
+import os
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +20,25 @@ from sqlalchemy.engine import Connection, Engine
 from collect.errors import LedgerError
 from collect.findings import Finding
 from collect.states import MailStage, Stage, Verdict
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# The schema this collect knows: the head revision under migrations/versions (tests/test_ledger.py checks it).
+SCHEMA_VERSION = "0003"
+KNOWN_VERSIONS = ("0001", "0002", "0003")
+
+
+class LedgerOutdated(LedgerError):
+    hint = ("Run `collect upgrade` once (a SQLite ledger is copied beside itself first; back a PostgreSQL ledger up "
+            "with pg_dump), then run the command again.")
+
+
+class LedgerBusy(LedgerError):
+    hint = "Wait until the other run has finished (see `collect status`), then run the command again if needed."
+
+
+class LedgerTooNew(LedgerError):
+    hint = "A newer collect wrote this ledger: install that version of collect (pip install -U collect) to use it."
+
 
 metadata = sa.MetaData()
 
@@ -137,7 +160,7 @@ outgoing = sa.Table(
     sa.Column("sent_at", sa.String),
 )
 # Every delivery looks its Message-ID up first (sent once only): without an index that is a scan of all mail ever sent.
-# New ledgers get it from create_all; older ones when they next record outgoing mail (Ledger._outgoing_ready).
+# Revision 0002 adds it to older ledgers.
 outgoing_by_mid = sa.Index("ix_outgoing_message_id", outgoing.c.message_id)
 
 signoffs = sa.Table(
@@ -232,22 +255,166 @@ class SubmissionRow:
 class Ledger:
     """The database of a workspace; callers never see SQL dialects, so PostgreSQL can replace SQLite."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, check: bool = True) -> None:
+        """Open the ledger at `url`; a new (empty) one is created at the current schema. With `check` (every command
+        but `collect upgrade`), a ledger of an older or newer schema is refused with a hint."""
         self.url = url
+        self._current: contextvars.ContextVar[Connection | None] = contextvars.ContextVar(
+            f"ledger-{id(self)}", default=None)
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.engine: Engine = sa.create_engine(url, future=True)
-            if self.engine.dialect.name == "sqlite":
+            backend = sa.engine.make_url(url).get_backend_name()
+            sqlite = backend == "sqlite"
+            # pre-ping: a pooled connection that a database restart cut is replaced instead of failing a command;
+            # a server that does not answer fails the command after 10 s instead of hanging it
+            args = {"connect_timeout": 10} if backend == "postgresql" else {}
+            self.engine: Engine = sa.create_engine(url, future=True, pool_pre_ping=not sqlite, connect_args=args)
+            if sqlite:
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-            metadata.create_all(self.engine)
+            if check:
+                self._ready()
         except sa.exc.SQLAlchemyError as exc:
-            raise LedgerError(f"Cannot open the ledger at {url}: {exc.__class__.__name__}: {exc}") from exc
+            raise LedgerError(f"Cannot open the ledger at {_safe(url)}: {exc.__class__.__name__}: {exc}") from exc
+        except ImportError as exc:  # the database's driver is not installed
+            raise LedgerError(f"Cannot open the ledger at {_safe(url)}: its driver is missing ({exc}).",
+                              "For PostgreSQL install collect with its driver: pip install \"collect[postgres]\" "
+                              "(psycopg 3), and use a postgresql+psycopg:// URL.") from exc
+
+    @property
+    def dialect(self) -> str:
+        """"sqlite" or "postgresql"."""
+        return str(self.engine.dialect.name)
+
+    @property
+    def shared(self) -> bool:
+        """True for a database server that several machines share (PostgreSQL): the database, not the workspace's
+        file lock, keeps concurrent watchers and staff apart."""
+        return self.dialect != "sqlite"
+
+    def _ready(self) -> None:
+        """Create a new ledger at the current schema, or check that an existing one is at it."""
+        with self.engine.connect() as c:
+            if schema_version(c) == SCHEMA_VERSION:
+                return
+        with self.engine.begin() as c:  # two first commands at once on a new ledger: one creates it
+            if self.dialect == "postgresql":
+                c.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _claim_key("collect:schema")})
+            elif self.dialect == "sqlite":
+                c.exec_driver_sql("BEGIN IMMEDIATE")
+            version = schema_version(c)
+            if version == SCHEMA_VERSION:
+                return
+            if version is None and not sa.inspect(c).has_table("messages"):
+                metadata.create_all(c)
+                _stamp(c, SCHEMA_VERSION)
+                return
+        _refuse(self.url, version)
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
+        """One transaction; inside `snapshot()` the snapshot's own."""
+        current = self._current.get()
+        if current is not None:
+            yield current
+            return
         with self.engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every ledger read in this block (this thread) sees one consistent state: one transaction, REPEATABLE
+        READ on PostgreSQL, one read transaction on SQLite. For readers (status, report): write outside it."""
+        if self._current.get() is not None:
+            yield
+            return
+        with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                if self.dialect == "sqlite":  # pysqlite begins no transaction for reads: begin it, and read once,
+                    conn.exec_driver_sql("BEGIN")  # so the snapshot starts here
+                    conn.exec_driver_sql("SELECT count(*) FROM sqlite_master")
+                token = self._current.set(conn)
+                try:
+                    yield
+                finally:
+                    self._current.reset(token)
+
+    @contextmanager
+    def claim(self, name: str, *, wait: bool = False) -> Iterator[bool]:
+        """Hold the claim `name` (a message, an outgoing Message-ID, a round's mailing) while the block runs: True
+        when this process has it, False when another process holds it (with `wait`, wait for it instead).
+
+        PostgreSQL: a session advisory lock, so processes on every machine sharing the ledger see it, and the server
+        drops it when its holder dies (even by SIGKILL). SQLite: an OS lock on one of 1,024 files beside the ledger
+        (one machine); the OS drops it when its holder dies. Claims are for keeping two processes from doing one thing
+        twice; what was done is always checked again in the ledger once the claim is held."""
+        if self.dialect == "postgresql":
+            with self._pg_claim(name, wait) as got:
+                yield got
+        else:
+            with self._file_claim(name, wait) as got:
+                yield got
+
+    @contextmanager
+    def hold(self, name: str, doing: str) -> Iterator[None]:
+        """Like claim, but a claim held elsewhere is refused (LedgerBusy) with `doing` in the message."""
+        with self.claim(name) as got:
+            if not got:
+                raise LedgerBusy(f"Another process is {doing} right now (claim {name!r} on the ledger).")
+            yield
+
+    @contextmanager
+    def _pg_claim(self, name: str, wait: bool) -> Iterator[bool]:
+        key = _claim_key(name)
+        conn = self.engine.connect()
+        try:
+            if wait:
+                conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                got = True
+            else:
+                got = bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+            conn.commit()  # the session lock outlives the transaction
+        except BaseException:
+            conn.invalidate()
+            conn.close()
+            raise
+        try:
+            yield got
+        finally:
+            try:
+                if got:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
+            except sa.exc.SQLAlchemyError:
+                conn.invalidate()  # never hand a connection that may still hold the lock back to the pool
+            finally:
+                conn.close()
+
+    @contextmanager
+    def _file_claim(self, name: str, wait: bool) -> Iterator[bool]:
+        database = sa.engine.make_url(self.url).database
+        try:
+            import fcntl
+        except ImportError:  # Windows: one process at a time is the operator's care
+            yield True
+            return
+        if not database or database == ":memory:":
+            yield True
+            return
+        folder = Path(database).with_name(Path(database).name + ".claims")
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / f"{_claim_key(name) % 1024:04d}", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                got = True
+            except BlockingIOError:
+                got = False
+            yield got
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
 
     def close(self) -> None:
         self.engine.dispose()
@@ -311,18 +478,26 @@ class Ledger:
     def record_message_with_files(self, message_key: str, sha256: str, sender: str, subject: str, source: str,
                                   files: Sequence[tuple[str, str]], received_at: datetime | None = None,
                                   ) -> tuple[int, bool]:
-        """Record a raw message and its files (name, sha256) in one transaction; (id, is_new)."""
-        with self.begin() as c:
-            row = c.execute(sa.select(messages.c.id).where(messages.c.message_key == message_key)).first()
-            if row:
-                return int(row.id), False
-            res = c.execute(messages.insert().values(
-                message_key=message_key, sha256=sha256, sender=sender, subject=subject, source=source,
-                received_at=stamp_time(received_at), stage=Stage.RECEIVED))
-            mid = _new_id(res)
-            for name, digest in files:
-                self._insert_submission(c, digest, name, sender, mid, received_at)
-            return mid, True
+        """Record a raw message and its files (name, sha256) in one transaction; (id, is_new). When another process
+        records the same message at the same moment, its unique key makes one of them the first, the other sees it."""
+        try:
+            with self.begin() as c:
+                row = c.execute(sa.select(messages.c.id).where(messages.c.message_key == message_key)).first()
+                if row:
+                    return int(row.id), False
+                res = c.execute(messages.insert().values(
+                    message_key=message_key, sha256=sha256, sender=sender, subject=subject, source=source,
+                    received_at=stamp_time(received_at), stage=Stage.RECEIVED))
+                mid = _new_id(res)
+                for name, digest in files:
+                    self._insert_submission(c, digest, name, sender, mid, received_at)
+                return mid, True
+        except sa.exc.IntegrityError:
+            if self._current.get() is not None:
+                raise
+            with self.begin() as c:
+                return int(c.execute(sa.select(messages.c.id)
+                                     .where(messages.c.message_key == message_key)).scalar_one()), False
 
     def message_stage(self, message_id: int) -> str:
         with self.begin() as c:
@@ -442,19 +617,10 @@ class Ledger:
         done: dict[str, Any] = {"stage": MailStage.SENT, "attempts": 1, "sent_at": stamp} if sent else {
             "stage": MailStage.QUEUED, "attempts": 0}
         with self.begin() as c:
-            self._outgoing_ready(c)
             res = c.execute(outgoing.insert(), dict(
                 kind=kind, message_id=message_id, recipients=json.dumps(list(recipients)), subject=subject,
                 path=path, created_at=stamp, last_error=None, sent_at=None) | done)
             return _new_id(res)
-
-    _outgoing_indexed = False
-
-    def _outgoing_ready(self, c: Connection) -> None:
-        """Once per Ledger: the Message-ID index, which a ledger created before it existed lacks."""
-        if not self._outgoing_indexed:
-            outgoing_by_mid.create(c, checkfirst=True)
-            self._outgoing_indexed = True
 
     def outgoing_done(self, oid: int, error: str | None = None) -> None:
         with self.begin() as c:
@@ -466,7 +632,7 @@ class Ledger:
             c.execute(outgoing.update().where(outgoing.c.id == oid).values(**values))
 
     def outgoing_by_message_id(self, message_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as c:  # one read: no transaction to commit
+        with self.begin() as c:
             row = c.execute(_OUTGOING_BY_MID, {"mid": message_id}).first()
             return dict(row._mapping) if row else None
 
@@ -616,6 +782,115 @@ class Ledger:
         with self.begin() as c:
             rows = c.execute(sa.select(messages).where(messages.c.stage == Stage.FAILED).order_by(messages.c.id))
             return [dict(r._mapping) for r in rows]
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True when the database itself failed (unreachable, restarted, locked), not the thing being recorded: the
+    caller leaves the message or file as it is, to be tried again, instead of marking it failed."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
+
+
+# -- the schema's version and its migrations ---------------------------------------------------------------------------
+def schema_version(conn: Connection) -> str | None:
+    """The ledger's schema revision (Alembic's alembic_version), None for a new ledger or one older than migrations."""
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def _stamp(conn: Connection, version: str) -> None:
+    from alembic.runtime.migration import MigrationContext
+
+    mc = MigrationContext.configure(conn)
+    mc.stamp(_scripts(), version)
+
+
+def _scripts() -> Any:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS))
+
+
+def _refuse(url: str, version: str | None) -> None:
+    where = _safe(url)
+    if version is None:
+        raise LedgerOutdated(f"The ledger at {where} was made by a collect older than schema migrations; this "
+                             f"collect needs schema {SCHEMA_VERSION}.")
+    if version in KNOWN_VERSIONS:
+        raise LedgerOutdated(f"The ledger at {where} has schema {version}; this collect needs {SCHEMA_VERSION}.")
+    raise LedgerTooNew(f"The ledger at {where} has schema {version}, newer than this collect knows "
+                       f"({SCHEMA_VERSION}).")
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """What `collect upgrade` did: the schema before and after, and the SQLite copy made first (if any)."""
+
+    before: str | None
+    after: str
+    backup: Path | None
+
+
+def upgrade(url: str, *, moment: datetime | None = None) -> Upgrade:
+    """Migrate the ledger at `url` to this collect's schema (SCHEMA_VERSION) with Alembic, in one transaction.
+
+    A SQLite ledger is first copied beside itself (SQLite's backup API, so a WAL is included); a ledger made before
+    migrations is recognised as revision 0001. A ledger already current is left alone; a newer one is refused."""
+    from alembic import command
+    from alembic.config import Config
+
+    ledger = Ledger(url, check=False)
+    try:
+        with ledger.engine.connect() as c:
+            before = schema_version(c)
+            legacy = before is None and sa.inspect(c).has_table("messages")
+        if before == SCHEMA_VERSION:
+            return Upgrade(before, SCHEMA_VERSION, None)
+        if before is not None and before not in KNOWN_VERSIONS:
+            _refuse(url, before)
+        backup = None
+        if ledger.dialect == "sqlite" and (before is not None or legacy):
+            backup = _sqlite_copy(Path(sa.engine.make_url(url).database or ""), before or "0000", moment)
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with ledger.engine.begin() as c:
+            cfg.attributes["connection"] = c
+            if legacy:
+                command.stamp(cfg, "0001")
+            command.upgrade(cfg, "head")
+            after = schema_version(c) or ""
+        return Upgrade(before, after, backup)
+    except sa.exc.SQLAlchemyError as exc:
+        raise LedgerError(f"Cannot upgrade the ledger at {_safe(url)}: {exc.__class__.__name__}: {exc}") from exc
+    finally:
+        ledger.close()
+
+
+def _sqlite_copy(path: Path, version: str, moment: datetime | None) -> Path:
+    """A consistent copy of a SQLite ledger beside it: ledger.sqlite.schema-0001-20261202T031500Z.bak."""
+    target = path.with_name(f"{path.name}.schema-{version}-{(moment or now()).strftime('%Y%m%dT%H%M%SZ')}.bak")
+    src, dst = sqlite3.connect(path), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    return target
+
+
+def _claim_key(name: str) -> int:
+    """A 64-bit advisory-lock key for a claim's name."""
+    return int.from_bytes(hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest(), "big", signed=True)
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -18,6 +18,7 @@ class ReportResult:
 
 def make_report(ctx: Context, cid: str, round_id: str, now: datetime | None = None) -> ReportResult:
     """Merge the counting returns of a round and write the master and supervising-agency reports."""
-    merged = merge(ctx, cid, round_id, now)
+    with ctx.ledger.snapshot():  # one consistent state of the ledger while watchers ingest
+        merged = merge(ctx, cid, round_id, now)
     out_dir = ctx.ws.round_dir(cid, round_id) / "report"
     return ReportResult(merged, write_reports(merged.report, out_dir))

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,3 +64,39 @@ def convert(paths: list[Path], fmt: str, out_dir: Path) -> list[Path]:
                     "--convert-to", fmt, "--outdir", str(out_dir), *map(str, paths)],
                    check=True, capture_output=True, timeout=300)
     return [out_dir / (p.stem + "." + fmt.split(":")[0]) for p in paths]
+
+
+# -- the ledger on both backends ---------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """One private PostgreSQL per test process (tests/pgserver.py); .ci/run installs it, so no skip."""
+    from tests import pgserver
+
+    with pgserver.running() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty ledger's URL: a SQLite file, then a fresh database on the test PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    return str(request.getfixturevalue("pg_server").database())
+
+
+def use_ledger(root: Path, url: str) -> None:
+    """Point the workspace at `root` to the ledger `url` ([workspace] ledger in its collect.toml)."""
+    import re
+
+    if url.startswith("sqlite"):
+        return
+    path = root / "collect.toml"
+    path.write_text(re.sub(r'(?m)^ledger = "".*$', f'ledger = "{url}"', path.read_text(encoding="utf-8")),
+                    encoding="utf-8")
+
+
+@pytest.fixture
+def any_workspace(workspace: Path, ledger_url: str) -> Path:
+    """The `workspace`, on each ledger in turn: its own SQLite file, then a fresh PostgreSQL database."""
+    use_ledger(workspace, ledger_url)
+    return workspace

@@ -13,7 +13,7 @@ from typing import Any
 import openpyxl
 import pandas as pd
 import pytest
-from conftest import SECRET, convert, run_cli
+from conftest import SECRET, convert, run_cli, use_ledger
 from ingest_util import (
     CSV_BYTES,
     HTML_BYTES,
@@ -90,14 +90,17 @@ class Env:
         return read_mail(outcome.receipt_mail)
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    """Stamp covid19 once for the module: 2026-10 for every agency used here, 2026-09 for the comparison."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    """Stamp covid19 once for the module: 2026-10 for every agency used here, 2026-09 for the comparison. Every
+    test of the module runs on both ledgers: the workspace's SQLite file, then a PostgreSQL database."""
     base = tmp_path_factory.mktemp("ingest")
     root = base / "ws"
     mp = pytest.MonkeyPatch()  # module-scoped fixtures (the batch) ingest before any test's own environment
     mp.setenv("COLLECT_SECRET", SECRET)
     init_workspace(root)
+    if request.param == "postgresql":
+        use_ledger(root, request.getfixturevalue("pg_server").database())
     ctx = Context.open(root)
     issued: dict[tuple[str, str], Path] = {}
     for round_id, codes in ((PREVIOUS, [COMPARE]), (ROUND, IN_SCOPE)):

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from collect.ledger import Ledger
+from collect.ledger import Ledger, LedgerOutdated, upgrade
 from collect.mail.compose import OutgoingAttachment, compose, to_bytes
 from collect.mail.imap import SmtpTransport
 from collect.mail.outbox import deliver
@@ -171,10 +171,15 @@ def test_a_crash_before_sending_leaves_the_message_queued_and_it_is_sent_once(ct
 
 
 def test_a_ledger_from_before_the_message_id_index_gets_it(tmp_path: Path) -> None:
+    """A ledger of schema 0001 (no index) is refused until `collect upgrade` (collect.ledger.upgrade) adds it."""
     path = tmp_path / "state" / "ledger.sqlite"
     Ledger(f"sqlite:///{path}").close()
     with sqlite3.connect(path) as db:
         db.execute("DROP INDEX ix_outgoing_message_id")  # as a ledger made by an earlier version
+        db.execute("UPDATE alembic_version SET version_num = '0001'")
+    with pytest.raises(LedgerOutdated):
+        Ledger(f"sqlite:///{path}")
+    upgrade(f"sqlite:///{path}")
     ledger = Ledger(f"sqlite:///{path}")
     try:
         for n in range(3):

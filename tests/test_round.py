@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,15 +21,21 @@ from collect.workspace import Context
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoResult]:
+    """The demo's round, on the workspace's SQLite ledger and then on a PostgreSQL database (COLLECT_LEDGER, set
+    for as long as the module's tests use it)."""
     import os
 
     os.environ.setdefault("COLLECT_SECRET", "test-secret-not-for-production")
+    mp = pytest.MonkeyPatch()
+    if request.param == "postgresql":
+        mp.setenv("COLLECT_LEDGER", request.getfixturevalue("pg_server").database())
     lines: list[str] = []
     result = run_demo(tmp_path_factory.mktemp("demo") / "ws", say=lines.append, now=NOW)
     result.lines = lines  # type: ignore[attr-defined]
-    return result
+    yield result
+    mp.undo()
 
 
 @pytest.fixture(scope="module")

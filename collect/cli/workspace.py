@@ -1,4 +1,4 @@
-"""Commands about the workspace itself: init, agencies, check, template new."""
+"""Commands about the workspace itself: init, upgrade, agencies, check, template new."""
 
 from __future__ import annotations
 
@@ -26,6 +26,21 @@ def init(directory: Annotated[Path, typer.Argument(help="Folder for the new work
         out.print(f"created {path}")
     out.print(f"workspace ready at {directory.resolve()}" if created else f"{directory} already complete; "
               "nothing changed")
+
+
+@app.command()
+def upgrade() -> None:
+    """Migrate the ledger to this collect's schema after an upgrade of collect (a SQLite ledger is copied first)."""
+    from collect.ledger import upgrade as upgrade_ledger
+
+    c = ctx()
+    done = upgrade_ledger(c.ws.ledger_url)
+    if done.before == done.after:
+        out.print(f"the ledger is already at schema {done.after}; nothing changed")
+        return
+    if done.backup is not None:
+        out.print(f"copied the ledger to {done.backup}")
+    out.print(f"ledger schema {done.before or 'from before migrations'} → {done.after}")
 
 
 @app.command()

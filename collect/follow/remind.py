@@ -83,7 +83,13 @@ def _plan(ctx: Context, cid: str, round_id: str, now: datetime) -> list[tuple[Re
 
 def remind(ctx: Context, cid: str, round_id: str, *, now: datetime | None = None,
            transport: Transport | None = None) -> list[Reminder]:
-    """Mail and record a reminder to every agency in scope without an accepted return."""
+    """Mail and record a reminder to every agency in scope without an accepted return. Two staff reminding one
+    round at the same moment (on any machine sharing the ledger): the second is refused (LedgerBusy), not sent twice."""
+    with ctx.ledger.hold(f"remind:{cid}:{round_id}", f"sending the reminders of {cid} {round_id}"):
+        return _remind(ctx, cid, round_id, now, transport)
+
+
+def _remind(ctx: Context, cid: str, round_id: str, now: datetime | None, transport: Transport | None) -> list[Reminder]:
     moment = now or datetime.now(UTC)
     coll = ctx.collection(cid)
     st_deadline = ctx.ledger.round_info(cid, round_id)

@@ -99,7 +99,12 @@ def end_of_day(d: date) -> datetime:
 
 
 def round_status(ctx: Context, cid: str, round_id: str) -> RoundStatus:
-    """Every agency in scope with its state, from the ledger."""
+    """Every agency in scope with its state, from one consistent state of the ledger (watchers may be ingesting)."""
+    with ctx.ledger.snapshot():
+        return _round_status(ctx, cid, round_id)
+
+
+def _round_status(ctx: Context, cid: str, round_id: str) -> RoundStatus:
     coll = ctx.collection(cid)
     info = ctx.ledger.round_info(cid, round_id)
     issued = ctx.ledger.issued_for(cid, round_id)

@@ -238,7 +238,14 @@ def issue(
     today: date | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> IssueResult:
-    """Stamp one workbook per agency in scope into outbox/<collection>/<round>/issued/ and record them."""
+    """Stamp one workbook per agency in scope into outbox/<collection>/<round>/issued/ and record them. Two staff
+    issuing one round at the same moment: the second is refused (LedgerBusy)."""
+    with ctx.ledger.hold(f"issue:{cid}:{round_id}", f"issuing {cid} {round_id}"):
+        return _issue(ctx, cid, round_id, agencies, deadline, prefill, today, progress)
+
+
+def _issue(ctx: Context, cid: str, round_id: str, agencies: Sequence[str], deadline: date | None,
+           prefill: Path | None, today: date | None, progress: Callable[[int, int], None] | None) -> IssueResult:
     coll = ctx.collection(cid)
     parse_round(round_id)
     secret = ctx.ws.secret()

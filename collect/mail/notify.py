@@ -166,7 +166,14 @@ def issue_notice(settings: Any, *, to: list[str], agency_name: str, collection_t
 
 
 def send_issue_notices(ctx: Any, result: Any, transport: Any = None) -> int:
-    """Mail every stamped workbook of an issue run to its agency's addresses; once per workbook version."""
+    """Mail every stamped workbook of an issue run to its agency's addresses; once per workbook version. Two staff
+    sending one round's workbooks at the same moment: the second is refused (LedgerBusy), not sent twice."""
+    cid, round_id = result.collection.id, result.round_id
+    with ctx.ledger.hold(f"issue:{cid}:{round_id}", f"issuing {cid} {round_id}"):
+        return _send_issue_notices(ctx, result, transport)
+
+
+def _send_issue_notices(ctx: Any, result: Any, transport: Any) -> int:
     from collect.mail.outbox import deliver
     from collect.rounds import roc_date, roc_round_label
 

@@ -38,6 +38,14 @@ def deliver(ledger: Ledger, mail_dir: Path, msg: EmailMessage, kind: str,
     leaves it queued for `retry_outgoing`). Without a transport nothing is sent, so the row is written done."""
     mid = message_id_of(msg)
     recipients = recipients_of(msg)
+    # a claim on the Message-ID: another process (a second watcher, a colleague) delivering the same message at the
+    # same moment is waited for, and then finds it delivered
+    with ledger.claim(f"outgoing:{mid}", wait=True):
+        return _deliver(ledger, mail_dir, msg, kind, transport, mid, recipients)
+
+
+def _deliver(ledger: Ledger, mail_dir: Path, msg: EmailMessage, kind: str, transport: Transport | None, mid: str,
+             recipients: list[str]) -> Delivered:
     seen = ledger.outgoing_by_message_id(mid)
     if seen is not None:
         return Delivered(Path(seen["path"]), mid, tuple(recipients), False, seen.get("last_error"), int(seen["id"]))

@@ -14,7 +14,7 @@ from collect.errors import CollectionError, NotFound
 from collect.findings import Finding
 from collect.forms.spec import Collection
 from collect.forms.stamp import file_name as issued_file_name
-from collect.ledger import SubmissionRow
+from collect.ledger import SubmissionRow, is_outage
 from collect.mail.compose import OutgoingAttachment
 from collect.mail.message import Incoming, parse_message, sniff_workbook, unpack_zip
 from collect.mail.notify import ReceiptFacts, decision_key, nothing_found_message, receipt_message
@@ -253,8 +253,10 @@ class Ingestor:
                 outcome = self._decide(row, ex, envelope, again)
         except Exception as exc:
             # Kept for staff (stage failed, with the reason) and never resumed on its own, so one file the
-            # program cannot decide does not stop every later run; `collect reprocess` retries it.
-            self.ctx.ledger.fail_submission(row.id, f"{exc.__class__.__name__}: {exc}")
+            # program cannot decide does not stop every later run; `collect reprocess` retries it. A ledger that
+            # went away (a database restart) is no fault of the file: it stays received, to be decided again.
+            if not is_outage(exc):
+                self.ctx.ledger.fail_submission(row.id, f"{exc.__class__.__name__}: {exc}")
             raise
         if self.on_outcome:
             self.on_outcome(outcome)

@@ -23,6 +23,7 @@ from typing import Any
 from collect import findings as F
 from collect.archive import sha256_of
 from collect.errors import CollectError, ConfigError
+from collect.ledger import is_outage
 from collect.mail.base import Connects, Mailbox, Transport, Waits
 from collect.mail.compose import POLICY
 from collect.mail.files import FilesMailbox
@@ -31,7 +32,7 @@ from collect.mail.registry import open_mailbox, open_transport
 from collect.mail.settings import MailConfig, explain
 from collect.receive.ingest import Envelope, Ingestor, Outcome, safe_text, shown_name
 from collect.receive.sandbox import DEFAULT_PRELOAD, Sandbox
-from collect.states import Stage, Verdict
+from collect.states import MailStage, Stage, Verdict
 from collect.workspace import Context
 
 log = logging.getLogger("collect.receive.watch")
@@ -56,6 +57,7 @@ class MessageResult:
     set_aside: str | None = None  # recorded but not ingested (collect's own mail, automatic replies)
     quarantined: str | None = None  # the sender failed authentication: files held for staff, nothing sent back
     again: bool = False  # the ledger had it processed already (a crash came before the move): only moved now
+    elsewhere: bool = False  # another watcher holds its claim: left to that watcher
 
     def line(self) -> str:
         """The one log line of this message."""
@@ -69,6 +71,8 @@ class MessageResult:
             return f"{who}: quarantined, sender not authenticated ({self.quarantined}); nothing sent: {files}"
         if self.again:
             return f"{who}: processed before; moved to the processed folder"
+        if self.elsewhere:
+            return f"{who}: being processed by another watcher; left to it"
         if not self.outcomes:
             return f"{who}: no workbook attached; notice sent"
         parts = [f"{o.file} {o.verdict} {o.agency or ''} {o.receipt}".replace("  ", " ") for o in self.outcomes]
@@ -78,8 +82,8 @@ class MessageResult:
 # -- one pass ---------------------------------------------------------------------------------------------------
 def fetch_once(ctx: Context, on_message: Callable[[MessageResult], None] | None = None) -> list[MessageResult]:
     """`collect fetch`: retry queued outgoing mail, then one pass over the mailbox of collect.toml. Holds the
-    watcher's lock, so it never runs beside `collect watch`."""
-    with WatchLock(ctx.ws.state_dir / LOCK_NAME):
+    watcher's lock, so it never runs beside `collect watch` (with a SQLite ledger; see watcher_lock)."""
+    with watcher_lock(ctx):
         transport = open_transport(ctx)
         mailbox = open_mailbox(ctx)
         try:
@@ -128,6 +132,16 @@ def _one_message(ctx: Context, ing: Ingestor, mailbox: Mailbox, cfg: MailConfig,
                  raw: bytes) -> MessageResult:
     inc = parse_message(raw, max_attachment_bytes=ctx.ws.settings.max_attachment_bytes)
     result = MessageResult(uid, inc.message_id, inc.sender, inc.subject)
+    # several watchers on one mailbox (a PostgreSQL ledger): the one holding the message's claim processes it
+    with ctx.ledger.claim(f"message:{inc.message_id}") as mine:
+        if not mine:
+            result.elsewhere = True
+            return result
+        return _claimed_message(ctx, ing, mailbox, cfg, uid, raw, inc, result)
+
+
+def _claimed_message(ctx: Context, ing: Ingestor, mailbox: Mailbox, cfg: MailConfig, uid: str, raw: bytes,
+                     inc: Incoming, result: MessageResult) -> MessageResult:
     source = f"{mailbox.name}#{uid}"
     aside = set_aside_reason(raw, inc.sender, bool(inc.attachments), cfg.sender)
     if aside is not None:
@@ -152,6 +166,8 @@ def _one_message(ctx: Context, ing: Ingestor, mailbox: Mailbox, cfg: MailConfig,
     try:
         result.outcomes = ing.message(raw, source=source, parsed=inc)
     except Exception as exc:  # recorded and kept for staff; never dropped
+        if is_outage(exc):  # the ledger went away, not the message's fault: left in the inbox for the next pass
+            raise
         result.error = f"{exc.__class__.__name__}: {exc}"
         ctx.ledger.fail_message(inc.message_id, sha256_of(raw), inc.sender, inc.subject, source, result.error)
         mailbox.mark_failed(uid, result.error)
@@ -246,20 +262,28 @@ def retry_outgoing(ctx: Context, transport: Transport | None, *,
     for row in ctx.ledger.queued_outgoing():
         if due is not None and not due(row):
             continue
-        recipients = list(json.loads(row["recipients"]))
-        try:
-            data = Path(row["path"]).read_bytes()
-            msg = message_from_bytes(data, policy=POLICY)
-            assert isinstance(msg, EmailMessage)
-            transport.send(msg, recipients)
-        except Exception as exc:
-            error = f"{exc.__class__.__name__}: {exc}"
-            ctx.ledger.outgoing_done(int(row["id"]), error)
-            results.append(RetryResult(row["message_id"], recipients, error))
-            continue
-        ctx.ledger.outgoing_done(int(row["id"]))
-        results.append(RetryResult(row["message_id"], recipients, None))
+        # another process sending it right now (its first delivery, another watcher's retry) keeps it
+        with ctx.ledger.claim(f"outgoing:{row['message_id']}") as mine:
+            now_row = ctx.ledger.outgoing_by_message_id(row["message_id"]) if mine else None
+            if now_row is None or now_row["stage"] != MailStage.QUEUED:
+                continue
+            results.append(_retry_one(ctx, transport, now_row))
     return results
+
+
+def _retry_one(ctx: Context, transport: Transport, row: dict[str, Any]) -> RetryResult:
+    recipients = list(json.loads(row["recipients"]))
+    try:
+        data = Path(row["path"]).read_bytes()
+        msg = message_from_bytes(data, policy=POLICY)
+        assert isinstance(msg, EmailMessage)
+        transport.send(msg, recipients)
+    except Exception as exc:
+        error = f"{exc.__class__.__name__}: {exc}"
+        ctx.ledger.outgoing_done(int(row["id"]), error)
+        return RetryResult(row["message_id"], recipients, error)
+    ctx.ledger.outgoing_done(int(row["id"]))
+    return RetryResult(row["message_id"], recipients, None)
 
 
 class RetrySchedule:
@@ -277,6 +301,15 @@ class RetrySchedule:
 
 
 # -- the lock ---------------------------------------------------------------------------------------------------
+def watcher_lock(ctx: Context) -> contextlib.AbstractContextManager[Any]:
+    """One watcher per workspace (WatchLock) with a SQLite ledger. A ledger on a database server (PostgreSQL) is
+    shared by watchers on several machines: the lock gives way to the database, where each message is claimed
+    (Ledger.claim) and recorded under a unique key, so none is ingested twice or lost."""
+    if ctx.ledger.shared:
+        return contextlib.nullcontext()
+    return WatchLock(ctx.ws.state_dir / LOCK_NAME)
+
+
 class WatchLock:
     """One watcher per workspace: an OS lock on state/watch.lock holding pid, host and start time.
 
@@ -398,8 +431,9 @@ def watch(ctx: Context, *, mailbox_factory: Callable[[], Mailbox] | None = None,
           after_pass: Callable[[Transport | None], Any] | None = None) -> WatchSummary:
     """Fetch, then wait for mail (IMAP IDLE where offered, else poll every `interval` seconds), until stopped.
 
-    Holds the workspace's lock (a second watcher raises WatchLocked). The sandbox's workers start with the watcher,
-    not with the first message. After a pass that found mail it looks again at once before it waits. A lost
+    Holds the workspace's lock with a SQLite ledger (a second watcher raises WatchLocked; see watcher_lock). The
+    sandbox's workers start with the watcher, not with the first message. After a pass that found mail it looks
+    again at once before it waits. A lost
     connection or a server restart is logged and retried with backoff (`backoff` = first delay, cap). Queued
     outgoing mail is retried each pass.
     SIGTERM and Ctrl-C stop it cleanly after the current message. One log line per message.
@@ -436,7 +470,7 @@ def watch(ctx: Context, *, mailbox_factory: Callable[[], Mailbox] | None = None,
         if on_message is not None:
             on_message(result)
 
-    with WatchLock(ctx.ws.state_dir / LOCK_NAME), _signals(flag, install_signals), \
+    with watcher_lock(ctx), _signals(flag, install_signals), \
             Sandbox(preload=(*DEFAULT_PRELOAD, "collect.receive.ingest")) as sandbox, \
             Ingestor(ctx, sandbox=sandbox, transport=transport) as ing:
         log.info("watching %s (pid %d, every %.1f s)", "mail" if mailbox_factory else cfg.backend, os.getpid(),

@@ -1,0 +1,1 @@
+"""The ledger's schema history: Alembic revisions, applied by `collect upgrade` (collect.ledger.upgrade)."""
