@@ -298,7 +298,9 @@ def test_a_ledger_of_an_older_revision_is_refused_and_upgraded(ledger_url: str) 
     Ledger(ledger_url).close()
     engine = sa.create_engine(ledger_url)
     with engine.begin() as c:
-        c.execute(sa.text("DROP INDEX ix_outgoing_message_id"))
+        c.execute(sa.text("DROP INDEX ix_outgoing_message_id"))  # what revisions 0002 and 0003 add
+        c.execute(sa.text("DROP TABLE digests"))
+        c.execute(sa.text("DROP TABLE unit_signoffs"))
         c.execute(sa.text("UPDATE alembic_version SET version_num = '0001'"))
     engine.dispose()
     with pytest.raises(LedgerOutdated, match="has schema 0001; this collect needs 0003"):
@@ -309,6 +311,7 @@ def test_a_ledger_of_an_older_revision_is_refused_and_upgraded(ledger_url: str) 
     led = Ledger(ledger_url)
     with led.engine.connect() as c:
         assert "ix_outgoing_message_id" in {i["name"] for i in sa.inspect(c).get_indexes("outgoing")}
+        assert {"digests", "unit_signoffs"} <= set(sa.inspect(c).get_table_names())
     led.close()
 
 

@@ -1,5 +1,7 @@
 """The second tier: supervising agencies' decisions per unit (核轉 / 退回) and the digests sent to them.
 
+Ledgers made by a build of the second tier before migrations may have them already.
+
 Revision ID: 0003
 """
 
@@ -15,6 +17,14 @@ depends_on = None
 
 
 def upgrade() -> None:
+    existing = set(sa.inspect(op.get_bind()).get_table_names())  # a ledger of an unreleased build may have them
+    if "unit_signoffs" not in existing:
+        _unit_signoffs()
+    if "digests" not in existing:
+        _digests()
+
+
+def _unit_signoffs() -> None:
     op.create_table(
         "unit_signoffs",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -29,6 +39,9 @@ def upgrade() -> None:
         sa.Column("source", sa.String, nullable=False, index=True),
         sa.Column("at", sa.String, nullable=False),
     )
+
+
+def _digests() -> None:
     op.create_table(
         "digests",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
