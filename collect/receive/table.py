@@ -14,7 +14,7 @@ from collect.findings import Finding
 from collect.forms.spec import Collection, Layout
 from collect.normalise import is_total_row
 from collect.receive.read import Book, Sheet
-from collect.xlsx.cells import clean, joined
+from collect.xlsx.cells import clean, joined, path_of
 
 HEADER_SEARCH_ROWS = 30
 MAX_OUTSIDE_FINDINGS = 20
@@ -275,18 +275,8 @@ class Merged:
         return self.anchor.get((row, col), (row, col))
 
     def path(self, grid: Grid, rows: range, col: int) -> str:
-        """A header column's title path in the return, as the template's is made (xlsx.cells.title_path)."""
-        parts: list[str] = []
-        seen: set[tuple[int, int]] = set()
-        for r in rows:
-            top = self.top(r, col)
-            if top in seen:
-                continue
-            seen.add(top)
-            text = clean(grid.get(*top))
-            if text and (not parts or parts[-1] != text):
-                parts.append(text)
-        return joined(parts)
+        """A header column's title path in the return, made as the template's is (xlsx.cells.path_of)."""
+        return joined(path_of(grid.get, self.top, rows, col))
 
 
 _BLANK = np.frompyfunc(blank, 1, 1)

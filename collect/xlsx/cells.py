@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,16 +86,22 @@ def shown_text(ws: Worksheet, merges: Merges, row: int, col: int) -> str:
 
 
 def title_path(ws: Worksheet, merges: Merges, rows: range, col: int) -> tuple[str, ...]:
-    """A header column's title path, top to bottom: each header row's text at the column, repeats (one merged
-    range over several rows) once."""
+    """A header column's title path in a template (openpyxl), see `path_of`."""
+    return path_of(lambda r, c: ws.cell(r, c).value, merges.top, rows, col)
+
+
+def path_of(value: Callable[[int, int], Any], top: Callable[[int, int], tuple[int, int]], rows: range,
+            col: int) -> tuple[str, ...]:
+    """A header column's title path, top to bottom: each header row's text at the column (a merged range's text
+    where one covers it), a range over several rows once; the same for a template and for a returned sheet."""
     path: list[str] = []
     seen: set[tuple[int, int]] = set()
     for r in rows:
-        top = merges.top(r, col)
-        if top in seen:
+        anchor = top(r, col)
+        if anchor in seen:
             continue
-        seen.add(top)
-        text = clean(ws.cell(*top).value)
+        seen.add(anchor)
+        text = clean(value(*anchor))
         if text and (not path or path[-1] != text):
             path.append(text)
     return tuple(path)
