@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -405,15 +406,26 @@ class Ledger:
             return
         folder = Path(database).with_name(Path(database).name + ".claims")
         folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / f"{_claim_key(name) % 1024:04d}", os.O_RDWR | os.O_CREAT, 0o644)
+        slot = (threading.get_ident(), f"{_claim_key(name) % 1024:04d}")
+        if slot in _HELD_SLOTS:
+            # two claims of one thread on one file (a round's mailing, then a Message-ID hashed to the same file):
+            # the file is this thread's already; a second lock on it would wait for itself forever
+            yield True
+            return
+        fd = os.open(folder / slot[1], os.O_RDWR | os.O_CREAT, 0o644)
+        got = False
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
                 got = True
             except BlockingIOError:
                 got = False
+            if got:
+                _HELD_SLOTS.add(slot)
             yield got
         finally:
+            if got:
+                _HELD_SLOTS.discard(slot)
             os.close(fd)  # closing the descriptor releases the lock
 
     def close(self) -> None:
@@ -878,6 +890,10 @@ def _sqlite_copy(path: Path, version: str, moment: datetime | None) -> Path:
         dst.close()
         src.close()
     return target
+
+
+# (thread, claim file) pairs this process holds through _file_claim
+_HELD_SLOTS: set[tuple[int, str]] = set()
 
 
 def _claim_key(name: str) -> int:

@@ -362,3 +362,17 @@ def test_a_second_staff_reminding_the_same_round_at_once_is_refused_and_nothing_
             assert free
     finally:
         ctx.close()
+
+
+def test_a_claim_inside_a_claim_never_waits_for_itself(led: Ledger) -> None:
+    """A round's mailing holds one claim while each message claims its Message-ID: two names that land on one claim
+    file (SQLite) must not make the process wait for itself (seen: `collect remind` hung)."""
+    from collect.ledger import _claim_key
+
+    first = "remind:covid19:2026-10"
+    second = next(f"<m{i}@example.test>" for i in range(100_000)
+                  if _claim_key(f"<m{i}@example.test>") % 1024 == _claim_key(first) % 1024)
+    with led.claim(first) as outer, led.claim(second) as inner:  # without waiting: a self-wait fails fast
+        assert outer and inner
+    with led.claim(second) as again:  # and both are free afterwards
+        assert again
