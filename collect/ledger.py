@@ -260,6 +260,9 @@ class Ledger:
         """Open the ledger at `url`; a new (empty) one is created at the current schema. With `check` (every command
         but `collect upgrade`), a ledger of an older or newer schema is refused with a hint."""
         self.url = url
+        # (thread, claim file) pairs held through _file_claim: a thread's claim inside its own claim on the same file
+        # must not wait for itself; another Ledger (as another process would) still contends
+        self._held_slots: set[tuple[int, str]] = set()
         self._current: contextvars.ContextVar[Connection | None] = contextvars.ContextVar(
             f"ledger-{id(self)}", default=None)
         if url.startswith("sqlite:///"):
@@ -407,7 +410,7 @@ class Ledger:
         folder = Path(database).with_name(Path(database).name + ".claims")
         folder.mkdir(parents=True, exist_ok=True)
         slot = (threading.get_ident(), f"{_claim_key(name) % 1024:04d}")
-        if slot in _HELD_SLOTS:
+        if slot in self._held_slots:
             # two claims of one thread on one file (a round's mailing, then a Message-ID hashed to the same file):
             # the file is this thread's already; a second lock on it would wait for itself forever
             yield True
@@ -421,11 +424,11 @@ class Ledger:
             except BlockingIOError:
                 got = False
             if got:
-                _HELD_SLOTS.add(slot)
+                self._held_slots.add(slot)
             yield got
         finally:
             if got:
-                _HELD_SLOTS.discard(slot)
+                self._held_slots.discard(slot)
             os.close(fd)  # closing the descriptor releases the lock
 
     def close(self) -> None:
@@ -890,10 +893,6 @@ def _sqlite_copy(path: Path, version: str, moment: datetime | None) -> Path:
         dst.close()
         src.close()
     return target
-
-
-# (thread, claim file) pairs this process holds through _file_claim
-_HELD_SLOTS: set[tuple[int, str]] = set()
 
 
 def _claim_key(name: str) -> int:

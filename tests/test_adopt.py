@@ -70,6 +70,7 @@ def test_adopt_infers_the_shape_kinds_and_totals_of_each_form(ws: Path) -> None:
     assert kinds["col_a"] == ("whole", False, False)  # 編號: a 項次 column
     assert kinds["col_g"] == ("date", False, True) and kinds["col_h"] == ("whole", True, True)
     assert kinds["col_f"] == ("whole", False, True) and kinds["col_m"] == ("text", False, False)  # 乘客數 (座); 備註
+    assert kinds["col_i"] == ("text", False, True)  # 經費來源 names a source: text, though it says 經費
     r = plans["results"]
     assert (r.shape, r.header, r.data, r.totals) == ("list", (3, 6), (7, 31), (32,))
     titles = {i.key: i.title for i in r.inputs}

@@ -40,6 +40,8 @@ COUNT_WORDS = ("人數", "數量", "校數", "班數", "件數", "次數", "車�
 COUNT_UNITS = {"人", "班", "校", "座", "次", "件", "輛", "台", "間", "所", "戶", "位", "名", "家", "張", "個"}
 MEASURE_UNITS = {"km", "公里", "c.c.", "cc", "公尺", "m", "平方公尺", "公斤", "kg", "小時"}
 CODE_WORDS = ("代號", "代碼", "編號", "統一編號")
+# A title that names a source, a name, a kind or a place is text, whatever money word it holds (經費來源, 計畫名稱).
+TEXT_ENDINGS = ("來源", "名稱", "單位", "類別", "類型", "方式", "狀況", "地點", "對象", "內容", "事由", "用途")
 MAX_HEADER_ROWS = 8
 
 
@@ -254,7 +256,7 @@ def _kind(path: tuple[str, ...], unit: str | None, number_format: str, choices: 
         return dict(kind="choice", choices=choices, unsure=unsure)
     if leaf in ORDINAL_TITLES:
         return dict(kind="whole", ordinal=True, ge=0, unsure=unsure)
-    if any(w in leaf for w in REMARK_WORDS):
+    if any(w in leaf for w in REMARK_WORDS) or any(leaf.endswith(w) for w in TEXT_ENDINGS):
         return dict(kind="text", unsure=unsure)
     if any(w in leaf for w in DATE_WORDS) or (re.search(r"[ymde]{2}.*[md]", number_format.lower() or "") and \
             "#" not in number_format):
