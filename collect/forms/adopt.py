@@ -256,7 +256,7 @@ def _kind(path: tuple[str, ...], unit: str | None, number_format: str, choices: 
         return dict(kind="choice", choices=choices, unsure=unsure)
     if leaf in ORDINAL_TITLES:
         return dict(kind="whole", ordinal=True, ge=0, unsure=unsure)
-    if any(w in leaf for w in REMARK_WORDS) or any(leaf.endswith(w) for w in TEXT_ENDINGS):
+    if any(w in leaf for w in REMARK_WORDS) or (unit is None and any(leaf.endswith(w) for w in TEXT_ENDINGS)):
         return dict(kind="text", unsure=unsure)
     if any(w in leaf for w in DATE_WORDS) or (re.search(r"[ymde]{2}.*[md]", number_format.lower() or "") and \
             "#" not in number_format):
