@@ -319,10 +319,8 @@ def _key(letter: str, row: int | None = None) -> str:
 
 def _list_columns(ws: Worksheet, merges: Merges, plan: Plan) -> list[Input]:
     c1, c2 = plan.columns
-    cols = [c for c in range(c1, c2 + 1) if not merges.is_covered(plan.header[1], c) or
-            merges.top(plan.header[1], c)[1] == c]
     paths = _header_paths(ws, merges, plan, range(c1, c2 + 1))
-    cols = [c for c in cols if paths[c]]
+    cols = [c for c in range(c1, c2 + 1) if paths[c] and merges.starts_column(plan.header[1], c)]
     cut = _common_prefix([paths[c] for c in cols]) if len(cols) > 2 else 0
     first, last = plan.data
     out: list[Input] = []
@@ -352,10 +350,8 @@ def _grid_cells(ws: Worksheet, merges: Merges, plan: Plan) -> list[Input]:
     l1, l2 = plan.labels
     c1, c2 = plan.columns
     first, last = plan.data
-    input_cols = [c for c in range(l2 + 1, c2 + 1)]
     paths = _header_paths(ws, merges, plan, range(c1, c2 + 1))
-    input_cols = [c for c in input_cols if (paths[c] and merges.top(plan.header[1], c)[1] == c) or
-                  (paths[c] and not merges.is_covered(plan.header[1], c))]
+    input_cols = [c for c in range(l2 + 1, c2 + 1) if paths[c] and merges.starts_column(plan.header[1], c)]
     cut = _common_prefix([paths[c] for c in input_cols]) if len(input_cols) > 2 else 0
     rows = [r for r in range(first, last + 1)]
     label_cols = range(l1, l2 + 1)

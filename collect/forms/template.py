@@ -109,7 +109,7 @@ def layout_problems(path: Path, columns: Sequence[ColumnSpec], fields: Sequence[
             cells[col.key] = col.cell.upper()
     else:
         heads = [c for c in range(h_min_col, h_max_col + 1)
-                 if merges.top(h_max_row, c)[1] == c and title_path(ws, merges, header_rows, c)]
+                 if merges.starts_column(h_max_row, c) and title_path(ws, merges, header_rows, c)]
         titles = {c: joined(title_path(ws, merges, header_rows, c)) for c in heads}
         for i, col in enumerate(columns):
             c = heads[i] if i < len(heads) else None

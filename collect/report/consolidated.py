@@ -20,6 +20,7 @@ import pandas as pd
 import xlsxwriter
 from openpyxl.cell.cell import Cell as XlCell
 from openpyxl.utils import column_index_from_string, get_column_letter
+from openpyxl.utils.cell import coordinate_to_tuple
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
@@ -162,14 +163,8 @@ class _Template:
         first_data = lay.data_first_row
         if lay.cells:
             sums = self._cell_sums(coll, rows)
-            for key, ref in lay.cells.items():
-                col_i = column_index_from_string("".join(ch for ch in ref if ch.isalpha()))
-                values[(int("".join(ch for ch in ref if ch.isdigit())), col_i)] = sums.get(key)
-            for col in coll.columns:  # totals of a cell form that have a cell of their own
-                if col.cell and col.key not in lay.cells:
-                    ref = col.cell
-                    values[(int("".join(ch for ch in ref if ch.isdigit())),
-                            column_index_from_string("".join(ch for ch in ref if ch.isalpha())))] = sums.get(col.key)
+            for key, ref in lay.cells.items():  # inputs and totals alike: every key of a cell form has its cell
+                values[coordinate_to_tuple(ref)] = sums.get(key)
             listed: list[dict[str, Any]] = []
         else:
             listed = rows.head(MAX_LISTED_ROWS).to_dict("records")
@@ -195,11 +190,12 @@ class _Template:
                 if self.merges.is_covered(r, c):
                     continue
                 cell = self.ws.cell(r, c)
-                value = values.get((r, c), cell.value if (r, c) not in values else None)
                 if (r, c) in values:
                     value = values[(r, c)]
-                elif isinstance(value, str) and value.startswith("="):
+                elif isinstance(cell.value, str) and cell.value.startswith("="):
                     value = None  # the form's formulas: their results are written where collect computes them
+                else:
+                    value = cell.value
                 self._put(out, style, target[r], c, value, cell)
         if not lay.cells:
             self._list_rows(out, style, coll, listed, sample_row, letters, first_data)

@@ -63,6 +63,11 @@ class Merges:
         """True for a cell inside a merged range other than its anchor (Excel shows the anchor's value there)."""
         return self.anchor.get((row, col), (row, col)) != (row, col)
 
+    def starts_column(self, row: int, col: int) -> bool:
+        """True when the cell is a column of its own at this row, not the right-hand part of a range merged across
+        columns (a range merged down the rows still starts its column)."""
+        return self.top(row, col)[1] == col
+
     def bottom(self, row: int, col: int) -> int:
         return self.extent.get(self.top(row, col), (row, col, row, col))[2]
 
