@@ -673,3 +673,12 @@ def test_fast_and_openpyxl_paths_mark_the_same_cells(rows: int) -> None:
         marked.append(({c: n.text for c, n in commented(ws).items()},
                        {c.coordinate for row in ws.iter_rows() for c in row if fill_rgb(c)}))
     assert marked[0] == marked[1] and len(marked[0][0]) == 10
+
+
+def test_summary_sheet_prints_one_page_wide_on_a4_landscape(annotated: tuple[bytes, bytes]) -> None:
+    """Seen rendered: the 說明 column of 檢核結果 printed on a page of its own, away from its finding."""
+    ws = openpyxl.load_workbook(io.BytesIO(annotated[1])).worksheets[0]
+    assert ws.title == "檢核結果"
+    assert ws.sheet_properties.pageSetUpPr.fitToPage
+    assert (ws.page_setup.orientation, ws.page_setup.fitToWidth, ws.page_setup.fitToHeight) == ("landscape", 1, 0)
+    assert str(ws.page_setup.paperSize) == "9"
