@@ -30,6 +30,11 @@ _.data_type  # openpyxl Cell: "s" keeps formula-looking text as text
 _.hyperlink  # openpyxl Cell
 _.tabSelected  # openpyxl SheetView
 _.firstSheet  # openpyxl BookView
+_.pageSetUpPr  # openpyxl WorksheetProperties: fit the printout to the page
+_.paperSize  # openpyxl PrintPageSetup (the 檢核結果 sheet prints on A4 landscape, one page wide)
+_.orientation
+_.fitToWidth
+_.fitToHeight
 _.compress_type  # zipfile.ZipInfo: how each part is compressed
 
 # -- dead, in another engineer's files this round: reported to the owner, who deletes or uses it -----------------
