@@ -25,6 +25,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.startup
+	$(BIN)/python -m benchmarks.formulas_eval
 
 clean:
 	rm -rf $(VENV) outbox/demo .pytest_cache .mypy_cache .ruff_cache

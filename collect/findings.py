@@ -86,10 +86,20 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
                               "{column} has a number of more than 30 digits, which cannot be processed; enter the "
                               "right value."),
     "value.formula_no_result": ("error",
-                                "「{column}」是公式「{value}」，但檔案中沒有計算結果；"
+                                "「{column}」是公式「{value}」，但檔案中沒有計算結果，本系統也無法代為計算（{detail}）；"
                                 "請用 Excel 開啟並存檔一次後再寄回。",
-                                "{column} holds the formula {value} but the file has no result for it; open and save "
-                                "the file in Excel once, then send it again."),
+                                "{column} holds the formula {value} but the file has no result for it, and collect "
+                                "cannot compute it ({detail}); open and save the file in Excel once, then send it "
+                                "again."),
+    "value.formula_error": ("error", "「{column}」的公式「{value}」算出錯誤值 {detail}；請更正公式或改填數值。",
+                            "{column}: the formula {value} gives the error {detail}; correct the formula or enter "
+                            "the value."),
+    "value.formula_computed": ("warning",
+                               "有 {value} 個儲存格的公式沒有存下計算結果（例如 {detail}），已由本系統依公式代為計算"
+                               "並據以檢核；建議用 Excel 開啟並存檔一次後再寄回。",
+                               "{value} cells hold formulas without a saved result (e.g. {detail}); collect computed "
+                               "them and checked the results; open and save the file in Excel once before sending "
+                               "it."),
     "column.more": ("error", "「{column}」另有 {value} 處問題未逐一列出（每欄列出前 {detail} 處）；請一併檢查更正。",
                     "{column} has {value} more problems not listed (the first {detail} per column are); check and "
                     "correct them too."),

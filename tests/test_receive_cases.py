@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import openpyxl
+import pandas as pd
 import pytest
 from conftest import SECRET, convert, run_cli
 from ingest_util import ROUND, attachments, fill, json_lines, mail_text, read_mail, row, rows, triples
@@ -144,18 +145,36 @@ def test_a_million_digit_number_is_a_finding_not_a_computation(env: Env) -> None
     assert len(done.stdout.encode()) < 5_000  # the whole JSON line, where the value alone was 1 MB
 
 
-def test_formulas_without_a_saved_result_are_named_never_required_or_dropped(env: Env) -> None:
-    """Written by a program (openpyxl saves no results): =E7*0.8 in 已動支數 is not 「必須填寫」, =ROW()-6 in the
-    optional 項次 is not silently dropped; each names its formula and asks for one save in Excel."""
-    path = fill(env.issued[H], env.made / "h.xlsx", [row("口罩採購", item="=ROW()-6", committed="=E7*0.8")])
+def test_formulas_without_a_saved_result_are_computed_or_named_never_required_or_dropped(env: Env) -> None:
+    """Written by a program (openpyxl saves no results): =ROW()-6, =E7*0.8 and =SUM(E7:E8) are computed from the
+    workbook's own cells and checked (one warning says so); =E8/0 gives its Excel error at its cell; a formula collect
+    does not compute (another workbook, INDIRECT, a cycle) is named at its cell, never 「必須填寫」, never dropped."""
+    path = fill(env.issued[H], env.made / "h.xlsx", [
+        row("口罩採購", item="=ROW()-6", committed="=E7*0.8"),
+        row("快篩試劑", item=2, committed="=E8/0"),
+        row("防護衣", item=3, committed="=[1]Sheet1!A1"),
+        row("酒精", item=4, committed='=INDIRECT("E10")'),
+        row("額溫槍", item=5, committed="=G11", spent="=F11"),
+        row("隔離衣", item=6, approved="=SUM(E7:E8)", committed=3_000_000),
+    ])
     done = env.cli("ingest", "--json", str(path))
     [line] = json_lines(done.stdout)
     assert line["verdict"] == "rejected"
-    assert sorted(triples(line["findings"])) == [("value.formula_no_result", "A7", "error"),
-                                                 ("value.formula_no_result", "F7", "error")]
+    assert sorted(triples(line["findings"]), key=str) == sorted([
+        ("value.formula_error", "F8", "error"),
+        ("value.formula_no_result", "F9", "error"), ("value.formula_no_result", "F10", "error"),
+        ("value.formula_no_result", "F11", "error"), ("value.formula_no_result", "G11", "error"),
+        ("row.rule", "F12", "error"),  # 3,000,000 > =SUM(E7:E8), which is 2,000,000: the computed value is checked
+        ("value.formula_computed", None, "warning")], key=str)
     by_cell = {f["cell"]: f for f in line["findings"]}
-    assert by_cell["F7"]["value"] == "=E7*0.8" and "請用 Excel 開啟並存檔一次後再寄回" in by_cell["F7"]["message"]
-    assert by_cell["A7"]["value"] == "=ROW()-6"
+    assert by_cell["F8"]["value"] == "=E8/0" and "#DIV/0!" in by_cell["F8"]["message"]
+    assert "參照其他活頁簿" in by_cell["F9"]["message"]
+    assert "請用 Excel 開啟並存檔一次後再寄回" in by_cell["F9"]["message"]
+    assert "INDIRECT" in by_cell["F10"]["message"] and "循環" in by_cell["F11"]["message"]
+    computed = by_cell[None]
+    assert computed["value"] == "3" and "A7 =ROW()-6 = 1" in computed["message"]
+    frame = pd.read_parquet(env.ctx.ws.state_dir / env.ctx.ledger.submission(line["receipt"]).frame_path)
+    assert frame.loc[frame["_row"] == 7, "item"].item() == 1
 
 
 def _mutant(source: Path, out: Path, change: Any) -> Path:

@@ -20,10 +20,11 @@ from collect.forms.spec import Collection
 from collect.forms.stamp import Stamp
 from collect.receive.annotate import annotate
 from collect.receive.convert import to_xlsx
+from collect.receive.formulas import Result, evaluate
 from collect.receive.identify import check_identity, check_stamp, describe, read_stamp
 from collect.receive.read import Book, ReadError, formulas_without_result, read_book
 from collect.receive.sandbox import Crashed, TimedOut, TooLarge
-from collect.receive.table import Grid, extract
+from collect.receive.table import Grid, Table, extract
 from collect.receive.validate import ToCheck, validate_many
 from collect.rounds import previous_round, roc_date, roc_round_label
 from collect.states import Verdict
@@ -90,7 +91,7 @@ class _Lifted:
     found: list[Finding]
     check: ToCheck
     known: Known | None = None
-    formulas: dict[str, str] = field(default_factory=dict)  # A1 -> formula of the table sheet's uncached cells
+    formulas: dict[str, tuple[str, Result]] = field(default_factory=dict)  # input A1 -> (column title, its formula)
 
 
 def examine_batch(jobs: Sequence[Job]) -> list[Examination]:
@@ -160,8 +161,7 @@ def _lift(ctx: Context, job: Job, book: Book) -> Examination | _Lifted:
         prev = ctx.ledger.latest_accepted(coll.id, previous_round(stamp.round), stamp.agency)
         previous = pd.read_parquet(ctx.ws.state_dir / prev.frame_path) if prev and prev.frame_path else None
         issued = issued_facts(ctx, coll, stamp.round, stamp.agency)
-        formulas = (formulas_without_result(job.data, book.parts).get(table.sheet, {})
-                    if book.kind in ("xlsx", "xlsm") else {})
+        formulas = _compute_formulas(job, book, coll, table)
         return _Lifted(book.kind, stamp, coll, found, ToCheck(table, previous, issued), known, formulas)
     if any(f.code == "stamp.invalid" for f in found):
         stamp = None  # a stamp that does not verify names nobody: no agency, no receipt to it
@@ -209,23 +209,49 @@ def listed(found: list[Finding], locale: str, limit: int = MAX_LISTED_PER_COLUMN
     return out
 
 
+def _compute_formulas(job: Job, book: Book, coll: Collection, table: Table) -> dict[str, tuple[str, Result]]:
+    """The table's input cells holding a formula with no saved result (the reader saw them empty), each computed
+    from the workbook's own cells where collect can; a computed value is put in the table before validation."""
+    if book.kind not in ("xlsx", "xlsm"):
+        return {}
+    uncached = formulas_without_result(job.data, book.parts)
+    in_sheet = uncached.get(table.sheet, {})
+    if not in_sheet:
+        return {}
+    where = {}
+    for row in table.raw.index:
+        for col in coll.inputs:
+            ref = table.cell(col.key, int(row))
+            if ref in in_sheet:
+                where[ref] = (int(row), col)
+    out = {}
+    for ref, result in evaluate(book, uncached, table.sheet, list(where)).items():
+        row, col = where[ref]
+        if result.computed and not result.error:
+            table.raw.at[row, col.key] = result.value
+        out[ref] = (col.title, result)
+    return out
+
+
 def _formulas_first(found: list[Finding], item: _Lifted, locale: str) -> list[Finding]:
-    """An input cell holding a formula with no saved result was read as empty: its findings (「必須填寫」 ...) are
-    replaced by one that names the formula, and one is added where an optional cell would have been dropped."""
+    """An input cell holding a formula with no saved result: its value computed by collect is checked like any other
+    (and one warning says so); where it could not be computed, or gives an Excel error, its findings (「必須填寫」 ...)
+    are replaced by one that names the formula, and one is added where an optional cell would have been dropped."""
     if not item.formulas:
         return found
-    table = item.check.table
-    cells = {}
-    for row in table.raw.index:
-        for col in item.coll.inputs:
-            ref = table.cell(col.key, int(row))
-            if ref in item.formulas:
-                cells[ref] = col
-    if not cells:
-        return found
-    kept = [f for f in found if not (f.sheet == table.sheet and f.cell in cells)]
-    return kept + [F.make("value.formula_no_result", locale, sheet=table.sheet, cell=ref, column=col.title,
-                          value=item.formulas[ref]) for ref, col in cells.items()]
+    sheet = item.check.table.sheet
+    failed = {ref: pair for ref, pair in item.formulas.items() if pair[1].error or not pair[1].computed}
+    kept = [f for f in found if not (f.sheet == sheet and f.cell in failed)]
+    for ref, (title, result) in failed.items():
+        code, detail = ("value.formula_error", result.error) if result.error else ("value.formula_no_result",
+                                                                                   result.reason)
+        kept.append(F.make(code, locale, sheet=sheet, cell=ref, column=title, value=result.formula, detail=detail))
+    computed = [(ref, result) for ref, (_title, result) in item.formulas.items() if ref not in failed]
+    if computed:
+        ref, first = computed[0]
+        kept.append(F.make("value.formula_computed", locale, sheet=sheet, value=f"{len(computed):,}",
+                           detail=f"{ref} {first.formula} = {first.value}"))
+    return kept
 
 
 def as_examination(result: Examination | BaseException, locale: str) -> Examination:
