@@ -6,6 +6,7 @@ poll."""
 
 from __future__ import annotations
 
+import json
 import smtplib
 import subprocess
 import sys
@@ -138,6 +139,34 @@ def test_the_sender_check_trusts_only_the_offices_authentication_results(
                           "檔案已暫存待人工確認，不回覆此寄件地址。")]
     else:
         assert subs == [] and "nothing sent: no workbook" in line
+
+
+def test_collect_ingest_of_a_saved_message_applies_the_same_sender_check(env: Env) -> None:
+    """`collect ingest x.eml` (a message staff saved from their mail program): a forged one is quarantined with the
+    reason and answered to nobody; the same message with a passing header of the trusted server is accepted."""
+    me = "collect-eml@example.test"
+    env.configure(me, trust_authserv_id=TRUSTED)
+    paths: list[Path] = []
+    mids: list[str] = []
+    for verdict in ("fail", "pass"):
+        book = fill(env.issued, env.made / f"eml-{verdict}.xlsx", rows(1, prefix=f"eml{verdict}計畫"))
+        raw, mid = agency_mail(acct(AGENCY), [book], to=me)
+        path = env.made / f"saved-{verdict}.eml"
+        path.write_bytes(with_headers(raw, [f"{TRUSTED}; dmarc={verdict} header.from=example.test"]))
+        paths.append(path)
+        mids.append(mid)
+    done = env.cli("ingest", "--json", *map(str, paths))
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [(d["file"], d["verdict"], [(f["code"], f["cell"]) for f in d["findings"]]) for d in lines] == [
+        ("eml-fail.xlsx", "quarantined", [("sender.unauthenticated", None)]),
+        ("eml-pass.xlsx", "accepted", [])]
+    assert "dmarc=fail for example.test" in lines[0]["findings"][0]["message"]
+    ctx = Context.open(env.root)  # `collect ingest` writes receipts to the outbox; none for the forged sender
+    receipts = [ctx.ledger.submission(d["receipt"]).receipt_path for d in lines]  # type: ignore[union-attr]
+    ctx.close()
+    assert receipts[0] is None and receipts[1] is not None
+    assert f"In-Reply-To: {mids[1]}" in Path(receipts[1]).read_text(encoding="utf-8", errors="replace")
 
 
 # -- SMTP: a relay that takes no login ---------------------------------------------------------------------------------

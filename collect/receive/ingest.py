@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from collect import findings as F
 from collect.archive import write_atomic
 from collect.errors import CollectionError, NotFound
 from collect.findings import Finding
@@ -16,9 +17,10 @@ from collect.forms.spec import Collection
 from collect.forms.stamp import file_name as issued_file_name
 from collect.ledger import SubmissionRow, is_outage
 from collect.mail.compose import OutgoingAttachment
-from collect.mail.message import Incoming, parse_message, sniff_workbook, unpack_zip
+from collect.mail.message import Incoming, authentication_failure, parse_message, sniff_workbook, unpack_zip
 from collect.mail.notify import ReceiptFacts, decision_key, nothing_found_message, receipt_message
 from collect.mail.outbox import Transport, deliver
+from collect.mail.settings import MailConfig
 from collect.receive.sandbox import DEFAULT_PRELOAD, Sandbox
 from collect.receive.worker import Examination, Job, Known, as_examination, examine_batch
 from collect.rounds import previous_round, roc_date, roc_round_label
@@ -72,6 +74,7 @@ class _Recorded:
     incoming: Incoming
     rows: list[SubmissionRow]
     envelope: Envelope
+    forged: str | None = None  # why the office's mail server found its From address forged
 
 
 class Ingestor:
@@ -108,11 +111,14 @@ class Ingestor:
         self.sandbox.warm()  # its workers' imports overlap with archiving and recording the files
         items: list[tuple[SubmissionRow, Envelope]] = []
         messages: list[_Recorded] = []
+        quarantined: list[Outcome] = []
         for path in expand(paths):
             data = path.read_bytes()
             if path.suffix.lower() == ".eml":
                 recorded = self._record_message(data, safe_text(str(path)))
-                if recorded is not None:
+                if recorded is not None and recorded.forged:
+                    quarantined += self._quarantine(recorded)
+                elif recorded is not None:
                     messages.append(recorded)
                     items += [(row, recorded.envelope) for row in recorded.rows]
             else:
@@ -121,7 +127,7 @@ class Ingestor:
         outcomes = self._process(items)
         for recorded in messages:
             self._finish_message(recorded)
-        return outcomes
+        return quarantined + outcomes
 
     def message(self, raw: bytes, source: str, parsed: Incoming | None = None) -> list[Outcome]:
         """One raw RFC 5322 message (`parsed` when the caller has parsed it already): archived and recorded
@@ -129,6 +135,8 @@ class Ingestor:
         recorded = self._record_message(raw, source, parsed)
         if recorded is None:
             return []
+        if recorded.forged:
+            return self._quarantine(recorded)
         outcomes = self.process(recorded.rows, recorded.envelope)
         self._finish_message(recorded)
         return outcomes
@@ -144,7 +152,25 @@ class Ingestor:
         if not new and ctx.ledger.message_stage(mid) == Stage.PROCESSED:
             return None
         rows = [r for r in ctx.ledger.submissions_of_message(mid) if r.stage == Stage.RECEIVED]
-        return _Recorded(mid, inc, rows, Envelope(inc.sender, inc.message_id, inc.references))
+        forged = authentication_failure(inc, MailConfig.of(ctx.ws.settings).trust_authserv_id)
+        return _Recorded(mid, inc, rows, Envelope(inc.sender, inc.message_id, inc.references), forged)
+
+    def _quarantine(self, recorded: _Recorded) -> list[Outcome]:
+        """A message whose sender failed the office's own server's authentication ([mail] trust_authserv_id): each
+        file quarantined with the reason (`collect reprocess` takes one up once staff have checked it); no receipt
+        and no notice, since the From address may not be the sender's (no backscatter)."""
+        ctx, inc, reason = self.ctx, recorded.incoming, recorded.forged or ""
+        outcomes = []
+        for row in recorded.rows:
+            found = [F.make("sender.unauthenticated", ctx.locale, value=inc.sender, detail=reason)]
+            ctx.ledger.decide(row.id, verdict=Verdict.QUARANTINED, found=found)
+            outcome = Outcome(row.file_name, row.sha256, Verdict.QUARANTINED, row.receipt or "", findings=found)
+            if self.on_outcome is not None:
+                self.on_outcome(outcome)
+            outcomes.append(outcome)
+        ctx.ledger.set_message_stage(recorded.message_id, Stage.PROCESSED,
+                                     f"quarantined, sender not authenticated: {reason}")
+        return outcomes
 
     def _finish_message(self, recorded: _Recorded) -> None:
         """After its files are decided: a notice when it brought nothing to ingest, then the message is done."""

@@ -20,7 +20,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from collect import findings as F
 from collect.archive import sha256_of
 from collect.errors import CollectError, ConfigError
 from collect.ledger import is_outage
@@ -32,7 +31,7 @@ from collect.mail.registry import open_mailbox, open_transport
 from collect.mail.settings import MailConfig, explain
 from collect.receive.ingest import Envelope, Ingestor, Outcome, safe_text, shown_name
 from collect.receive.sandbox import DEFAULT_PRELOAD, Sandbox
-from collect.states import MailStage, Stage, Verdict
+from collect.states import MailStage, Stage
 from collect.workspace import Context
 
 log = logging.getLogger("collect.receive.watch")
@@ -153,12 +152,7 @@ def _claimed_message(ctx: Context, ing: Ingestor, mailbox: Mailbox, cfg: MailCon
             ctx.ledger.set_message_stage(mid, Stage.PROCESSED, f"not ingested: {aside}")
         mailbox.mark_processed(uid)
         return result
-    forged = authentication_failure(inc, cfg.trust_authserv_id)
-    if forged is not None:
-        result.quarantined = forged
-        result.outcomes = _quarantine(ctx, raw, inc, source, forged)
-        mailbox.mark_processed(uid)
-        return result
+    result.quarantined = authentication_failure(inc, cfg.trust_authserv_id)  # Ingestor.message quarantines it
     seen = ctx.ledger.message_by_key(inc.message_id)
     result.again = seen is not None and seen["stage"] == Stage.PROCESSED
     if seen is not None and seen["stage"] == Stage.FAILED:
@@ -174,25 +168,6 @@ def _claimed_message(ctx: Context, ing: Ingestor, mailbox: Mailbox, cfg: MailCon
         return result
     mailbox.mark_processed(uid)
     return result
-
-
-def _quarantine(ctx: Context, raw: bytes, inc: Incoming, source: str, reason: str) -> list[Outcome]:
-    """A message whose sender failed authentication: it and its files are archived and recorded, each file
-    quarantined with the reason (`collect reprocess` takes one up once staff have checked it); no receipt and no
-    notice, since the From address may not be the sender's (no backscatter)."""
-    digest = ctx.archive.put(raw)
-    files = [(a.filename, ctx.archive.put(a.data)) for a in inc.attachments]
-    mid, _new = ctx.ledger.record_message_with_files(inc.message_id, digest, inc.sender, inc.subject, source, files,
-                                                     inc.date)
-    outcomes = []
-    for row in ctx.ledger.submissions_of_message(mid):
-        if row.stage != Stage.RECEIVED:
-            continue
-        found = [F.make("sender.unauthenticated", ctx.locale, value=inc.sender, detail=reason)]
-        ctx.ledger.decide(row.id, verdict=Verdict.QUARANTINED, found=found)
-        outcomes.append(Outcome(row.file_name, row.sha256, Verdict.QUARANTINED, row.receipt or "", findings=found))
-    ctx.ledger.set_message_stage(mid, Stage.PROCESSED, f"quarantined, sender not authenticated: {reason}")
-    return outcomes
 
 
 def _loose_file(ctx: Context, ing: Ingestor, mailbox: FilesMailbox, uid: str, data: bytes) -> MessageResult:
