@@ -108,6 +108,13 @@ RETURNS = [
         ("row.rule", "E7", "error"), ("row.rule", "F7", "error"), ("row.rule", "F8", "error"),
         ("row.rule", "G8", "error"), ("value.choice", "C9", "error"),
     ]),
+    # Two dates that cannot be read: each is the cause at its cell; the rules comparing them are not judged on them.
+    Return("reserve2-unreadable-dates", "reserve2", "2026", "030000", None, {
+        7: {"applied_on": "某天", "project": "里民活動中心修繕", "condition": CONDITION[2], "requested": 2_000_000,
+            "approved": 1_000_000, "approved_on": "不明", "approval_no": "府授1"},
+    }, verdict=Verdict.REJECTED, expected=[
+        ("value.not_date", "A7", "error"), ("value.not_date", "F7", "error"), ("row.rule_skipped", "F7", "warning"),
+    ]),
     Return("reserve2_table-clean", "reserve2_table", "2026", "110000", "reserve2_table-2026.csv", {
         7: {"spent": 10_000_000, "retained": 2_000_000, "remaining": 400_000},
         8: {"spent": 7_600_000, "retained": 0, "remaining": 0},

@@ -152,6 +152,8 @@ def test_row_and_table_rules_are_registered_with_their_column_and_messages(works
         ("spent_within_approved", "spent", "實支數不可大於核定數。", "Spent must not exceed approved.", False),
         ("approved_in_thousands", "approved", "核定數宜為千元整數。", "核定數宜為千元整數。", True),
     ]
+    # the columns each reads (a rule is not judged on a row where one of them failed its own check)
+    assert [r.reads for r in coll.rules] == [frozenset({"spent", "approved"}), frozenset({"approved"})]
     assert [(t.name, t.column, t.message, t.warning) for t in coll.table_rules] == [
         ("total_within_cap", "spent", "合計不可超過 {cap}。", False)]
     # the pending lists are emptied after each file: a second collection does not inherit them

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import random
 import re
 from collections.abc import Callable, Mapping
@@ -127,9 +128,23 @@ class RowRule:
     message: str
     message_en: str
     warning: bool
+    reads: frozenset[str] | None = None  # the columns its function reads (df["key"]); None: unknown, so every one
 
 
 PENDING_ROW_RULES: list[RowRule] = []
+
+
+def columns_read(fn: Callable[..., Any]) -> frozenset[str] | None:
+    """The keys a rule function reads from its frame, as written in its source (df["approved"]); None when the
+    source cannot be read or names none."""
+    try:
+        source = inspect.getsource(fn)
+        frame = list(inspect.signature(fn).parameters)[1]
+    except (OSError, TypeError, ValueError, IndexError):
+        return None
+    name = re.escape(frame)
+    found = re.findall(rf"""\b{name}\s*\[\s*["']([A-Za-z_]\w*)["']\s*\]|\b{name}\.([A-Za-z_]\w*)\b""", source)
+    return frozenset(a or b for a, b in found) or None
 
 
 def row_rule(column: str, message: str, message_en: str = "", *, warning: bool = False) -> Callable[..., Any]:
@@ -137,7 +152,7 @@ def row_rule(column: str, message: str, message_en: str = "", *, warning: bool =
 
     def wrap(fn: Callable[..., Any]) -> Any:
         name = fn.__name__
-        PENDING_ROW_RULES.append(RowRule(name, column, message, message_en or message, warning))
+        PENDING_ROW_RULES.append(RowRule(name, column, message, message_en or message, warning, columns_read(fn)))
 
         def check(cls: Any, df: pd.DataFrame) -> pd.Series:
             return pd.Series(fn(cls, df), index=df.index).fillna(True).astype(bool)

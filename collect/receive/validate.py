@@ -114,7 +114,7 @@ def validate_many(items: Sequence[ToCheck], coll: Collection, round_id: str, loc
     if len(frame):
         cases = _failure_cases(frame[[c.key for c in coll.inputs]], coll, round_id)
         if cases is not None:
-            cases, masked, skipped = _causes_only(cases, frame, coll, round_id)
+            cases, masked, skipped = _causes_only(cases, frame, coll, unconvertible)
             index = cases["index"].astype("Int64")
             cases = cases.assign(index=index % ROW_SPAN, _table=index // ROW_SPAN)
             for i, part in cases.groupby("_table", sort=False):
@@ -144,37 +144,35 @@ def validate_many(items: Sequence[ToCheck], coll: Collection, round_id: str, loc
     return checked
 
 
-def _causes_only(cases: pd.DataFrame, frame: pd.DataFrame, coll: Collection, round_id: str) -> tuple[
-        pd.DataFrame, pd.DataFrame, list[tuple[int, RowRule]]]:
-    """Findings are causes, not consequences: a row rule is judged on its row with every value that failed its own
-    column's check taken as blank (as one that could not be read already is). Returns the failure cases without the
-    row rules that failed only because of such a value, the frame rules see, and (row index, rule) of each skipped.
-    """
+def _causes_only(cases: pd.DataFrame, frame: pd.DataFrame, coll: Collection, unconvertible: list[set[tuple[int, str]]]
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, list[tuple[int, RowRule]]]:
+    """Findings are causes, not consequences: a row rule is not judged on a row where a column it reads holds a
+    value that failed its own column's check or could not be read. Returns the failure cases without such rules'
+    failures, the frame table rules see (every such value taken as blank), and (row index, rule) of each skipped."""
+    cases = cases.reset_index(drop=True)
     columns = cases[cases["schema_context"] == "Column"]
-    failed = {(int(i), str(k)) for i, k in zip(columns["index"], columns["column"], strict=True)
-              if i is not None and not pd.isna(i) and str(k) in frame.columns}
-    if not failed:
-        return cases, frame, []
-    masked = frame.copy()
-    for index, key in failed:
-        masked.at[index, key] = pd.NA
-    rows = sorted({index for index, _ in failed})
-    row_cases = cases[(cases["schema_context"] == "DataFrameSchema") & cases["index"].isin(rows)]
-    if row_cases.empty:
-        return cases, masked, []
-    again = _failure_cases(masked.loc[sorted({int(i) for i in row_cases["index"]}),
-                                      [c.key for c in coll.inputs]], coll, round_id)
-    still: set[tuple[int, str]] = set()
-    if again is not None:
-        rules_again = again[again["schema_context"] == "DataFrameSchema"]
-        still = {(int(i), str(c)) for i, c in zip(rules_again["index"], rules_again["check"], strict=True)}
+    bad: dict[int, set[str]] = {}
+    for i, k in zip(columns["index"], columns["column"], strict=True):
+        if i is not None and not pd.isna(i) and str(k) in frame.columns:
+            bad.setdefault(int(i), set()).add(str(k))
+    masked = frame.copy() if bad else frame
+    for index, keys in bad.items():
+        for key in keys:
+            masked.at[index, key] = pd.NA
+    for table, cells in enumerate(unconvertible):
+        for row, key in cells:
+            bad.setdefault(table * ROW_SPAN + row, set()).add(key)
     by_message = {r.message: r for r in coll.rules}
-    drop = pd.Series([(int(i), str(c)) not in still for i, c in zip(row_cases["index"], row_cases["check"],
-                                                                     strict=True)], index=row_cases.index)
-    skipped = sorted({(int(i), str(c)) for (i, c), d in zip(zip(row_cases["index"], row_cases["check"],
-                                                                strict=True), drop, strict=True) if d})
-    return (cases.drop(index=drop.index[drop.to_numpy()]), masked,
-            [(i, by_message[c]) for i, c in skipped if c in by_message])
+    inputs = frozenset(c.key for c in coll.inputs)
+    row_cases = cases[(cases["schema_context"] == "DataFrameSchema") & cases["index"].isin(list(bad))]
+    drop: list[Any] = []
+    skipped: set[tuple[int, str]] = set()
+    for case, index, check in zip(row_cases.index, row_cases["index"], row_cases["check"], strict=True):
+        rule = by_message.get(str(check))
+        if rule is not None and (rule.reads or inputs) & bad[int(index)]:
+            drop.append(case)
+            skipped.add((int(index), str(check)))
+    return cases.drop(index=drop), masked, [(i, by_message[c]) for i, c in sorted(skipped)]
 
 
 def _skipped(rule: RowRule, table: Table, row: int, coll: Collection, locale: str) -> Finding:
