@@ -252,3 +252,32 @@ def test_two_hundred_thousand_rows_are_rejected_with_findings_in_bounded_work(en
     more = {f["column"]: f["value"] for f in lines[0]["findings"] if f["code"] == "column.more"}
     assert more == {"類別": "900", "經費來源": "900", "已動支數": "900", "實支數": "900", "核定日期": "900"}
     assert len(done.stdout.encode()) < 2 * 120_000
+
+
+class _Panic(BaseException):
+    """Stands in for pyo3's PanicException (a BaseException)."""
+
+
+def test_a_panic_in_the_reader_prints_nothing_on_the_console(env: Env, monkeypatch: pytest.MonkeyPatch,
+                                                             capfd: pytest.CaptureFixture[str]) -> None:
+    """pyo3 prints a panic's message and backtrace on file descriptor 2 before raising PanicException (the shared
+    string bomb did, in the worker, on the console that started it): while a file is read, fd 2 goes nowhere, and
+    the panic's message reaches the finding instead."""
+    import os
+
+    import python_calamine
+
+    from collect.receive.read import ReadError, read_book
+
+    def panicking(_stream: Any) -> Any:
+        os.write(2, b"thread '<unnamed>' panicked at pyo3/src/instance.rs:\nPyObject pointer is null\n")
+        raise _Panic("PyObject pointer is null")
+
+    monkeypatch.setattr(python_calamine.CalamineWorkbook, "from_filelike", panicking)
+    data = env.workbook(AGENCIES[16], "panic.xlsx").read_bytes()
+    capfd.readouterr()
+    with pytest.raises(ReadError) as raised:
+        read_book(data)
+    assert (raised.value.code, raised.value.detail) == ("file.reader_failed", "_Panic: PyObject pointer is null")
+    os.write(2, b"after\n")  # and fd 2 is the console again
+    assert capfd.readouterr().err == "after\n"

@@ -23,6 +23,7 @@ import contextlib
 import csv
 import html
 import io
+import os
 import posixpath
 import re
 import zipfile
@@ -659,13 +660,36 @@ def _ods_properties(zf: zipfile.ZipFile) -> dict[str, str]:
 def read_book(data: bytes, limits: ReadLimits = ReadLimits()) -> Book:
     """Read a returned file's bytes; ReadError (with a catalogue code) for anything that cannot be read."""
     try:
-        return _read_book(data, limits)
+        with _stderr_muted():
+            return _read_book(data, limits)
     except ReadError:
         raise
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # a safety net: no file may escape with anything but a ReadError
         raise _reader_error(exc) from exc
+
+
+@contextlib.contextmanager
+def _stderr_muted() -> Iterator[None]:
+    """File descriptor 2 sent to /dev/null while a file is read: a panic in the Rust reader (pyo3 prints the message
+    and a backtrace before raising PanicException, or before aborting on an allocation failure) must not reach the
+    console that started the worker; the panic's message still reaches the finding."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to protect
+        yield
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 2)
+        finally:
+            os.close(null)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _read_book(data: bytes, limits: ReadLimits) -> Book:
