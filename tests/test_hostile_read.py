@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 from conftest import SECRET
 from ingest_util import ROUND, fill, json_lines, row, triples
@@ -69,7 +70,8 @@ def test_one_malformed_cell_is_a_finding_at_that_cell(env: Env) -> None:
     """`<v>1,000</v>` in a number cell, t="b" holding 2, an unknown error value, a reference that is no reference and
     a shared string that does not exist: the reader refused the whole sheet; now each is value.malformed at its cell (an
     error in an input cell, its column named; a warning outside the table) and the rest of the sheet is judged as usual
-    (E8 and every other cell read). A bad <dimension> or row number loses no value: a warning, accepted."""
+    (E8 and every other cell read). A bad <dimension> or row number loses no value: a warning, accepted. A cell whose
+    reference names another row is where its reference says (Excel and LibreOffice show it there)."""
     good = env.workbook(AGENCIES[0], "malformed-base.xlsx")
     sheet = _sheet_of(good)
     cases: list[tuple[str, bytes, bytes]] = [
@@ -81,6 +83,7 @@ def test_one_malformed_cell_is_a_finding_at_that_cell(env: Env) -> None:
         ("outside", b'<row r="6"', b'<row r="5"><c r="L5" t="b"><v>2</v></c></row><row r="6"'),
         ("dimension", b'<dimension ref="A1:J206"/>', b'<dimension ref="A1:ZZZZ0"/>'),
         ("row", b'<row r="8">', b'<row r="0">'),
+        ("elsewhere", E7, b'<c r="E9" s="15" t="n"><v>1000000</v></c>'),  # in row 7, its reference says row 9
     ]
     paths = []
     for i, (name, old, new) in enumerate(cases):
@@ -93,6 +96,8 @@ def test_one_malformed_cell_is_a_finding_at_that_cell(env: Env) -> None:
         ("accepted", [("value.malformed", "L5", "warning")]),
         ("accepted", [("sheet.repaired", None, "warning")]),
         ("accepted", [("sheet.repaired", None, "warning")]),
+        # read where its reference puts it, as Excel and LibreOffice show it to the agency: E7 is blank, E9 alone
+        ("rejected", [("value.required", "E7", "error")] + [("value.required", f"{c}9", "error") for c in "BCDFGI"]),
     ]
     first = [d["findings"][0] for d in lines]
     assert [f["column"] for f in first[:5]] == ["核定經費"] * 5
@@ -101,7 +106,11 @@ def test_one_malformed_cell_is_a_finding_at_that_cell(env: Env) -> None:
     assert "儲存格位置標示「7E」無效" in first[3]["message"]
     assert "A1:ZZZZ0" in first[6]["message"] and "第 8 列的列號「0」無效" in first[7]["message"]
     assert all(m["message"].endswith("。") and not m["message"].endswith("。。") for m in first)
-    assert len(done.stdout.encode()) < 8 * 1_500  # eight short lines
+    assert len(done.stdout.encode()) < 9 * 3_000  # nine short lines
+    sub = env.ctx.ledger.submission(lines[0]["receipt"])
+    assert sub is not None and sub.annotated_path is not None  # the copy, from the repaired sheet, opens
+    marked = openpyxl.load_workbook(sub.annotated_path)["填報表"]
+    assert marked["E7"].value is None and marked["E7"].comment is not None and marked["E8"].value == 1_000_000
 
 
 def test_many_malformed_cells_are_listed_a_hundred_a_column(env: Env) -> None:
