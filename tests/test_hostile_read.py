@@ -67,11 +67,12 @@ E7 = b'<c r="E7" s="15" t="n"><v>1000000</v></c>'
 
 
 def test_one_malformed_cell_is_a_finding_at_that_cell(env: Env) -> None:
-    """`<v>1,000</v>` in a number cell, t="b" holding 2, an unknown error value, a reference that is no reference and
-    a shared string that does not exist: the reader refused the whole sheet; now each is value.malformed at its cell (an
-    error in an input cell, its column named; a warning outside the table) and the rest of the sheet is judged as usual
-    (E8 and every other cell read). A bad <dimension> or row number loses no value: a warning, accepted. A cell whose
-    reference names another row is where its reference says (Excel and LibreOffice show it there)."""
+    """`<v>1,000</v>` in a number cell, t="b" holding 2, an unknown error value, a reference that is no reference, a
+    shared string that does not exist: the reader refused the whole sheet (and NaN or 1e999 were read as NaN and
+    infinity: a 「必須填寫」 or a wrong number). Now each is value.malformed at its cell (an error in an input cell, its
+    column named; a warning outside the table) and the rest of the sheet is judged as usual (E8 and every other cell
+    read). A bad <dimension> or row number loses no value: a warning, accepted. A cell whose reference names another
+    row is where its reference says (Excel and LibreOffice show it there)."""
     good = env.workbook(AGENCIES[0], "malformed-base.xlsx")
     sheet = _sheet_of(good)
     cases: list[tuple[str, bytes, bytes]] = [
@@ -80,6 +81,8 @@ def test_one_malformed_cell_is_a_finding_at_that_cell(env: Env) -> None:
         ("error", E7, b'<c r="E7" s="15" t="e"><v>#BOGUS</v></c>'),
         ("reference", E7, b'<c r="7E" s="15" t="n"><v>1000000</v></c>'),  # placed by order: after D7
         ("shared", E7, b'<c r="E7" s="15" t="s"><v>99</v></c>'),
+        ("nan", E7, b'<c r="E7" s="15" t="n"><v>NaN</v></c>'),  # read by the reader, as NaN: it was 「必須填寫」
+        ("infinite", E7, b'<c r="E7" s="15" t="n"><v>1e999</v></c>'),
         ("outside", b'<row r="6"', b'<row r="5"><c r="L5" t="b"><v>2</v></c></row><row r="6"'),
         ("dimension", b'<dimension ref="A1:J206"/>', b'<dimension ref="A1:ZZZZ0"/>'),
         ("row", b'<row r="8">', b'<row r="0">'),
@@ -92,7 +95,7 @@ def test_one_malformed_cell_is_a_finding_at_that_cell(env: Env) -> None:
     lines, done = _cli(env, *paths)
     input_cell = ("rejected", [("value.malformed", "E7", "error")])
     assert [(d["verdict"], triples(d["findings"])) for d in lines] == [
-        input_cell, input_cell, input_cell, input_cell, input_cell,
+        input_cell, input_cell, input_cell, input_cell, input_cell, input_cell, input_cell,
         ("accepted", [("value.malformed", "L5", "warning")]),
         ("accepted", [("sheet.repaired", None, "warning")]),
         ("accepted", [("sheet.repaired", None, "warning")]),
@@ -100,13 +103,13 @@ def test_one_malformed_cell_is_a_finding_at_that_cell(env: Env) -> None:
         ("rejected", [("value.required", "E7", "error")] + [("value.required", f"{c}9", "error") for c in "BCDFGI"]),
     ]
     first = [d["findings"][0] for d in lines]
-    assert [f["column"] for f in first[:5]] == ["核定經費"] * 5
-    assert [f["value"] for f in first[:6]] == ["1,000", "2", "#BOGUS", "1000000", "99", "2"]
+    assert [f["column"] for f in first[:7]] == ["核定經費"] * 7
+    assert [f["value"] for f in first[:8]] == ["1,000", "2", "#BOGUS", "1000000", "99", "NaN", "1e999", "2"]
     assert "數值儲存格的內容不是數字：「1,000」" in first[0]["message"]
-    assert "儲存格位置標示「7E」無效" in first[3]["message"]
-    assert "A1:ZZZZ0" in first[6]["message"] and "第 8 列的列號「0」無效" in first[7]["message"]
+    assert "儲存格位置標示「7E」無效" in first[3]["message"] and "數值超出範圍：「1e999」" in first[6]["message"]
+    assert "A1:ZZZZ0" in first[8]["message"] and "第 8 列的列號「0」無效" in first[9]["message"]
     assert all(m["message"].endswith("。") and not m["message"].endswith("。。") for m in first)
-    assert len(done.stdout.encode()) < 9 * 3_000  # nine short lines
+    assert len(done.stdout.encode()) < 11 * 3_000  # eleven short lines
     sub = env.ctx.ledger.submission(lines[0]["receipt"])
     assert sub is not None and sub.annotated_path is not None  # the copy, from the repaired sheet, opens
     marked = openpyxl.load_workbook(sub.annotated_path)["填報表"]
@@ -118,7 +121,7 @@ def test_many_malformed_cells_are_listed_a_hundred_a_column(env: Env) -> None:
     「必須填寫」 though it was read as blank; the first 100 per column are listed at their cells, the rest counted, and
     the JSON line stays small."""
     data = [row(f"計畫{i:03d}", item=i) for i in range(1, 201)]
-    source = fill(env.issued[AGENCIES[10]], env.made / "many-malformed-base.xlsx", data)
+    source = fill(env.issued[AGENCIES[17]], env.made / "many-malformed-base.xlsx", data)
     sheet = _sheet_of(source)
 
     def commas(members: Members) -> Members:

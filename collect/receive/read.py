@@ -35,6 +35,7 @@ import contextlib
 import csv
 import html
 import io
+import math
 import os
 import posixpath
 import re
@@ -765,6 +766,9 @@ def _read_sheets(data: bytes, limits: ReadLimits, repair: _Repairer | None = Non
                 if repaired is None:
                     raise _reader_error(exc) from exc
                 grid = repaired
+            else:  # read, but a number cell holds NaN or infinity (no spreadsheet writes one): read it repaired
+                if repair and repair.not_finite(meta.name):
+                    grid = repair.sheet(meta.name) or grid
             start = grid.start
             if start is None:
                 sheets.append(Sheet(meta.name, visible, 1, 1, [], []))
@@ -793,7 +797,9 @@ _ELEMENT = re.compile(
     rb'|(?P<cell><(?P<p>(?:[A-Za-z_][\w.-]*:)?)c(?=[\s/>])(?P<attrs>[^>]*?)(?:/>|>(?P<body>.*?)</(?P=p)c>))', re.S)
 _ATTR = re.compile(rb'(?<![\w:.-])([\w:.-]+)\s*=\s*(["\'])(.*?)\2', re.S)
 _V = re.compile(rb'<(?:[A-Za-z_][\w.-]*:)?v(?:\s[^>]*)?>(.*?)</(?:[A-Za-z_][\w.-]*:)?v>', re.S)
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:inf|infinity|nan)", re.I)
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# a value the reader takes for NaN or infinity ("NaN", "inf", "1e999"): read as blank, it was 「必須填寫」
+_NOT_FINITE = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?v>\s*[+-]?(?:[Nn][Aa][Nn]|[Ii][Nn][Ff]|[0-9.]+[eE]\+?[0-9]{3})")
 _ERROR_VALUES = frozenset({"#DIV/0!", "#N/A", "#NAME?", "#NULL!", "#NUM!", "#REF!", "#VALUE!"})
 _CELL_TYPES = frozenset({"n", "b", "e", "s", "str", "inlineStr", "d"})
 _RANGE = re.compile(r"\$?[A-Za-z]{1,3}\$?[1-9][0-9]{0,6}(?::\$?[A-Za-z]{1,3}\$?[1-9][0-9]{0,6})?")
@@ -821,6 +827,8 @@ def _cell_problem(kind: str, text: str | None, shared: int) -> str:
         return ""
     if kind == "n" and not _NUMBER.fullmatch(text):
         return "數值儲存格的內容不是數字"
+    if kind == "n" and math.isinf(float(text)):
+        return "數值超出範圍"
     if kind == "b" and text.strip().lower() not in ("0", "1", "true", "false"):
         return "是非值儲存格的內容不是 TRUE 或 FALSE"
     if kind == "e" and text.strip() not in _ERROR_VALUES:
@@ -896,6 +904,11 @@ class _Repairer:
         self.parts = parts
         self.findings: list[Finding] = []
         self.opened: list[Any] = []
+
+    def not_finite(self, name: str) -> bool:
+        """Whether the sheet's XML may hold a number the reader takes for NaN or infinity (then it is repaired)."""
+        member = self.members.get(name)
+        return member is not None and _NOT_FINITE.search(self.parts.get(member, b"")) is not None
 
     def sheet(self, name: str) -> Any:
         """The sheet's grid read from the repaired package, or None when nothing could be repaired or it still fails."""
