@@ -85,6 +85,14 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "value.too_many_digits": ("error", "「{column}」的數字超過 30 位，無法處理；請填寫正確的數值。",
                               "{column} has a number of more than 30 digits, which cannot be processed; enter the "
                               "right value."),
+    "value.malformed": ("error", "儲存格內容無法讀取（{detail}：「{value}」），已當作空白；"
+                        "請在 Excel 重新填寫此格後存檔寄回。",
+                        "The cell's content cannot be read ({detail}: {value!r}) and was taken as blank; type it "
+                        "again in Excel, save and send the file again."),
+    "sheet.repaired": ("warning", "工作表「{sheet}」的檔案結構有誤（{detail}），已略過該處讀取其餘內容；"
+                       "建議以 Excel 開啟並存檔一次。",
+                       "The sheet {sheet!r} is malformed ({detail}); the rest of it was read without that part. Open "
+                       "and save the file in Excel once."),
     "value.formula_no_result": ("error",
                                 "「{column}」是公式「{value}」，但檔案中沒有計算結果，本系統也無法代為計算（{detail}）；"
                                 "請用 Excel 開啟並存檔一次後再寄回。",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from collect.xlsx.cells import clean, joined, path_of
 
 HEADER_SEARCH_ROWS = 30
 MAX_OUTSIDE_FINDINGS = 20
+MAX_EXTRA_ROWS = 1_000  # rows under the form's last data row that are validated (all are counted in too_many_rows)
 
 
 @dataclass
@@ -160,7 +161,10 @@ def extract(book: Book, coll: Collection, locale: str = "zh-TW") -> Table | list
             j = int(np.flatnonzero(filled_inputs[i])[0])
             found.append(F.make("table.note", locale, sheet=lay.sheet, value=shown(picked[i, j])[:200],
                                 cell=f"{get_column_letter(positions[keys[j]])}{row_numbers[i]}"))
-        keep = keep & (in_rows | np.isin(np.arange(len(keep)), np.flatnonzero(below)[many]))
+        # the rows past the form's last that are checked, to show the agency what is in them: the first
+        # MAX_EXTRA_ROWS (200,000 rows made 1,000,000 findings, 1.3 GB and more than a minute; all are counted above)
+        extra = np.flatnonzero(below)[many][:MAX_EXTRA_ROWS]
+        keep = keep & (in_rows | np.isin(np.arange(len(keep)), extra))
     # text outside the table, beside it or under it, in reading order (row, then column), as on the sheet
     spots = [i for i, f in enumerate(found) if f.code in ("table.outside", "table.note")]
     ordered = sorted((found[i] for i in spots), key=lambda f: _reading_order(f.cell))
@@ -318,3 +322,41 @@ def _find_header(grid: Grid, merged: Merged, lay: Layout, coll: Collection) -> i
         if len(seen) >= need:
             return r
     return None
+
+
+def place_read_findings(found: list[Finding], table: Table, coll: Collection) -> list[Finding]:
+    """Reading's findings at single cells (collect.receive.read.Book.findings) placed in the table: a malformed value
+    in an input cell below the header is an error in that column (the cell was read as blank); elsewhere, a warning."""
+    inputs = {c.key for c in coll.inputs}
+    by_cell = {ref: key for key, ref in table.cells.items() if key in inputs}
+    by_letter = {letter: key for key, letter in table.letters.items() if key in inputs}
+    out = []
+    outside: list[Finding] = []
+    for f in found:
+        if f.code != "value.malformed":
+            out.append(f)
+            continue
+        key = None
+        if f.sheet == table.sheet and f.cell:
+            letters = "".join(ch for ch in f.cell if ch.isalpha())
+            row = int("".join(ch for ch in f.cell if ch.isdigit()) or 0)
+            key = by_cell.get(f.cell) or (by_letter.get(letters) if row > table.header_row and not table.cells
+                                          else None)
+        if key:
+            out.append(replace(f, severity="error", column=coll.column(key).title))
+        else:
+            outside.append(replace(f, severity="warning"))
+    out += outside[:MAX_OUTSIDE_FINDINGS]
+    if len(outside) > MAX_OUTSIDE_FINDINGS:
+        out.append(F.make("sheet.repaired", sheet=outside[0].sheet,
+                          detail=f"另有 {len(outside) - MAX_OUTSIDE_FINDINGS:,} 個表格外的儲存格內容無法讀取，已略過"))
+    return out
+
+
+def causes_first(found: list[Finding]) -> list[Finding]:
+    """A cell whose value could not be read (value.malformed) was taken as blank: the findings that blank causes at that
+    cell (「必須填寫」) are consequences, not causes, and are left out."""
+    malformed = {(f.sheet, f.cell) for f in found if f.code == "value.malformed"}
+    if not malformed:
+        return found
+    return [f for f in found if f.code == "value.malformed" or (f.sheet, f.cell) not in malformed]

@@ -24,7 +24,7 @@ from collect.receive.formulas import Result, evaluate
 from collect.receive.identify import check_identity, check_stamp, describe, read_stamp
 from collect.receive.read import Book, ReadError, formulas_without_result, read_book
 from collect.receive.sandbox import Crashed, TimedOut, TooLarge
-from collect.receive.table import Grid, Table, extract
+from collect.receive.table import Grid, Table, causes_first, extract, place_read_findings
 from collect.receive.validate import ToCheck, validate_many
 from collect.rounds import previous_round, roc_date, roc_round_label
 from collect.states import Verdict
@@ -118,6 +118,7 @@ def examine_batch(jobs: Sequence[Job]) -> list[Examination]:
         checks = validate_many([item.check for _, item in members], members[0][1].coll, round_id, ctx.locale)
         for (i, item), checked in zip(members, checks, strict=True):
             found = _formulas_first(item.found + item.check.table.findings + checked.findings, item, ctx.locale)
+            found = causes_first(found)  # a malformed cell read as blank is not also 「必須填寫」
             found = listed(found, ctx.locale)
             verdict = Verdict.REJECTED if has_errors(found) else Verdict.ACCEPTED
             saved = _save_rows(ctx, jobs[i], checked.frame)
@@ -158,6 +159,7 @@ def _lift(ctx: Context, job: Job, book: Book) -> Examination | _Lifted:
         table = extract(book, coll, locale)
         if isinstance(table, list):
             return Examination(Verdict.REJECTED, found + table, book.kind, stamp, coll.id, known=known)
+        found = found + place_read_findings(book.findings, table, coll)  # cells reading could not read
         prev = ctx.ledger.latest_accepted(coll.id, previous_round(stamp.round), stamp.agency)
         previous = pd.read_parquet(ctx.ws.state_dir / prev.frame_path) if prev and prev.frame_path else None
         issued = issued_facts(ctx, coll, stamp.round, stamp.agency)
