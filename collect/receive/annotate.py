@@ -13,6 +13,7 @@ import unicodedata
 import warnings
 import xml.etree.ElementTree as ET
 import zipfile
+from array import array
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -478,7 +479,6 @@ _XML_DECL = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 _SHAPES_PER_BLOCK = 1023  # VML shape ids come in blocks of 1024 per <o:idmap data="n">
 
 _ROW_TAG = re.compile(rb'<row\b[^>]*?\sr="(\d+)"[^>]*?(/?)>')
-_ROW_NUMBERED = re.compile(rb'<row\b[^>]*?\sr="')
 _CELL = re.compile(rb"<c\b[^>]*?(?:/>|>.*?</c>)", re.S)
 _CELL_REF = re.compile(rb'\sr="([A-Z]{1,3})(\d+)"')
 _ATTR = re.compile(rb'([\w:.-]+)\s*=\s*(?:"([^"]*)"|\'([^\']*)\')')
@@ -828,44 +828,44 @@ class _Sheet:
         if end < start:
             raise _Unsupported("no </sheetData>")
         col_styles = self.column_styles(xml[: m.start()])
-        if len(_ROW_NUMBERED.findall(xml, start, end)) != xml.count(b"<row", start, end):
+        # Every row indexed once (its number and where its tag starts), then found by bisection: one pass over
+        # the sheet whatever the number of marked rows (a search per row scanned to the end for each absent one).
+        numbers, starts = array("q"), array("q")
+        for found in _ROW_TAG.finditer(xml, start, end):
+            numbers.append(int(found[1]))
+            starts.append(found.start())
+        if len(numbers) != xml.count(b"<row", start, end):
             raise _Unsupported("a row without its number")
+        if any(a >= b for a, b in itertools.pairwise(numbers)):
+            raise _Unsupported("rows out of order")
         by_row: dict[int, dict[int, str]] = {}
         for (row, col), severity in cells.items():
             by_row.setdefault(row, {})[col] = severity
-        index: tuple[list[int], list[re.Match[bytes]]] | None = None
 
-        def locate(row: int, pos: int) -> tuple[re.Match[bytes] | None, int]:
-            """The row's start tag, or where a new row goes (rows are in order: search from `pos` first)."""
-            nonlocal index
-            found = re.compile(rb'<row\b[^>]*?\sr="%d"[^>]*?(/?)>' % row).search(xml, pos, end)
-            if found is not None:
-                return found, found.start()
-            if index is None:  # the row is absent: index every row once to find its place
-                rows = list(_ROW_TAG.finditer(xml, start, end))
-                numbers = [int(r[1]) for r in rows]
-                if any(a >= b for a, b in itertools.pairwise(numbers)):
-                    raise _Unsupported("rows out of order")
-                index = numbers, rows
-            numbers, rows = index
+        def locate(row: int) -> tuple[re.Match[bytes] | None, int]:
+            """The row's start tag, or None and where a new row goes."""
             i = bisect.bisect_left(numbers, row)
-            return None, rows[i].start() if i < len(rows) else end
+            if i == len(numbers):
+                return None, end
+            if numbers[i] != row:
+                return None, starts[i]
+            return _ROW_TAG.match(xml, starts[i]), starts[i]
 
         pieces: list[bytes] = []
         pos = 0
         grown: list[tuple[int, int]] = []
         for row in sorted(by_row):
-            tag, at = locate(row, max(pos, start))
+            tag, at = locate(row)
             if at < pos:
                 raise _Unsupported("rows out of order")
             if tag is not None:
-                if tag[1]:
+                if tag[2]:
                     body, row_end = b"", tag.end()
                 else:
                     close = xml.index(b"</row>", tag.end())
                     body, row_end = xml[tag.end() : close], close + len(b"</row>")
                 new_tag, new_body = self._fill_row(row, tag[0], body, by_row[row], col_styles, styles, grown)
-                pieces += [xml[pos:at], new_tag[:-2] + b">" if tag[1] else new_tag, new_body, b"</row>"]
+                pieces += [xml[pos:at], new_tag[:-2] + b">" if tag[2] else new_tag, new_body, b"</row>"]
                 pos = row_end
             else:
                 _, new_body = self._fill_row(row, b"", b"", by_row[row], col_styles, styles, grown)
