@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import codecs
 import datetime as dt
 import io
 import itertools
@@ -32,7 +33,7 @@ from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
 
-from collect.findings import Finding
+from collect.findings import Finding, cut
 
 SUMMARY_SHEET = "檢核結果"
 COMMENT_AUTHOR = "collect"
@@ -165,8 +166,16 @@ def _set_value(cell: Cell | MergedCell, value: Any) -> None:
     cell.value = value
 
 
+# C0 control characters other than tab, line feed and carriage return cannot be in an XML part (a raw one makes the
+# copy unopenable): each is shown as its symbol from Unicode's Control Pictures block (NUL as ␀, ESC as ␛), which
+# Excel displays and which tells staff what the agency's file held; U+FFFE and U+FFFF (not characters) as �.
+_VISIBLE = str.maketrans({**{c: 0x2400 + c for c in (*range(0, 9), 11, 12, *range(14, 32))},
+                          0xFFFE: 0xFFFD, 0xFFFF: 0xFFFD})
+
+
 def _clean_text(text: str) -> str:
-    return "".join(ch for ch in text if ch in "\t\n\r" or ord(ch) >= 32)
+    """`text` with every character XML cannot hold replaced by a visible symbol."""
+    return text.translate(_VISIBLE)
 
 
 def _safe_title(name: str) -> str:
@@ -212,25 +221,26 @@ def _finish(
     _write_summary(wb, [(findings[i], targets[i]) for i in ranked], title, lines)
     out = io.BytesIO()
     wb.save(out)
-    return _preserve_blank_text(out.getvalue())
+    return _rewrite_parts(out.getvalue())
 
 
 _BLANK_TEXT = re.compile(rb"<t>([ \t\r\n]+)</t>")
 
 
-def _preserve_blank_text(xlsx: bytes) -> bytes:
-    """Mark whitespace-only text as preserved: openpyxl writes <t> </t>, which readers then load as blank."""
+def _rewrite_parts(xlsx: bytes) -> bytes:
+    """openpyxl's package with long text cut (_safe_xml) and whitespace-only text marked as preserved (openpyxl
+    writes <t> </t>, which readers then load as blank)."""
     with zipfile.ZipFile(io.BytesIO(xlsx)) as src:
         parts = [(info, src.read(info)) for info in src.infolist()]
     fixed = False
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
         for info, body in parts:
-            if info.filename.startswith("xl/") and info.filename.endswith(".xml") and b"<t>" in body:
-                new = _BLANK_TEXT.sub(rb'<t xml:space="preserve">\1</t>', body)
-                fixed = fixed or new != body
-                body = new
-            dst.writestr(info, body)
+            new = _safe_xml(body) if _is_xml(info.filename) else body
+            if info.filename.startswith("xl/") and info.filename.endswith(".xml") and b"<t>" in new:
+                new = _BLANK_TEXT.sub(rb'<t xml:space="preserve">\1</t>', new)
+            fixed = fixed or new != body
+            dst.writestr(info, new)
     return out.getvalue() if fixed else xlsx
 
 
@@ -539,8 +549,114 @@ def _col_number(letters: bytes) -> int:
     return n
 
 
+# --- what the copy carries: known parts under plain names, no control characters, long text cut ----------------
+
+MAX_COPY_CHARS = 2_000  # a text value in the copy is cut to this many characters (a cell holds up to 32,767)
+_MAX_PART_NAME = 255
+_XML_SUFFIXES = (".xml", ".rels", ".vml")
+_CONTROL_BYTES = bytes([*range(0, 9), 11, 12, *range(14, 32)])
+_ILLEGAL_REF = rb"&#0*(?:[0-8]|1[124-9]|2[0-9]|3[01]);|&#[xX]0*(?:[0-8bBcCeEfF]|1[0-9a-fA-F]|[fF]{3}[eEfF]);"
+_ILLEGAL_XML = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]|\xef\xbf[\xbe\xbf]|" + _ILLEGAL_REF)  # U+FFFE/F in UTF-8
+_ILLEGAL_REF_FOUND = re.compile(_ILLEGAL_REF)
+_LONG_TEXT = re.compile(rb">([^<]{%d,})<" % MAX_COPY_CHARS)  # bytes: a text of more characters has at least as many
+_REFERENCE = re.compile(r"&(?:#[xX]([0-9a-fA-F]{1,6})|#([0-9]{1,7})|(lt|gt|amp|quot|apos));")
+_NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
+
+
+def _is_xml(name: str) -> bool:
+    return name.lower().endswith(_XML_SUFFIXES)
+
+
+def _safe_part_name(name: str) -> bool:
+    """A member name the copy may carry: relative, normalised and plain (no "..", no backslash, drive or control
+    character), and short."""
+    if not name or len(name) > _MAX_PART_NAME or name.startswith("/") or "\\" in name or ":" in name:
+        return False
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        return False
+    return all(segment not in ("", ".", "..") for segment in name.split("/"))
+
+
+def _visible_control(m: re.Match[bytes]) -> bytes:
+    found = m[0]
+    if found.startswith(b"&#"):
+        digits = found[2:-1]
+        code = int(digits[1:], 16) if digits[:1] in (b"x", b"X") else int(digits)
+    else:
+        code = found[0] if len(found) == 1 else 0xFFFF
+    return chr(code).translate(_VISIBLE).encode()
+
+
+def _xml_text(raw: bytes) -> str:
+    """The characters of an XML text node (UTF-8, references resolved)."""
+
+    def char(m: re.Match[str]) -> str:
+        if m[3]:
+            return _NAMED[m[3]]
+        code = int(m[1], 16) if m[1] else int(m[2])
+        return chr(code) if code <= 0x10FFFF else "\ufffd"
+
+    return _REFERENCE.sub(char, raw.decode("utf-8", "replace"))
+
+
+def _safe_xml(body: bytes) -> bytes:
+    """An XML part as the copy carries it: every character XML cannot hold shown visibly (_clean_text), and text
+    longer than MAX_COPY_CHARS cut as findings cut a value (「…（共 N 字）」): in shared and inline strings,
+    comments, and cell values (a long number or date becomes that text). Any other node is left as it is."""
+    utf16 = body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or body[:2] in (b"<\x00", b"\x00<")
+    if utf16:
+        try:
+            body = body.decode("utf-16").encode()
+        except UnicodeDecodeError as exc:
+            raise _Unsupported("a UTF-16 part that does not decode") from exc
+    if _has_illegal(body):
+        body = _ILLEGAL_XML.sub(_visible_control, body)
+    if _LONG_TEXT.search(body):
+        body = _cut_long_text(body)
+    return body.decode().encode("utf-16") if utf16 else body
+
+
+def _has_illegal(body: bytes) -> bool:
+    """Whether _ILLEGAL_XML occurs in `body`, found in three quick passes (its one search takes 3 times longer)."""
+    if len(body.translate(None, _CONTROL_BYTES)) != len(body):
+        return True
+    return b"\xef\xbf\xbe" in body or b"\xef\xbf\xbf" in body or _ILLEGAL_REF_FOUND.search(body) is not None
+
+
+def _cut_long_text(body: bytes) -> bytes:
+    pieces: list[bytes] = []
+    pos = 0
+    for m in _LONG_TEXT.finditer(body):
+        text = _xml_text(m[1])
+        if len(text) <= MAX_COPY_CHARS:
+            continue
+        opened = body.rfind(b"<", 0, m.start())
+        name = re.match(rb"<([\w:.-]+)", body[opened : m.start() + 1])
+        local = name[1].rpartition(b":")[2] if name else b""
+        if local not in (b"t", b"v"):
+            continue  # a formula, a defined name...: not a value shown; left as the agency had it
+        shown = escape(cut(text, MAX_COPY_CHARS)).encode()
+        if local == b"v":
+            cell = max(body.rfind(b"<c ", 0, opened), body.rfind(b"<c>", 0, opened))
+            tag_end = body.find(b">", cell) + 1
+            tag = body[cell:tag_end]
+            if cell < pos or tag_end > opened or tag.endswith(b"/>") or body.find(b"</c>", tag_end, opened) >= 0:
+                continue  # not a cell's value (a chart's cache ...)
+            if _attrs(tag).get("t") not in ("str", "inlineStr"):  # a number, date, boolean... of that length
+                pieces += [body[pos:cell], _set_attrs(tag, {"t": "str"})]
+                pos = tag_end
+        pieces += [body[pos : m.start(1)], shown]
+        pos = m.end(1)
+    if not pieces:
+        return body
+    pieces.append(body[pos:])
+    return b"".join(pieces)
+
+
 class _Package:
-    """The parts of a zip package: read lazily, changed, added or removed, then written back in their order."""
+    """The parts of a zip package: read lazily, changed, added or removed, then written back in their order. The
+    copy carries only the parts reached through the package's relationships, under plain names, with every XML
+    part made safe (_safe_xml)."""
 
     def __init__(self, data: bytes, known: Mapping[str, bytes]) -> None:
         self.zip = zipfile.ZipFile(io.BytesIO(data))
@@ -560,7 +676,8 @@ class _Package:
             return self.changed[name]
         if not self.exists(name):
             raise _Unsupported(f"missing part {name}")
-        return self.known[name] if name in self.known else self.zip.read(name)
+        body = self.known[name] if name in self.known else self.zip.read(name)
+        return _safe_xml(body) if _is_xml(name) else body
 
     def write(self, name: str, body: bytes) -> None:
         self.changed[name] = body
@@ -577,24 +694,57 @@ class _Package:
             n += 1
         return pattern.format(n)
 
+    def reachable(self) -> set[str]:
+        """The parts reached from the package's relationships (with their own .rels parts) and [Content_Types].xml:
+        what the copy carries. A part no relationship names stays behind."""
+        keep = {_CT_PART}
+        todo = [""]
+        while todo:
+            part = todo.pop()
+            rels = _rels_part(part)
+            if self.exists(rels):
+                keep.add(rels)
+            for rel in _read_rels(self, part):
+                if not rel.external and rel.target not in keep and self.exists(rel.target):
+                    keep.add(rel.target)
+                    todo.append(rel.target)
+        unsafe = next((name for name in keep if not _safe_part_name(name)), None)
+        if unsafe is not None:  # a relationship the copy cannot keep: openpyxl builds the package anew
+            raise _Unsupported(f"a part named {unsafe[:80]!r}")
+        return keep
+
     def save(self) -> bytes:
         out = io.BytesIO()
         added = dict(self.changed)
+        keep = self.reachable()
+        if _CT_PART in added:
+            added[_CT_PART] = _known_types(added[_CT_PART], keep)
+        when = (2026, 1, 1, 0, 0, 0)
         # level 1: deflating the agency's sheets again is most of this path's time; level 6 saves ~15% of bytes
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as dst:
             for info in self.infos:
-                if info.filename in self.removed:
+                name = info.filename
+                if name in self.removed or name not in keep:
                     continue
-                body = added.pop(info.filename, None)
+                body = added.pop(name, None)
                 if body is None:
-                    body = self.known.get(info.filename) or self.zip.read(info)
-                new = zipfile.ZipInfo(info.filename, info.date_time)
-                new.compress_type = zipfile.ZIP_DEFLATED
-                new.external_attr = info.external_attr
-                dst.writestr(new, body, zipfile.ZIP_DEFLATED, 1)
+                    body = self.read(name)
+                dst.writestr(zipfile.ZipInfo(name, when), body, zipfile.ZIP_DEFLATED, 1)  # no mode bits, no links
             for name, body in added.items():
-                dst.writestr(zipfile.ZipInfo(name, (2026, 1, 1, 0, 0, 0)), body, zipfile.ZIP_DEFLATED, 1)
+                if name in keep:
+                    dst.writestr(zipfile.ZipInfo(name, when), body, zipfile.ZIP_DEFLATED, 1)
         return out.getvalue()
+
+
+def _known_types(xml: bytes, keep: set[str]) -> bytes:
+    """[Content_Types].xml without the overrides of parts the copy does not carry."""
+    kept = {name.casefold() for name in keep}
+
+    def override(m: re.Match[bytes]) -> bytes:
+        part = unquote(_attrs(m[0][: m[0].index(b">") + 1]).get("PartName", "")).lstrip("/")
+        return m[0] if part.casefold() in kept else b""
+
+    return re.sub(rb"<Override\b[^>]*?(?:/>|>\s*</Override>)", override, xml)
 
 
 @dataclass
