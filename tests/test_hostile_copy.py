@@ -294,3 +294,33 @@ def test_marking_costs_one_pass_over_the_sheet_not_one_per_finding(env: Env) -> 
         xml = zf.read(_sheet_part(path))
     assert len(re.findall(rb'<c r="B(\d+)" s="\d+"/>', xml)) == 3_000
     assert len(copy) < 2 * len(data)
+
+
+def test_a_long_number_or_formula_result_is_cut_as_text(env: Env) -> None:
+    """Outside the table, a number of 40,000 digits (L7) and a formula's saved text result of 40,000 characters
+    (L8): the copy holds each as text, cut, and the formula stays."""
+    base = fill(env.issued[D], env.made / "long-number-base.xlsx", [row("口罩採購", item=1, approved="一千")])
+    sheet = _sheet_part(base)
+
+    def change(members: Members) -> Members:
+        cells = {"L7": b'<c r="L7"><v>' + b"9" * 40_000 + b"</v></c>",
+                 "L8": b'<c r="L8" t="str"><f>REPT("a",40000)</f><v>' + b"a" * 40_000 + b"</v></c>"}
+        out = []
+        for name, data in members:
+            if name == sheet:
+                for ref, cell in cells.items():
+                    data = _set_cell(data, ref, cell)
+            out.append((name, data))
+        return out
+
+    line, size, copy = _one(env, _mutant(base, env.made / "long-number.xlsx", change))
+    assert line["verdict"] == "rejected"
+    assert triples(line["findings"]) == [("table.outside", "L7", "error"), ("table.outside", "L8", "error"),
+                                         ("value.not_number", "E7", "error")]
+    assert size < 2_000
+    _every_part_parses(copy)
+    ws = openpyxl.load_workbook(copy)["填報表"]
+    assert (ws["L7"].value, ws["L7"].data_type) == ("9" * MAX_COPY_CHARS + "…（共 40,000 字）", "s")
+    assert ws["L8"].value == '=REPT("a",40000)'
+    saved = openpyxl.load_workbook(copy, data_only=True)["填報表"]["L8"].value
+    assert saved == "a" * MAX_COPY_CHARS + "…（共 40,000 字）"

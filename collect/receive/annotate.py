@@ -70,10 +70,12 @@ def annotate(
     """The bytes of a new .xlsx: the agency's workbook with failing cells marked and a 檢核結果 sheet first.
 
     `kind` is "xlsx", "xlsm", "xls", "ods" or "xlsb". xlsx/xlsm are annotated by patching the package's XML
-    (`fast`: every part not marked is copied as it is; VBA is dropped, the result is a plain .xlsx); a file the
-    fast path does not handle goes through an openpyxl copy (formulas, styles and protection kept); other kinds,
-    and files openpyxl cannot handle, become a copy of the values at the same addresses. If no reader can open
-    the file, the result holds the 檢核結果 sheet only. `parts`: members of the package already decompressed
+    (`fast`: every part not marked is copied as it is, apart from what _safe_xml changes; only the parts the
+    package's relationships reach are carried; VBA is dropped, the result is a plain .xlsx); a file the fast path
+    does not handle goes through an openpyxl copy (formulas, styles and protection kept); other kinds, and files
+    openpyxl cannot handle, become a copy of the values at the same addresses. If no reader can open the file, the
+    result holds the 檢核結果 sheet only. On every path no part holds a character XML forbids, and a text value
+    longer than MAX_COPY_CHARS is cut. `parts`: members of the package already decompressed
     (collect.receive.read.Book.parts), used instead of decompressing them again.
     """
     lines = list(summary_lines)
@@ -1391,7 +1393,7 @@ def _annotate_fast(data: bytes, findings: list[Finding], title: str, lines: list
 
     targets: list[_Target | None] = []
     for f in findings:
-        found = _find_name(worksheets, f.sheet) if f.sheet and f.cell else None
+        found = _find_name(worksheets, _clean_text(f.sheet)) if f.sheet and f.cell else None  # names as shown
         targets.append(_make_target(found, f.cell) if found is not None and f.cell else None)
     fills, comments = _plan_marks(findings, targets, lambda t, r, c: sheet(t.sheet).anchor(r, c))
     by_sheet: dict[str, dict[tuple[int, int], str]] = {}
