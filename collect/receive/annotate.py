@@ -45,6 +45,7 @@ SEVERITY_LABEL = {"error": "錯誤", "warning": "警告"}
 _MAX_ROW = 1_048_576
 _MAX_COL = 16_384
 _MAX_FILLED_PER_FINDING = 10_000  # a finding on a huge range fills at most this many cells
+_MAX_MERGE_ENTRIES = 1_000_000  # (merged range, row asked about) pairs indexed at most, for ranges that overlap
 _OPENPYXL_KINDS = frozenset({"xlsx", "xlsm"})
 _INVALID_TITLE_CHARS = str.maketrans({c: "_" for c in "[]:*?/\\"})
 
@@ -942,11 +943,35 @@ class _Sheet:
             if b is not None
         ]
         self.changed = False
+        self.by_row: dict[int, list[tuple[int, int, int]]] | None = None  # row -> (first col, last col, first row)
+        self.starts: dict[int, list[int]] = {}
+
+    def index_merges(self, rows: Iterable[int]) -> None:
+        """Index the merged ranges by the rows `anchor` will be asked about: one pass over the ranges, then one
+        bisection per cell (a scan of every range per cell took 14 s for 1,800 marks and 200,000 ranges)."""
+        wanted = sorted(set(rows))
+        by_row: dict[int, list[tuple[int, int, int]]] = {}
+        budget = _MAX_MERGE_ENTRIES
+        for min_col, min_row, max_col, max_row in self.merged:
+            lo, hi = bisect.bisect_left(wanted, min_row), bisect.bisect_right(wanted, max_row)
+            budget -= hi - lo
+            if budget < 0:
+                break  # ranges overlapping by the thousand (Excel writes none): the rest are not honoured
+            for r in wanted[lo:hi]:
+                by_row.setdefault(r, []).append((min_col, max_col, min_row))
+        self.by_row = {r: sorted(found) for r, found in by_row.items()}
+        self.starts = {r: [first for first, _, _ in found] for r, found in self.by_row.items()}
 
     def anchor(self, row: int, col: int) -> tuple[int, int]:
-        for min_col, min_row, max_col, max_row in self.merged:
-            if min_row <= row <= max_row and min_col <= col <= max_col:
-                return min_row, min_col
+        """The top-left cell of the merged range holding (row, col), or (row, col) itself."""
+        if self.by_row is None:  # not indexed: every range looked at
+            inside = ((r0, c0) for c0, r0, c1, r1 in self.merged if r0 <= row <= r1 and c0 <= col <= c1)
+            return next(inside, (row, col))
+        found = self.by_row.get(row)
+        if found:
+            i = bisect.bisect_right(self.starts[row], col) - 1
+            if i >= 0 and col <= found[i][1]:
+                return found[i][2], found[i][0]
         return row, col
 
     def column_styles(self, head: bytes) -> list[tuple[int, int, int]]:
@@ -1395,6 +1420,13 @@ def _annotate_fast(data: bytes, findings: list[Finding], title: str, lines: list
     for f in findings:
         found = _find_name(worksheets, _clean_text(f.sheet)) if f.sheet and f.cell else None  # names as shown
         targets.append(_make_target(found, f.cell) if found is not None and f.cell else None)
+    rows: dict[str, set[int]] = {}
+    for t in targets:
+        if t is not None:  # the rows _plan_marks asks about (it marks at most _MAX_FILLED_PER_FINDING cells)
+            last = min(t.max_row, t.min_row + _MAX_FILLED_PER_FINDING)
+            rows.setdefault(t.sheet, set()).update(range(t.min_row, last + 1))
+    for name, asked in rows.items():
+        sheet(name).index_merges(asked)
     fills, comments = _plan_marks(findings, targets, lambda t, r, c: sheet(t.sheet).anchor(r, c))
     by_sheet: dict[str, dict[tuple[int, int], str]] = {}
     for (name, row, col), severity in fills.items():
