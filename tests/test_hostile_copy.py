@@ -132,9 +132,9 @@ def _one(env: Env, path: Path) -> tuple[dict[str, Any], int, Path]:
 _NOT_XML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
-def _every_part_parses(copy: Path) -> dict[str, bytes]:
+def _every_part_parses(copy: Path | bytes) -> dict[str, bytes]:
     """Each XML part of the copy parses as XML and holds no character XML forbids; the parts by name."""
-    with zipfile.ZipFile(copy) as zf:
+    with zipfile.ZipFile(io.BytesIO(copy) if isinstance(copy, bytes) else copy) as zf:
         parts = {name: zf.read(name) for name in zf.namelist()}
     for name, body in parts.items():
         if name.endswith((".xml", ".rels", ".vml")):
@@ -144,19 +144,21 @@ def _every_part_parses(copy: Path) -> dict[str, bytes]:
     return parts
 
 
+def _with_control_characters(env: Env) -> Path:
+    base = fill(env.issued[B], env.made / "control-base.xlsx", [
+        row("口罩採購", item=1, approved="一千"), row("快篩試劑", item=2), row("酒精", item=3)])
+    sheet = _sheet_part(base)
+    return _mutant(base, env.made / "control.xlsx", _then(
+        _shared_strings(sheet, {"J8": "備註\x00第二\x1b行".encode()}, inline={"B7": "口罩\x00採購\x1b".encode()}),
+        _their_comment(sheet, "E7", "請\x1b確認\x00".encode())))
+
+
 def test_control_characters_in_the_agencys_text_are_shown_not_copied(env: Env) -> None:
     """NUL and ESC as raw bytes in an inline string (B7), a shared string (J8) and the agency's own comment on the
     failing cell (E7): the verdict is the same as without them, the copy opens, every part of it is XML, and each
     character shows as its symbol (␀, ␛). (As character references, &#0; makes the file unreadable: the reader's
     verdict, collect.receive.read.)"""
-    base = fill(env.issued[B], env.made / "control-base.xlsx", [
-        row("口罩採購", item=1, approved="一千"), row("快篩試劑", item=2), row("酒精", item=3)])
-    sheet = _sheet_part(base)
-    path = _mutant(base, env.made / "control.xlsx", _then(
-        _shared_strings(sheet, {"J8": "備註\x00第二\x1b行".encode()},
-                        inline={"B7": "口罩\x00採購\x1b".encode()}),
-        _their_comment(sheet, "E7", "請\x1b確認\x00".encode())))
-    line, size, copy = _one(env, path)
+    line, size, copy = _one(env, _with_control_characters(env))
     assert (line["verdict"], triples(line["findings"])) == ("rejected", [("value.not_number", "E7", "error")])
     _every_part_parses(copy)
     ws = openpyxl.load_workbook(copy)["填報表"]
@@ -212,14 +214,19 @@ def _long_text(seed: int, chars: int = 1_000_000) -> str:
     return (passage * (chars // 500 + 1))[:chars]
 
 
+def _with_long_values(env: Env) -> tuple[Path, dict[str, str]]:
+    """20 cells of 1,000,000 characters, L7:L26, in shared strings; the file and the texts by cell."""
+    base = fill(env.issued[D], env.made / "long-base.xlsx", [row("口罩採購", item=1, approved="一千")])
+    texts = {f"L{r}": _long_text(r) for r in range(7, 27)}
+    change = _shared_strings(_sheet_part(base), {k: v.encode() for k, v in texts.items()})
+    return _mutant(base, env.made / "long.xlsx", change), texts
+
+
 def test_long_values_are_cut_in_the_copy_and_the_answers_stay_small(env: Env) -> None:
     """20 cells of 1,000,000 characters outside the table (a 0.7 MB file that made a 39.7 MB copy, a 136 MB receipt
     and a 40 MB JSON line): each is answered at its cell with its value cut, the copy shows each cut to
     MAX_COPY_CHARS with its length, and the copy, the receipt and the JSON line stay small."""
-    base = fill(env.issued[D], env.made / "long-base.xlsx", [row("口罩採購", item=1, approved="一千")])
-    sheet = _sheet_part(base)
-    texts = {f"L{r}": _long_text(r) for r in range(7, 27)}
-    path = _mutant(base, env.made / "long.xlsx", _shared_strings(sheet, {k: v.encode() for k, v in texts.items()}))
+    path, texts = _with_long_values(env)
     assert path.stat().st_size < 1_500_000
     line, size, copy = _one(env, path)
     assert line["verdict"] == "rejected"
@@ -365,3 +372,20 @@ def test_marking_among_many_merged_ranges_costs_one_pass_over_them(env: Env) -> 
     with zipfile.ZipFile(io.BytesIO(marked)) as zf:
         comments = zf.read("xl/comments1.xml")
     assert re.findall(rb'<comment ref="([A-Z]+)(?:[0-9]+)"', comments).count(b"L") == 300
+
+
+@pytest.mark.parametrize(("kind", "fast"), [("xlsx", False), ("xls", True)])
+def test_the_other_ways_of_copying_show_control_characters_and_cut_long_values(env: Env, kind: str,
+                                                                               fast: bool) -> None:
+    """The openpyxl copy (fast=False) and the copy of values (what an .xls becomes when LibreOffice cannot convert
+    it) show control characters and cut long text as the fast path does."""
+    finding = [make("value.not_number", sheet="填報表", cell="E7", column="核定經費", value="一千")]
+    control = annotate(_with_control_characters(env).read_bytes(), kind, finding, fast=fast)
+    long_path, texts = _with_long_values(env)
+    cut = annotate(long_path.read_bytes(), kind, finding, fast=fast)
+    for copy in (control, cut):
+        _every_part_parses(copy)
+    assert openpyxl.load_workbook(io.BytesIO(control))["填報表"]["B7"].value == "口罩␀採購␛"
+    assert len(cut) < 2_000_000
+    shown = openpyxl.load_workbook(io.BytesIO(cut))["填報表"]["L7"].value
+    assert shown.startswith(texts["L7"][:MAX_COPY_CHARS] + "…（共 ") and shown.endswith(" 字）")
