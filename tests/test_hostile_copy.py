@@ -200,6 +200,7 @@ def test_unsafe_and_unknown_member_names_never_reach_the_copy(env: Env) -> None:
     parts = _every_part_parses(copy)
     with zipfile.ZipFile(base) as zf:
         known = set(zf.namelist())
+    assert known <= set(parts)  # every part the workbook uses, the stamp's custom properties among them
     assert set(parts) - known == {"xl/worksheets/sheet3.xml", "xl/worksheets/_rels/sheet1.xml.rels",
                                   "xl/comments1.xml", "xl/drawings/vmlDrawing1.vml"}  # 檢核結果 and our comment
     assert not {n for n in parts if ".." in n or n.startswith("/") or "\\" in n or "evil" in n or len(n) > 100}
