@@ -112,6 +112,29 @@ def _their_comment(sheet: str, ref: str, text: bytes) -> Any:
     return change
 
 
+def _extra_sheet(name: bytes) -> Any:
+    """A change for _mutant: one more (empty) worksheet, called `name` (raw bytes), after the others."""
+    rel_type = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet"
+    sheet_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
+
+    def change(members: Members) -> Members:
+        out = []
+        for part, data in members:
+            if part == "xl/workbook.xml":
+                data = data.replace(b"</sheets>", b'<sheet xmlns:r="http://schemas.openxmlformats.org/officeDocument/'
+                                    b'2006/relationships" name="' + name + b'" sheetId="9" r:id="rIdExtra"/></sheets>')
+            elif part == "xl/_rels/workbook.xml.rels":
+                rel = f'<Relationship Id="rIdExtra" Type="{rel_type}" Target="worksheets/sheet9.xml"/>'.encode()
+                data = data.replace(b"</Relationships>", rel + b"</Relationships>")
+            elif part == "[Content_Types].xml":
+                data = data.replace(b"</Types>", f'<Override PartName="/xl/worksheets/sheet9.xml" ContentType='
+                                    f'"{sheet_type}"/></Types>'.encode())
+            out.append((part, data))
+        return [*out, ("xl/worksheets/sheet9.xml", f'<worksheet xmlns="{_MAIN}"><sheetData/></worksheet>'.encode())]
+
+    return change
+
+
 def _then(*changes: Any) -> Any:
     def change(members: Members) -> Members:
         for one in changes:
@@ -150,18 +173,20 @@ def _with_control_characters(env: Env) -> Path:
     sheet = _sheet_part(base)
     return _mutant(base, env.made / "control.xlsx", _then(
         _shared_strings(sheet, {"J8": "備註\x00第二\x1b行".encode()}, inline={"B7": "口罩\x00採購\x1b".encode()}),
-        _their_comment(sheet, "E7", "請\x1b確認\x00".encode())))
+        _their_comment(sheet, "E7", "請\x1b確認\x00".encode()), _extra_sheet("備\x1b註".encode())))
 
 
 def test_control_characters_in_the_agencys_text_are_shown_not_copied(env: Env) -> None:
-    """NUL and ESC as raw bytes in an inline string (B7), a shared string (J8) and the agency's own comment on the
-    failing cell (E7): the verdict is the same as without them, the copy opens, every part of it is XML, and each
-    character shows as its symbol (␀, ␛). (As character references, &#0; makes the file unreadable: the reader's
-    verdict, collect.receive.read.)"""
+    """NUL and ESC as raw bytes in an inline string (B7), a shared string (J8), the agency's own comment on the
+    failing cell (E7) and a sheet's name: the verdict is the same as without them, the copy opens, every part of it
+    is XML, and each character shows as its symbol (␀, ␛). (As character references, &#0; makes the file unreadable:
+    the reader's verdict, collect.receive.read.)"""
     line, size, copy = _one(env, _with_control_characters(env))
     assert (line["verdict"], triples(line["findings"])) == ("rejected", [("value.not_number", "E7", "error")])
     _every_part_parses(copy)
-    ws = openpyxl.load_workbook(copy)["填報表"]
+    wb = openpyxl.load_workbook(copy)
+    assert wb.sheetnames == ["檢核結果", "填報表", "_collect", "備␛註"]
+    ws = wb["填報表"]
     assert (ws["B7"].value, ws["J8"].value) == ("口罩␀採購␛", "備註␀第二␛行")
     assert "#,##0" in ws["E8"].number_format  # the agency's workbook itself, not a copy of its values
     assert ws["E7"].comment is not None
@@ -386,7 +411,8 @@ def test_the_other_ways_of_copying_show_control_characters_and_cut_long_values(e
     cut = annotate(long_path.read_bytes(), kind, finding, fast=fast)
     for copy in (control, cut):
         _every_part_parses(copy)
-    assert openpyxl.load_workbook(io.BytesIO(control))["填報表"]["B7"].value == "口罩␀採購␛"
+    shown = openpyxl.load_workbook(io.BytesIO(control))
+    assert shown["填報表"]["B7"].value == "口罩␀採購␛" and "備␛註" in shown.sheetnames
     assert len(cut) < 2_000_000
-    shown = openpyxl.load_workbook(io.BytesIO(cut))["填報表"]["L7"].value
-    assert shown.startswith(texts["L7"][:MAX_COPY_CHARS] + "…（共 ") and shown.endswith(" 字）")
+    value = openpyxl.load_workbook(io.BytesIO(cut))["填報表"]["L7"].value
+    assert value.startswith(texts["L7"][:MAX_COPY_CHARS] + "…（共 ") and value.endswith(" 字）")

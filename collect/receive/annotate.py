@@ -182,7 +182,7 @@ def _clean_text(text: str) -> str:
 
 
 def _safe_title(name: str) -> str:
-    title = name.translate(_INVALID_TITLE_CHARS).strip("'")[:31]
+    title = _clean_text(name).translate(_INVALID_TITLE_CHARS).strip("'")[:31]
     return title or "Sheet"
 
 
