@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import codecs
 import datetime as dt
 import io
 import itertools
@@ -13,6 +14,7 @@ import unicodedata
 import warnings
 import xml.etree.ElementTree as ET
 import zipfile
+from array import array
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +33,7 @@ from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
 
-from collect.findings import Finding
+from collect.findings import Finding, cut
 
 SUMMARY_SHEET = "檢核結果"
 COMMENT_AUTHOR = "collect"
@@ -43,6 +45,7 @@ SEVERITY_LABEL = {"error": "錯誤", "warning": "警告"}
 _MAX_ROW = 1_048_576
 _MAX_COL = 16_384
 _MAX_FILLED_PER_FINDING = 10_000  # a finding on a huge range fills at most this many cells
+_MAX_MERGE_ENTRIES = 1_000_000  # (merged range, row asked about) pairs indexed at most, for ranges that overlap
 _OPENPYXL_KINDS = frozenset({"xlsx", "xlsm"})
 _INVALID_TITLE_CHARS = str.maketrans({c: "_" for c in "[]:*?/\\"})
 
@@ -68,10 +71,12 @@ def annotate(
     """The bytes of a new .xlsx: the agency's workbook with failing cells marked and a 檢核結果 sheet first.
 
     `kind` is "xlsx", "xlsm", "xls", "ods" or "xlsb". xlsx/xlsm are annotated by patching the package's XML
-    (`fast`: every part not marked is copied as it is; VBA is dropped, the result is a plain .xlsx); a file the
-    fast path does not handle goes through an openpyxl copy (formulas, styles and protection kept); other kinds,
-    and files openpyxl cannot handle, become a copy of the values at the same addresses. If no reader can open
-    the file, the result holds the 檢核結果 sheet only. `parts`: members of the package already decompressed
+    (`fast`: every part not marked is copied as it is, apart from what _safe_xml changes; only the parts the
+    package's relationships reach are carried; VBA is dropped, the result is a plain .xlsx); a file the fast path
+    does not handle goes through an openpyxl copy (formulas, styles and protection kept); other kinds, and files
+    openpyxl cannot handle, become a copy of the values at the same addresses. If no reader can open the file, the
+    result holds the 檢核結果 sheet only. On every path no part holds a character XML forbids, and a text value
+    longer than MAX_COPY_CHARS is cut. `parts`: members of the package already decompressed
     (collect.receive.read.Book.parts), used instead of decompressing them again.
     """
     lines = list(summary_lines)
@@ -164,12 +169,20 @@ def _set_value(cell: Cell | MergedCell, value: Any) -> None:
     cell.value = value
 
 
+# C0 control characters other than tab, line feed and carriage return cannot be in an XML part (a raw one makes the
+# copy unopenable): each is shown as its symbol from Unicode's Control Pictures block (NUL as ␀, ESC as ␛), which
+# Excel displays and which tells staff what the agency's file held; U+FFFE and U+FFFF (not characters) as �.
+_VISIBLE = str.maketrans({**{c: 0x2400 + c for c in (*range(0, 9), 11, 12, *range(14, 32))},
+                          0xFFFE: 0xFFFD, 0xFFFF: 0xFFFD})
+
+
 def _clean_text(text: str) -> str:
-    return "".join(ch for ch in text if ch in "\t\n\r" or ord(ch) >= 32)
+    """`text` with every character XML cannot hold replaced by a visible symbol."""
+    return text.translate(_VISIBLE)
 
 
 def _safe_title(name: str) -> str:
-    title = name.translate(_INVALID_TITLE_CHARS).strip("'")[:31]
+    title = _clean_text(name).translate(_INVALID_TITLE_CHARS).strip("'")[:31]
     return title or "Sheet"
 
 
@@ -211,25 +224,26 @@ def _finish(
     _write_summary(wb, [(findings[i], targets[i]) for i in ranked], title, lines)
     out = io.BytesIO()
     wb.save(out)
-    return _preserve_blank_text(out.getvalue())
+    return _rewrite_parts(out.getvalue())
 
 
 _BLANK_TEXT = re.compile(rb"<t>([ \t\r\n]+)</t>")
 
 
-def _preserve_blank_text(xlsx: bytes) -> bytes:
-    """Mark whitespace-only text as preserved: openpyxl writes <t> </t>, which readers then load as blank."""
+def _rewrite_parts(xlsx: bytes) -> bytes:
+    """openpyxl's package with long text cut (_safe_xml) and whitespace-only text marked as preserved (openpyxl
+    writes <t> </t>, which readers then load as blank)."""
     with zipfile.ZipFile(io.BytesIO(xlsx)) as src:
         parts = [(info, src.read(info)) for info in src.infolist()]
     fixed = False
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
         for info, body in parts:
-            if info.filename.startswith("xl/") and info.filename.endswith(".xml") and b"<t>" in body:
-                new = _BLANK_TEXT.sub(rb'<t xml:space="preserve">\1</t>', body)
-                fixed = fixed or new != body
-                body = new
-            dst.writestr(info, body)
+            new = _safe_xml(body) if _is_xml(info.filename) else body
+            if info.filename.startswith("xl/") and info.filename.endswith(".xml") and b"<t>" in new:
+                new = _BLANK_TEXT.sub(rb'<t xml:space="preserve">\1</t>', new)
+            fixed = fixed or new != body
+            dst.writestr(info, new)
     return out.getvalue() if fixed else xlsx
 
 
@@ -478,7 +492,6 @@ _XML_DECL = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 _SHAPES_PER_BLOCK = 1023  # VML shape ids come in blocks of 1024 per <o:idmap data="n">
 
 _ROW_TAG = re.compile(rb'<row\b[^>]*?\sr="(\d+)"[^>]*?(/?)>')
-_ROW_NUMBERED = re.compile(rb'<row\b[^>]*?\sr="')
 _CELL = re.compile(rb"<c\b[^>]*?(?:/>|>.*?</c>)", re.S)
 _CELL_REF = re.compile(rb'\sr="([A-Z]{1,3})(\d+)"')
 _ATTR = re.compile(rb'([\w:.-]+)\s*=\s*(?:"([^"]*)"|\'([^\']*)\')')
@@ -539,8 +552,119 @@ def _col_number(letters: bytes) -> int:
     return n
 
 
+# --- what the copy carries: known parts under plain names, no control characters, long text cut ----------------
+
+MAX_COPY_CHARS = 2_000  # a text value in the copy is cut to this many characters (a cell holds up to 32,767)
+_MAX_PART_NAME = 255
+_XML_SUFFIXES = (".xml", ".rels", ".vml")
+_CONTROL_BYTES = bytes([*range(0, 9), 11, 12, *range(14, 32)])
+_ILLEGAL_REF = rb"&#0*(?:[0-8]|1[124-9]|2[0-9]|3[01]);|&#[xX]0*(?:[0-8bBcCeEfF]|1[0-9a-fA-F]|[fF]{3}[eEfF]);"
+_ILLEGAL_XML = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]|\xef\xbf[\xbe\xbf]|" + _ILLEGAL_REF)  # U+FFFE/F in UTF-8
+_ILLEGAL_REF_FOUND = re.compile(_ILLEGAL_REF)
+_LONG_TEXT = re.compile(rb">([^<]{%d,})<" % MAX_COPY_CHARS)  # bytes: a text of more characters has at least as many
+_REFERENCE = re.compile(r"&(?:#[xX]([0-9a-fA-F]{1,6})|#([0-9]{1,7})|(lt|gt|amp|quot|apos));")
+_NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
+
+
+def _is_xml(name: str) -> bool:
+    return name.lower().endswith(_XML_SUFFIXES)
+
+
+def _safe_part_name(name: str) -> bool:
+    """A member name the copy may carry: relative, normalised and plain (no "..", no backslash, drive or control
+    character), and short."""
+    if not name or len(name) > _MAX_PART_NAME or name.startswith("/") or "\\" in name or ":" in name:
+        return False
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        return False
+    return all(segment not in ("", ".", "..") for segment in name.split("/"))
+
+
+def _visible_control(m: re.Match[bytes]) -> bytes:
+    found = m[0]
+    if found.startswith(b"&#"):
+        digits = found[2:-1]
+        code = int(digits[1:], 16) if digits[:1] in (b"x", b"X") else int(digits)
+    else:
+        code = found[0] if len(found) == 1 else 0xFFFF
+    return chr(code).translate(_VISIBLE).encode()
+
+
+def _xml_text(raw: bytes) -> str:
+    """The characters of an XML text node (UTF-8, references resolved): by expat (a million references in 0.1 s,
+    where a Python callback per reference took 0.8 s), or one by one where expat finds it malformed."""
+    try:
+        return ET.fromstring(b"<t>" + raw + b"</t>").text or ""
+    except ET.ParseError:
+        pass
+
+    def char(m: re.Match[str]) -> str:
+        if m[3]:
+            return _NAMED[m[3]]
+        code = int(m[1], 16) if m[1] else int(m[2])
+        return chr(code) if code <= 0x10FFFF else "\ufffd"
+
+    return _REFERENCE.sub(char, raw.decode("utf-8", "replace"))
+
+
+def _safe_xml(body: bytes) -> bytes:
+    """An XML part as the copy carries it: every character XML cannot hold shown visibly (_clean_text), and text
+    longer than MAX_COPY_CHARS cut as findings cut a value (「…（共 N 字）」): in shared and inline strings,
+    comments, and cell values (a long number or date becomes that text). Any other node is left as it is."""
+    utf16 = body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or body[:2] in (b"<\x00", b"\x00<")
+    if utf16:
+        try:
+            body = body.decode("utf-16").encode()
+        except UnicodeDecodeError as exc:
+            raise _Unsupported("a UTF-16 part that does not decode") from exc
+    if _has_illegal(body):
+        body = _ILLEGAL_XML.sub(_visible_control, body)
+    if _LONG_TEXT.search(body):
+        body = _cut_long_text(body)
+    return body.decode().encode("utf-16") if utf16 else body
+
+
+def _has_illegal(body: bytes) -> bool:
+    """Whether _ILLEGAL_XML occurs in `body`, found in three quick passes (its one search takes 3 times longer)."""
+    if len(body.translate(None, _CONTROL_BYTES)) != len(body):
+        return True
+    return b"\xef\xbf\xbe" in body or b"\xef\xbf\xbf" in body or _ILLEGAL_REF_FOUND.search(body) is not None
+
+
+def _cut_long_text(body: bytes) -> bytes:
+    pieces: list[bytes] = []
+    pos = 0
+    for m in _LONG_TEXT.finditer(body):
+        text = _xml_text(m[1])
+        if len(text) <= MAX_COPY_CHARS:
+            continue
+        opened = body.rfind(b"<", 0, m.start())
+        name = re.match(rb"<([\w:.-]+)", body[opened : m.start() + 1])
+        local = name[1].rpartition(b":")[2] if name else b""
+        if local not in (b"t", b"v"):
+            continue  # a formula, a defined name...: not a value shown; left as the agency had it
+        shown = escape(cut(text, MAX_COPY_CHARS)).encode()
+        if local == b"v":
+            cell = max(body.rfind(b"<c ", 0, opened), body.rfind(b"<c>", 0, opened))
+            tag_end = body.find(b">", cell) + 1
+            tag = body[cell:tag_end]
+            if cell < pos or tag_end > opened or tag.endswith(b"/>") or body.find(b"</c>", tag_end, opened) >= 0:
+                continue  # not a cell's value (a chart's cache ...)
+            if _attrs(tag).get("t") not in ("str", "inlineStr"):  # a number, date, boolean... of that length
+                pieces += [body[pos:cell], _set_attrs(tag, {"t": "str"})]
+                pos = tag_end
+        pieces += [body[pos : m.start(1)], shown]
+        pos = m.end(1)
+    if not pieces:
+        return body
+    pieces.append(body[pos:])
+    return b"".join(pieces)
+
+
 class _Package:
-    """The parts of a zip package: read lazily, changed, added or removed, then written back in their order."""
+    """The parts of a zip package: read lazily, changed, added or removed, then written back in their order. The
+    copy carries only the parts reached through the package's relationships, under plain names, with every XML
+    part made safe (_safe_xml)."""
 
     def __init__(self, data: bytes, known: Mapping[str, bytes]) -> None:
         self.zip = zipfile.ZipFile(io.BytesIO(data))
@@ -560,7 +684,8 @@ class _Package:
             return self.changed[name]
         if not self.exists(name):
             raise _Unsupported(f"missing part {name}")
-        return self.known[name] if name in self.known else self.zip.read(name)
+        body = self.known[name] if name in self.known else self.zip.read(name)
+        return _safe_xml(body) if _is_xml(name) else body
 
     def write(self, name: str, body: bytes) -> None:
         self.changed[name] = body
@@ -577,24 +702,57 @@ class _Package:
             n += 1
         return pattern.format(n)
 
+    def reachable(self) -> set[str]:
+        """The parts reached from the package's relationships (with their own .rels parts) and [Content_Types].xml:
+        what the copy carries. A part no relationship names stays behind."""
+        keep = {_CT_PART}
+        todo = [""]
+        while todo:
+            part = todo.pop()
+            rels = _rels_part(part)
+            if self.exists(rels):
+                keep.add(rels)
+            for rel in _read_rels(self, part):
+                if not rel.external and rel.target not in keep and self.exists(rel.target):
+                    keep.add(rel.target)
+                    todo.append(rel.target)
+        unsafe = next((name for name in keep if not _safe_part_name(name)), None)
+        if unsafe is not None:  # a relationship the copy cannot keep: openpyxl builds the package anew
+            raise _Unsupported(f"a part named {unsafe[:80]!r}")
+        return keep
+
     def save(self) -> bytes:
         out = io.BytesIO()
         added = dict(self.changed)
+        keep = self.reachable()
+        if _CT_PART in added:
+            added[_CT_PART] = _known_types(added[_CT_PART], keep)
+        when = (2026, 1, 1, 0, 0, 0)
         # level 1: deflating the agency's sheets again is most of this path's time; level 6 saves ~15% of bytes
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as dst:
             for info in self.infos:
-                if info.filename in self.removed:
+                name = info.filename
+                if name in self.removed or name not in keep:
                     continue
-                body = added.pop(info.filename, None)
+                body = added.pop(name, None)
                 if body is None:
-                    body = self.known.get(info.filename) or self.zip.read(info)
-                new = zipfile.ZipInfo(info.filename, info.date_time)
-                new.compress_type = zipfile.ZIP_DEFLATED
-                new.external_attr = info.external_attr
-                dst.writestr(new, body, zipfile.ZIP_DEFLATED, 1)
+                    body = self.read(name)
+                dst.writestr(zipfile.ZipInfo(name, when), body, zipfile.ZIP_DEFLATED, 1)  # no mode bits, no links
             for name, body in added.items():
-                dst.writestr(zipfile.ZipInfo(name, (2026, 1, 1, 0, 0, 0)), body, zipfile.ZIP_DEFLATED, 1)
+                if name in keep:
+                    dst.writestr(zipfile.ZipInfo(name, when), body, zipfile.ZIP_DEFLATED, 1)
         return out.getvalue()
+
+
+def _known_types(xml: bytes, keep: set[str]) -> bytes:
+    """[Content_Types].xml without the overrides of parts the copy does not carry."""
+    kept = {name.casefold() for name in keep}
+
+    def override(m: re.Match[bytes]) -> bytes:
+        part = unquote(_attrs(m[0][: m[0].index(b">") + 1]).get("PartName", "")).lstrip("/")
+        return m[0] if part.casefold() in kept else b""
+
+    return re.sub(rb"<Override\b[^>]*?(?:/>|>\s*</Override>)", override, xml)
 
 
 @dataclass
@@ -790,11 +948,35 @@ class _Sheet:
             if b is not None
         ]
         self.changed = False
+        self.by_row: dict[int, list[tuple[int, int, int]]] | None = None  # row -> (first col, last col, first row)
+        self.starts: dict[int, list[int]] = {}
+
+    def index_merges(self, rows: Iterable[int]) -> None:
+        """Index the merged ranges by the rows `anchor` will be asked about: one pass over the ranges, then one
+        bisection per cell (a scan of every range per cell took 14 s for 1,800 marks and 200,000 ranges)."""
+        wanted = sorted(set(rows))
+        by_row: dict[int, list[tuple[int, int, int]]] = {}
+        budget = _MAX_MERGE_ENTRIES
+        for min_col, min_row, max_col, max_row in self.merged:
+            lo, hi = bisect.bisect_left(wanted, min_row), bisect.bisect_right(wanted, max_row)
+            budget -= hi - lo
+            if budget < 0:
+                break  # ranges overlapping by the thousand (Excel writes none): the rest are not honoured
+            for r in wanted[lo:hi]:
+                by_row.setdefault(r, []).append((min_col, max_col, min_row))
+        self.by_row = {r: sorted(found) for r, found in by_row.items()}
+        self.starts = {r: [first for first, _, _ in found] for r, found in self.by_row.items()}
 
     def anchor(self, row: int, col: int) -> tuple[int, int]:
-        for min_col, min_row, max_col, max_row in self.merged:
-            if min_row <= row <= max_row and min_col <= col <= max_col:
-                return min_row, min_col
+        """The top-left cell of the merged range holding (row, col), or (row, col) itself."""
+        if self.by_row is None:  # not indexed: every range looked at
+            inside = ((r0, c0) for c0, r0, c1, r1 in self.merged if r0 <= row <= r1 and c0 <= col <= c1)
+            return next(inside, (row, col))
+        found = self.by_row.get(row)
+        if found:
+            i = bisect.bisect_right(self.starts[row], col) - 1
+            if i >= 0 and col <= found[i][1]:
+                return found[i][2], found[i][0]
         return row, col
 
     def column_styles(self, head: bytes) -> list[tuple[int, int, int]]:
@@ -828,44 +1010,44 @@ class _Sheet:
         if end < start:
             raise _Unsupported("no </sheetData>")
         col_styles = self.column_styles(xml[: m.start()])
-        if len(_ROW_NUMBERED.findall(xml, start, end)) != xml.count(b"<row", start, end):
+        # Every row indexed once (its number and where its tag starts), then found by bisection: one pass over
+        # the sheet whatever the number of marked rows (a search per row scanned to the end for each absent one).
+        numbers, starts = array("q"), array("q")
+        for found in _ROW_TAG.finditer(xml, start, end):
+            numbers.append(int(found[1]))
+            starts.append(found.start())
+        if len(numbers) != xml.count(b"<row", start, end):
             raise _Unsupported("a row without its number")
+        if any(a >= b for a, b in itertools.pairwise(numbers)):
+            raise _Unsupported("rows out of order")
         by_row: dict[int, dict[int, str]] = {}
         for (row, col), severity in cells.items():
             by_row.setdefault(row, {})[col] = severity
-        index: tuple[list[int], list[re.Match[bytes]]] | None = None
 
-        def locate(row: int, pos: int) -> tuple[re.Match[bytes] | None, int]:
-            """The row's start tag, or where a new row goes (rows are in order: search from `pos` first)."""
-            nonlocal index
-            found = re.compile(rb'<row\b[^>]*?\sr="%d"[^>]*?(/?)>' % row).search(xml, pos, end)
-            if found is not None:
-                return found, found.start()
-            if index is None:  # the row is absent: index every row once to find its place
-                rows = list(_ROW_TAG.finditer(xml, start, end))
-                numbers = [int(r[1]) for r in rows]
-                if any(a >= b for a, b in itertools.pairwise(numbers)):
-                    raise _Unsupported("rows out of order")
-                index = numbers, rows
-            numbers, rows = index
+        def locate(row: int) -> tuple[re.Match[bytes] | None, int]:
+            """The row's start tag, or None and where a new row goes."""
             i = bisect.bisect_left(numbers, row)
-            return None, rows[i].start() if i < len(rows) else end
+            if i == len(numbers):
+                return None, end
+            if numbers[i] != row:
+                return None, starts[i]
+            return _ROW_TAG.match(xml, starts[i]), starts[i]
 
         pieces: list[bytes] = []
         pos = 0
         grown: list[tuple[int, int]] = []
         for row in sorted(by_row):
-            tag, at = locate(row, max(pos, start))
+            tag, at = locate(row)
             if at < pos:
                 raise _Unsupported("rows out of order")
             if tag is not None:
-                if tag[1]:
+                if tag[2]:
                     body, row_end = b"", tag.end()
                 else:
                     close = xml.index(b"</row>", tag.end())
                     body, row_end = xml[tag.end() : close], close + len(b"</row>")
                 new_tag, new_body = self._fill_row(row, tag[0], body, by_row[row], col_styles, styles, grown)
-                pieces += [xml[pos:at], new_tag[:-2] + b">" if tag[1] else new_tag, new_body, b"</row>"]
+                pieces += [xml[pos:at], new_tag[:-2] + b">" if tag[2] else new_tag, new_body, b"</row>"]
                 pos = row_end
             else:
                 _, new_body = self._fill_row(row, b"", b"", by_row[row], col_styles, styles, grown)
@@ -1241,8 +1423,15 @@ def _annotate_fast(data: bytes, findings: list[Finding], title: str, lines: list
 
     targets: list[_Target | None] = []
     for f in findings:
-        found = _find_name(worksheets, f.sheet) if f.sheet and f.cell else None
+        found = _find_name(worksheets, _clean_text(f.sheet)) if f.sheet and f.cell else None  # names as shown
         targets.append(_make_target(found, f.cell) if found is not None and f.cell else None)
+    rows: dict[str, set[int]] = {}
+    for t in targets:
+        if t is not None:  # the rows _plan_marks asks about (it marks at most _MAX_FILLED_PER_FINDING cells)
+            last = min(t.max_row, t.min_row + _MAX_FILLED_PER_FINDING)
+            rows.setdefault(t.sheet, set()).update(range(t.min_row, last + 1))
+    for name, asked in rows.items():
+        sheet(name).index_merges(asked)
     fills, comments = _plan_marks(findings, targets, lambda t, r, c: sheet(t.sheet).anchor(r, c))
     by_sheet: dict[str, dict[tuple[int, int], str]] = {}
     for (name, row, col), severity in fills.items():
