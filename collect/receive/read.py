@@ -1029,21 +1029,6 @@ def _uncached(xml: bytes) -> dict[str, str]:
         if formula is None or ref is None or _VALUE.search(body):
             continue
         text = (formula.group(1) or b"").decode("utf-8", "replace")
-        out[ref.group(2).decode().upper()] = "=" + _unescape(text) if text else "（共用公式）"
+        out[ref.group(2).decode().upper()] = "=" + html.unescape(text) if text else "（共用公式）"
     return out
 
-
-_ENTITY = re.compile(r"&(#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6}|lt|gt|amp|quot|apos);")
-_NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
-
-
-def _unescape(text: str) -> str:
-    """XML text as the parser would give it: the five named entities and character references (&#39640; is 高)."""
-    def one(found: re.Match[str]) -> str:
-        name = found.group(1)
-        if not name.startswith("#"):
-            return _NAMED[name]
-        code = int(name[2:], 16) if name[1] in "xX" else int(name[1:])
-        return chr(code) if 0 < code <= 0x10FFFF else found.group(0)
-
-    return _ENTITY.sub(one, text)

@@ -324,7 +324,7 @@ def _find_header(grid: Grid, merged: Merged, lay: Layout, coll: Collection) -> i
     return None
 
 
-def place_read_findings(found: list[Finding], table: Table, coll: Collection) -> list[Finding]:
+def place_read_findings(found: list[Finding], table: Table, coll: Collection, locale: str = "zh-TW") -> list[Finding]:
     """Reading's findings at single cells (collect.receive.read.Book.findings) placed in the table: a malformed value
     in an input cell below the header is an error in that column (the cell was read as blank); elsewhere, a warning."""
     inputs = {c.key for c in coll.inputs}
@@ -348,7 +348,7 @@ def place_read_findings(found: list[Finding], table: Table, coll: Collection) ->
             outside.append(replace(f, severity="warning"))
     out += outside[:MAX_OUTSIDE_FINDINGS]
     if len(outside) > MAX_OUTSIDE_FINDINGS:
-        out.append(F.make("sheet.repaired", sheet=outside[0].sheet,
+        out.append(F.make("sheet.repaired", locale, sheet=outside[0].sheet,
                           detail=f"另有 {len(outside) - MAX_OUTSIDE_FINDINGS:,} 個表格外的儲存格內容無法讀取，已略過"))
     return out
 

@@ -159,7 +159,7 @@ def _lift(ctx: Context, job: Job, book: Book) -> Examination | _Lifted:
         table = extract(book, coll, locale)
         if isinstance(table, list):
             return Examination(Verdict.REJECTED, found + table, book.kind, stamp, coll.id, known=known)
-        found = found + place_read_findings(book.findings, table, coll)  # cells reading could not read
+        found = found + place_read_findings(book.findings, table, coll, locale)  # cells reading could not read
         prev = ctx.ledger.latest_accepted(coll.id, previous_round(stamp.round), stamp.agency)
         previous = pd.read_parquet(ctx.ws.state_dir / prev.frame_path) if prev and prev.frame_path else None
         issued = issued_facts(ctx, coll, stamp.round, stamp.agency)
