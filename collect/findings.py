@@ -102,6 +102,8 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "value.formula_error": ("error", "「{column}」的公式「{value}」算出錯誤值 {detail}；請更正公式或改填數值。",
                             "{column}: the formula {value} gives the error {detail}; correct the formula or enter "
                             "the value."),
+    "value.error_value": ("error", "「{column}」的值是錯誤值 {value}；請更正後再寄回。",
+                          "{column} holds the error value {value}; correct it and send the file again."),
     "value.formula_computed": ("warning",
                                "有 {value} 個儲存格的公式沒有存下計算結果（例如 {detail}），已由本系統依公式代為計算"
                                "並據以檢核；建議用 Excel 開啟並存檔一次後再寄回。",

@@ -177,6 +177,32 @@ def test_formulas_without_a_saved_result_are_computed_or_named_never_required_or
     assert frame.loc[frame["_row"] == 7, "item"].item() == 1
 
 
+def test_excel_error_values_are_named_never_required(env: Env) -> None:
+    """A formula Excel computed to #DIV/0! (saved as such, t="e") and a typed #N/A: the reader sees both as empty; each
+    is named with its error at its cell, never 「必須填寫」."""
+    path = fill(env.issued[E], env.made / "errors.xlsx", [row("口罩採購", item=1, committed="=E7/0"),
+                                                          row("快篩試劑", item=2)])
+    sheet_part = "xl/worksheets/sheet1.xml"
+
+    def excel_saved(members: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+        def cached(xml: bytes) -> bytes:
+            xml = re.sub(rb'<c r="F7"([^>]*)><f>E7/0</f><v\s*/?>(?:</v>)?</c>',
+                         rb'<c r="F7"\1 t="e"><f>E7/0</f><v>#DIV/0!</v></c>', xml)
+            return re.sub(rb'<c r="F8"([^>]*?)(?: t="n")?><v>800000</v></c>', rb'<c r="F8"\1 t="e"><v>#N/A</v></c>',
+                          xml)
+        return [(n, cached(d) if n == sheet_part else d) for n, d in members]
+
+    mutant = _mutant(path, env.made / "errors-saved.xlsx", excel_saved)
+    with zipfile.ZipFile(mutant) as zf:
+        assert zf.read(sheet_part).count(b't="e"') == 2  # the file holds what Excel writes
+    done = env.cli("ingest", "--json", str(mutant))
+    [line] = json_lines(done.stdout)
+    assert (line["verdict"], triples(line["findings"])) == (
+        "rejected", [("value.formula_error", "F7", "error"), ("value.error_value", "F8", "error")])
+    assert "「=E7/0」算出錯誤值 #DIV/0!" in line["findings"][0]["message"]
+    assert "錯誤值 #N/A" in line["findings"][1]["message"]
+
+
 def _mutant(source: Path, out: Path, change: Any) -> Path:
     """A copy of a stamped workbook with its zip members rewritten by change(list of (name, bytes))."""
     with zipfile.ZipFile(source) as zf:

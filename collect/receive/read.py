@@ -990,27 +990,48 @@ _REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}
 def formulas_without_result(data: bytes, parts: dict[str, bytes]) -> dict[str, dict[str, str]]:
     """sheet name -> {A1 address: formula text} of the cells of an .xlsx/.xlsm that hold a formula but no saved
     result (a workbook written by a program, never opened in Excel): the reader sees them as empty."""
+    return {name: found for name, xml in _sheet_xml(data, parts) if b"<f" in xml and (found := _uncached(xml))}
+
+
+def error_values(data: bytes, parts: dict[str, bytes]) -> dict[str, dict[str, tuple[str, str]]]:
+    """sheet name -> {A1 address: (formula text or "", error value)} of the cells of an .xlsx/.xlsm that hold an Excel
+    error value (#DIV/0!, #N/A ...), computed by Excel or typed: the reader sees them as empty."""
+    return {name: found for name, xml in _sheet_xml(data, parts) if b"<v>#" in xml and (found := _errors(xml))}
+
+
+def _sheet_xml(data: bytes, parts: dict[str, bytes]) -> Iterator[tuple[str, bytes]]:
+    """(sheet name, its XML as the package check decompressed it) for each sheet of an .xlsx/.xlsm."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            names = {n.lower(): n for n in zf.namelist()}
-            if "xl/workbook.xml" not in names or "xl/_rels/workbook.xml.rels" not in names:
-                return {}
-            workbook = ElementTree.fromstring(zf.read(names["xl/workbook.xml"]))
-            rels = ElementTree.fromstring(zf.read(names["xl/_rels/workbook.xml.rels"]))
-    except (zipfile.BadZipFile, ElementTree.ParseError, KeyError, OSError, ValueError, zlib.error):
-        return {}
-    targets = {rel.get("Id"): (rel.get("Target") or "").lstrip("/") for rel in rels}
-    by_part = {p.lower(): content for p, content in parts.items()}
-    out: dict[str, dict[str, str]] = {}
-    for sheet in workbook.iter(f"{_MAIN_NS}sheet"):
-        target = targets.get(sheet.get(f"{_REL_NS}id"), "")
-        part = target if target.startswith("xl/") else f"xl/{target}"
-        xml = by_part.get(part.lower())
-        if xml is None or b"<f" not in xml:
+            members = _sheet_members(zf, zf.infolist())
+    except (zipfile.BadZipFile, ReadError, KeyError, OSError, ValueError, zlib.error):
+        return
+    for name, member in members.items():
+        xml = parts.get(member)
+        if xml is not None:
+            yield name, xml
+
+
+_ERROR_CELL = re.compile(rb"""\bt\s*=\s*["']e["']""")
+_ERROR_VALUE = re.compile(rb"<v>\s*(#[A-Z0-9/!?]{2,8})\s*</v>")
+
+
+def _errors(xml: bytes) -> dict[str, tuple[str, str]]:
+    """{address: (formula or "", error value)} of the cells in one sheet's XML of type "e"."""
+    out: dict[str, tuple[str, str]] = {}
+    for cell in _CELL.finditer(xml):
+        if cell.group(2) or not _ERROR_CELL.search(cell.group(1)):
             continue
-        found = _uncached(xml)
-        if found:
-            out[sheet.get("name") or ""] = found
+        end = _CELL_BODY_END.search(xml, cell.end())
+        if end is None:
+            break
+        body = xml[cell.end():end.start()]
+        value, ref = _ERROR_VALUE.search(body), _REF.search(cell.group(1))
+        if value is None or ref is None:
+            continue
+        formula = _FORMULA.search(body)
+        text = html.unescape((formula.group(1) or b"").decode("utf-8", "replace")) if formula else ""
+        out[ref.group(2).decode().upper()] = ("=" + text if text else "", value.group(1).decode("ascii"))
     return out
 
 

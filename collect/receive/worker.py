@@ -22,7 +22,7 @@ from collect.receive.annotate import annotate
 from collect.receive.convert import to_xlsx
 from collect.receive.formulas import Result, evaluate
 from collect.receive.identify import check_identity, check_stamp, describe, read_stamp
-from collect.receive.read import Book, ReadError, formulas_without_result, read_book
+from collect.receive.read import Book, ReadError, error_values, formulas_without_result, read_book
 from collect.receive.sandbox import Crashed, TimedOut, TooLarge
 from collect.receive.table import Grid, Table, causes_first, extract, place_read_findings
 from collect.receive.validate import ToCheck, validate_many
@@ -212,22 +212,25 @@ def listed(found: list[Finding], locale: str, limit: int = MAX_LISTED_PER_COLUMN
 
 
 def _compute_formulas(job: Job, book: Book, coll: Collection, table: Table) -> dict[str, tuple[str, Result]]:
-    """The table's input cells holding a formula with no saved result (the reader saw them empty), each computed
-    from the workbook's own cells where collect can; a computed value is put in the table before validation."""
+    """The table's input cells the reader saw empty though they are not: a formula with no saved result, computed
+    from the workbook's own cells where collect can (the value is put in the table before validation), and an Excel
+    error value (#DIV/0!), which Excel computed or the agency typed."""
     if book.kind not in ("xlsx", "xlsm"):
         return {}
     uncached = formulas_without_result(job.data, book.parts)
     in_sheet = uncached.get(table.sheet, {})
-    if not in_sheet:
+    errors = error_values(job.data, book.parts).get(table.sheet, {})
+    if not in_sheet and not errors:
         return {}
     where = {}
     for row in table.raw.index:
         for col in coll.inputs:
             ref = table.cell(col.key, int(row))
-            if ref in in_sheet:
+            if ref in in_sheet or ref in errors:
                 where[ref] = (int(row), col)
-    out = {}
-    for ref, result in evaluate(book, uncached, table.sheet, list(where)).items():
+    out = {ref: (where[ref][1].title, Result(formula, error=error)) for ref, (formula, error) in errors.items()
+           if ref in where}
+    for ref, result in evaluate(book, uncached, table.sheet, [r for r in where if r in in_sheet]).items():
         row, col = where[ref]
         if result.computed and not result.error:
             table.raw.at[row, col.key] = result.value
@@ -245,9 +248,12 @@ def _formulas_first(found: list[Finding], item: _Lifted, locale: str) -> list[Fi
     failed = {ref: pair for ref, pair in item.formulas.items() if pair[1].error or not pair[1].computed}
     kept = [f for f in found if not (f.sheet == sheet and f.cell in failed)]
     for ref, (title, result) in failed.items():
-        code, detail = ("value.formula_error", result.error) if result.error else ("value.formula_no_result",
-                                                                                   result.reason)
-        kept.append(F.make(code, locale, sheet=sheet, cell=ref, column=title, value=result.formula, detail=detail))
+        if result.error:
+            code, detail, value = ("value.formula_error" if result.formula else "value.error_value", result.error,
+                                   result.formula or result.error)
+        else:
+            code, detail, value = "value.formula_no_result", result.reason, result.formula
+        kept.append(F.make(code, locale, sheet=sheet, cell=ref, column=title, value=value, detail=detail))
     computed = [(ref, result) for ref, (_title, result) in item.formulas.items() if ref not in failed]
     if computed:
         ref, first = computed[0]
