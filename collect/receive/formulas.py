@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from collect.receive.read import Book, Sheet, column_number, parse_a1
+from collect.receive.read import Book, Sheet, a1, column_number, parse_a1
 
 MAX_FORMULA_CHARS = 8_192  # Excel's own limit
 MAX_TEXT_PER_FILE = 50_000  # characters of formulas compiled for one file
@@ -28,6 +28,7 @@ MAX_CELLS = 1_000_000  # cells fetched for ranges, for one file
 WHOLE_RANGE_CELLS = 10_000  # a larger range is cut at the sheet's last value
 MAX_DEPTH = 100  # uncached formulas reached one through another
 MAX_TEXT_RESULT = 32_767  # Excel's cell limit: a longer text is #VALUE!
+MAX_ROW, MAX_COL = 1_048_576, 16_384
 _REFUSED_FUNCTIONS = re.compile(r"(?i)\b(INDIRECT|OFFSET)\s*\(")
 _STRING = re.compile(r'"(?:[^"]|"")*"')
 _NO_ARG = re.compile(r"(?i)\b(ROW|COLUMN)\(\s*\)")
@@ -146,7 +147,7 @@ class Evaluator:
     def _cell(self, sheet: Sheet, row: int, col: int, depth: int) -> Any:
         import schedula
 
-        ref = _a1(row, col)
+        ref = a1(row, col)
         if ref in self.uncached.get(sheet.name, {}):
             result = self._result(sheet.name, ref, depth + 1)
             if not result.computed:
@@ -199,29 +200,22 @@ def _bounds(ref: str) -> tuple[int, int, int, int] | None:
     """(top, left, bottom, right) of a reference as the library names it: "E7", "E7:F9", "E:E", "7:7", and its
     short forms of ranges to the sheet's edge ("B1:" to XFD1048576, "B1:10" to XFD10, "B1:C" to C1048576)."""
     found = _REF.fullmatch(ref.upper())
-    if found is None or not ref:
+    if found is None:
         return None
     c1, r1, c2, r2 = found.groups()
     if ":" not in ref:
-        return (int(r1), column_number(c1), int(r1), column_number(c1)) if c1 and r1 else None
-    if not (c1 or r1) or (c1 is None and c2 is None and (r1 is None or r2 is None)):
+        box = (int(r1), column_number(c1), int(r1), column_number(c1)) if c1 and r1 else None
+    elif c1 and r1:
+        box = (int(r1), column_number(c1), int(r2) if r2 else MAX_ROW, column_number(c2) if c2 else MAX_COL)
+    elif c1 and c2 and not (r1 or r2):
+        box = (1, column_number(c1), MAX_ROW, column_number(c2))
+    elif r1 and r2 and not (c1 or c2):
+        box = (int(r1), 1, int(r2), MAX_COL)
+    else:
+        box = None
+    if box is None or not (1 <= box[0] <= box[2] <= MAX_ROW and 1 <= box[1] <= box[3] <= MAX_COL):
         return None
-    top, left = int(r1) if r1 else 1, column_number(c1) if c1 else 1
-    bottom = int(r2) if r2 else (top if c1 is None else 1_048_576)
-    right = column_number(c2) if c2 else (left if r1 is None else 16_384)
-    if r1 is None and c2 is None:  # "E:" is no reference
-        return None
-    if top > bottom or left > right or bottom > 1_048_576 or right > 16_384 or top < 1:
-        return None
-    return top, left, bottom, right
-
-
-def _a1(row: int, col: int) -> str:
-    letters = ""
-    while col:
-        col, rest = divmod(col - 1, 26)
-        letters = chr(65 + rest) + letters
-    return f"{letters}{row}"
+    return box
 
 
 def _excel_value(value: Any) -> Any:
