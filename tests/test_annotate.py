@@ -682,3 +682,22 @@ def test_summary_sheet_prints_one_page_wide_on_a4_landscape(annotated: tuple[byt
     assert ws.sheet_properties.pageSetUpPr.fitToPage
     assert (ws.page_setup.orientation, ws.page_setup.fitToWidth, ws.page_setup.fitToHeight) == ("landscape", 1, 0)
     assert str(ws.page_setup.paperSize) == "9"
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "openpyxl"])
+def test_a_long_message_gets_the_lines_it_needs(tmp_path: Path, fast: bool) -> None:
+    """Seen rendered: a 說明 longer than its column showed one line, cut at the page's edge (neither Excel nor
+    LibreOffice grows a row for wrapped text when it opens a written file). Its row is now as tall as its lines."""
+    data = returned_workbook(tmp_path / "return.xlsx")
+    short = make("value.required", sheet="填報表", cell="E7", column="核定經費")
+    long = make("value.choice", sheet="填報表", cell="C8", column="類別", value="不存在的類別" * 30,
+                detail="防疫、紓困、振興")
+    out = annotate(data, "xlsx", [short, long], title=TITLE, fast=fast)
+    assert made_by_fast_path(data, out) == fast
+    ws = openpyxl.load_workbook(io.BytesIO(out)).worksheets[0]
+    rows = {ws.cell(row=r, column=4).value: r for r in range(1, ws.max_row + 1)}
+    width = ws.column_dimensions["G"].width
+    lines = -(-sum(2 if ord(ch) > 0x2E7F else 1 for ch in long.message) // (width - 1))
+    assert lines >= 3
+    assert ws.row_dimensions[rows["C8"]].height >= lines * 15
+    assert ws.row_dimensions[rows["E7"]].height in (None, 15)  # one line: the sheet's default

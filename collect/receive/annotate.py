@@ -390,6 +390,28 @@ def _text_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
+_SUMMARY_CAPS = (6, 8, 24, 12, 24, 30, 70)  # the widest each column of the 檢核結果 sheet gets (說明 always this)
+_WRAPPED = range(4, 7)  # 欄位, 填寫值 and 說明 wrap
+_LINE_POINTS = 16.5  # the height of one line of the 11 pt body font, Chinese included
+
+
+def _summary_layout(rows: list[list[str | None]]) -> tuple[list[int], list[float | None]]:
+    """The 檢核結果 sheet's column widths, and each finding row's height (None: one line). A row is as tall as its
+    wrapped text needs: neither Excel nor LibreOffice grows a row for wrapped text when it opens a written file, so
+    a long 說明 showed one line, cut at the page's edge."""
+    widths = [_text_width(h) for h in HEADERS]
+    for values in rows:
+        widths = [max(w, _text_width(v or "")) for w, v in zip(widths, values, strict=True)]
+    shown = [cap if c == len(HEADERS) - 1 else min(max(width + 2, 6), cap)
+             for c, (width, cap) in enumerate(zip(widths, _SUMMARY_CAPS, strict=True))]
+    heights: list[float | None] = []
+    for values in rows:
+        lines = max(sum(max(1, math.ceil(_text_width(part) / max(shown[c] - 1, 1)))
+                        for part in (values[c] or "").split("\n")) for c in _WRAPPED)
+        heights.append(lines * _LINE_POINTS if lines > 1 else None)
+    return shown, heights
+
+
 # --- the 檢核結果 sheet ------------------------------------------------------------------------------------
 
 
@@ -430,31 +452,34 @@ def _write_summary(
     link_font = Font(color="FF0563C1", underline="single")
     wrap = Alignment(wrap_text=True, vertical="top")
     top = Alignment(vertical="top")
-    widths = [_text_width(h) for h in HEADERS]
-    for n, (f, t) in enumerate(rows, start=1):
+    table = [_summary_values(n, f, t) for n, (f, t) in enumerate(rows, start=1)]
+    widths, heights = _summary_layout(table)
+    for n, ((f, t), values, height) in enumerate(zip(rows, table, heights, strict=True), start=1):
         row = header_row + n
-        sheet_name = t.sheet if t is not None else f.sheet
-        values: list[str | None] = [
-            None, SEVERITY_LABEL.get(f.severity, f.severity), sheet_name, f.cell, f.column, f.value, f.message
-        ]
         ws.cell(row=row, column=1, value=n).alignment = top
         for c, text in enumerate(values[1:], start=2):
             cell = _text_cell(ws, row, c, text)
-            cell.alignment = wrap if c >= 5 else top
-            widths[c - 1] = max(widths[c - 1], _text_width(text or ""))
+            cell.alignment = wrap if c - 1 in _WRAPPED else top
+        if height is not None:
+            ws.row_dimensions[row].height = height
         ws.cell(row=row, column=2).fill = error_fill() if f.severity == "error" else warning_fill()
         if t is not None:
             link = ws.cell(row=row, column=4)
             link.hyperlink = Hyperlink(ref=link.coordinate, location=t.location, display=f.cell)
             link.font = link_font
-    caps = (6, 8, 24, 12, 24, 30, 70)
-    for c, (width, cap) in enumerate(zip(widths, caps, strict=True), start=1):
-        shown = cap if c == len(HEADERS) else min(max(width + 2, 6), cap)
-        ws.column_dimensions[get_column_letter(c)].width = shown
+    for c, width in enumerate(widths, start=1):
+        ws.column_dimensions[get_column_letter(c)].width = width
     ws.freeze_panes = ws.cell(row=header_row + 1, column=1)
     if rows:
         ws.auto_filter.ref = f"A{header_row}:{get_column_letter(len(HEADERS))}{header_row + len(rows)}"
     _make_active_first(wb, ws)
+
+
+def _summary_values(n: int, f: Finding, t: _Target | None) -> list[str | None]:
+    """One finding's row of the 檢核結果 sheet, as text: 序號, 嚴重度, 工作表, 儲存格, 欄位, 填寫值, 說明."""
+    sheet_name = t.sheet if t is not None else f.sheet
+    return [str(n), SEVERITY_LABEL.get(f.severity, f.severity), sheet_name, f.cell, f.column,
+            None if f.value is None else str(f.value), f.message]
 
 
 def _make_active_first(wb: openpyxl.Workbook, ws: Worksheet) -> None:
@@ -1333,30 +1358,25 @@ def _summary_sheet_xml(
     out.append(f'<row r="{header_row}">' + "".join(
         text(f"{col}{header_row}", name, s_header) for col, name in zip(letters, HEADERS, strict=True)
     ) + "</row>")
-    widths = [_text_width(h) for h in HEADERS]
     links: list[str] = []
-    for n, (f, t) in enumerate(rows, start=1):
+    table = [_summary_values(n, f, t) for n, (f, t) in enumerate(rows, start=1)]
+    shown, heights = _summary_layout(table)
+    for n, ((f, t), values, height) in enumerate(zip(rows, table, heights, strict=True), start=1):
         row = header_row + n
-        sheet_name = t.sheet if t is not None else f.sheet
-        values: list[str | None] = [SEVERITY_LABEL.get(f.severity, f.severity), sheet_name, f.cell, f.column,
-                                    None if f.value is None else str(f.value), f.message]
         cells = [f'<c r="A{row}" s="{s_top}"><v>{n}</v></c>']
-        for c, value in enumerate(values, start=2):
+        for c, value in enumerate(values[1:], start=2):
             if c == 2:
                 style = s_sev["error" if f.severity == "error" else "warning"]
             elif c == 4 and t is not None:
                 style = s_link
             else:
-                style = s_wrap if c >= 5 else s_top
+                style = s_wrap if c - 1 in _WRAPPED else s_top
             cells.append(text(f"{letters[c - 1]}{row}", value, style))
-            widths[c - 1] = max(widths[c - 1], _text_width(value or ""))
-        out.append(f'<row r="{row}">{"".join(cells)}</row>')
+        tall = f' ht="{height:g}" customHeight="1"' if height is not None else ""
+        out.append(f'<row r="{row}"{tall}>{"".join(cells)}</row>')
         if t is not None:
             location, display = _esc_attr(t.location), _esc_attr(f.cell or "")
             links.append(f'<hyperlink ref="D{row}" location="{location}" display="{display}"/>')
-    caps = (6, 8, 24, 12, 24, 30, 70)
-    shown = [cap if c == len(HEADERS) else min(max(width + 2, 6), cap)
-             for c, (width, cap) in enumerate(zip(widths, caps, strict=True), start=1)]
     cols = "".join(f'<col min="{c}" max="{c}" width="{w}" customWidth="1"/>' for c, w in enumerate(shown, start=1))
     last = header_row + len(rows)
     top = f"A{header_row + 1}"
