@@ -37,6 +37,7 @@ class Printed:
     workbooks: list[Path]  # the master first, then one supervising agency's
     pages: dict[str, list[Page]]  # workbook file name -> its printed pages
     pdfs: list[Path]
+    issued: Path  # the PDF of one agency's issued workbook, as the agency prints the form
 
 
 def poppler(tool: str) -> str:
@@ -46,19 +47,24 @@ def poppler(tool: str) -> str:
     return found
 
 
-def pages_of(pdf: Path) -> list[Page]:
+def printed_pages(pdf: Path) -> list[tuple[tuple[int, int], str]]:
+    """Each page's size in points and its text."""
     info = subprocess.run([poppler("pdfinfo"), "-f", "1", "-l", "9999", str(pdf)], capture_output=True, text=True,
                           check=True).stdout
     sizes = [(round(float(w)), round(float(h)))
              for w, h in re.findall(r"Page +\d+ size: +([\d.]+) x ([\d.]+) pts", info)]
     text = subprocess.run([poppler("pdftotext"), "-layout", str(pdf), "-"], capture_output=True, text=True,
                           check=True).stdout
-    texts = text.split("\f")[:len(sizes)]
+    return list(zip(sizes, text.split("\f")[:len(sizes)], strict=True))
+
+
+def pages_of(pdf: Path) -> list[Page]:
+    pages = printed_pages(pdf)
     out = []
-    for n, (size, page) in enumerate(zip(sizes, texts, strict=True), start=1):
+    for n, (size, page) in enumerate(pages, start=1):
         # The footer's line (LibreOffice also writes the text of a chart clipped off a page, after it).
         footer = next((line.strip() for line in page.splitlines() if "製表時間" in line and "頁" in line), "")
-        assert "製表時間：115/11/27 17:00" in footer and f"第 {n} 頁，共 {len(sizes)} 頁" in footer, footer
+        assert "製表時間：115/11/27 17:00" in footer and f"第 {n} 頁，共 {len(pages)} 頁" in footer, footer
         out.append(Page(n, footer.split()[-1], size, page))
     return out
 
@@ -74,8 +80,10 @@ def printed(tmp_path_factory: pytest.TempPathFactory) -> Printed:
     report = demo.outputs["master"].parent
     education = next(report.glob("*-臺北市政府教育局.xlsx"))
     workbooks = [demo.outputs["master"], education]
-    pdfs = convert(workbooks, "pdf", tmp_path_factory.mktemp("pdf"))  # one LibreOffice run for the module
-    return Printed(demo, workbooks, {wb.name: pages_of(pdf) for wb, pdf in zip(workbooks, pdfs, strict=True)}, pdfs)
+    issued = min(demo.workspace.glob("outbox/*/*/issued/*.xlsx"))
+    *pdfs, form = convert([*workbooks, issued], "pdf", tmp_path_factory.mktemp("pdf"))  # one LibreOffice run
+    return Printed(demo, workbooks, {wb.name: pages_of(pdf) for wb, pdf in zip(workbooks, pdfs, strict=True)}, pdfs,
+                   form)
 
 
 def test_the_summary_sheet_prints_on_two_a4_pages_with_the_chart_whole_on_the_second(printed: Printed) -> None:
@@ -171,3 +179,12 @@ def test_no_nan_none_or_nat_anywhere_a_person_reads(printed: Printed) -> None:
         for part in msg.walk():
             if part.get_content_type() in ("text/plain", "text/html"):
                 assert not re.search(r"\b(nan|None|NaT)\b", part.get_content()), eml.name
+
+
+def test_the_issued_form_prints_one_page_wide_with_its_header_on_every_page(printed: Printed) -> None:
+    """Seen rendered: the issued covid19 workbook printed on 15 portrait pages, four columns to a page, 機關名稱 cut
+    and the header on the first page only. Now: A4 landscape, every column on each page, the header repeated."""
+    sizes, pages = zip(*printed_pages(printed.issued), strict=True)
+    assert set(sizes) == {A4_LANDSCAPE} and 2 <= len(pages) <= 6  # 200 input rows
+    assert all("計畫名稱" in page and "備註" in page for page in pages)  # the first column title and the last
+    assert "機關名稱" in pages[0] and re.search(r"臺北市\S+(區公所|局|處|會|院|館|所|隊|中心)", pages[0])
