@@ -35,6 +35,9 @@ _.paperSize  # openpyxl PrintPageSetup (the 檢核結果 sheet prints on A4 land
 _.orientation
 _.fitToWidth
 _.fitToHeight
+_.print_title_rows  # openpyxl Worksheet: a default template's header row repeated on every printed page
+_.horizontalCentered  # openpyxl PrintOptions
+_.page_margins  # openpyxl Worksheet
 _.compress_type  # zipfile.ZipInfo: how each part is compressed
 
 # -- dead, in another engineer's files this round: reported to the owner, who deletes or uses it -----------------
