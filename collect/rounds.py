@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
 from collect.errors import CollectionError
 
@@ -89,6 +90,11 @@ def roc_round_label(round_id: str) -> str:
     if kind == "session":
         return f"{roc}年第{n}次審議"
     return f"{roc}年度"
+
+
+def roc_deadline(info: dict[str, Any] | None) -> str:
+    """A round's deadline as the ledger records it (Ledger.round_info), as an ROC date; "" for no such round."""
+    return roc_date(datetime.fromisoformat(info["deadline"])) if info else ""
 
 
 def roc_date(d: date | datetime) -> str:

@@ -188,3 +188,19 @@ def test_the_issued_form_prints_one_page_wide_with_its_header_on_every_page(prin
     assert set(sizes) == {A4_LANDSCAPE} and 2 <= len(pages) <= 6  # 200 input rows
     assert all("計畫名稱" in page and "備註" in page for page in pages)  # the first column title and the last
     assert "機關名稱" in pages[0] and re.search(r"臺北市\S+(區公所|局|處|會|院|館|所|隊|中心)", pages[0])
+
+
+def test_the_consolidated_form_says_whose_figures_it_adds_up(printed: Printed) -> None:
+    """Seen: the 彙整表's identity block printed empty (機關代碼, 機關名稱, 主管機關, 填報期間, 截止日期: the cells an
+    agency fills in). The city's form and a supervising agency's say whose returns they add up, the period and the
+    deadline."""
+    city, education = (printed.pages[wb.name] for wb in printed.workbooks)
+    first = {name: next(p.text for p in pages if p.sheet == "彙整表") for name, pages in
+             (("city", city), ("education", education))}
+    assert re.search(r"全市彙整（\d+ 個機關）", first["city"]) and "（全部主管機關）" in first["city"]
+    assert re.search(r"臺北市政府教育局所屬機關彙整（\d+ 個機關）", first["education"])
+    for text in first.values():
+        assert "115年10月" in text and re.search(r"截止日期\s+\d{3}/\d{2}/\d{2}", text), text[:400]
+    # 項次 numbers the consolidated form's rows 1, 2, 3 ... (each agency's own numbers stay in 明細)
+    items = [int(m) for m in re.findall(r"^\s*(\d+)\s+\S", next(p.text for p in city if p.sheet == "彙整表"), re.M)]
+    assert items[:30] == list(range(1, 31))

@@ -17,7 +17,7 @@ from collect.ledger import SubmissionRow, parse_time
 from collect.mail.compose import OutgoingAttachment, compose
 from collect.mail.notify import domain_of, render
 from collect.mail.outbox import Transport, deliver
-from collect.rounds import parse_round, roc_date, roc_round_label
+from collect.rounds import parse_round, roc_deadline, roc_round_label
 from collect.states import Verdict
 from collect.workspace import Context
 
@@ -204,10 +204,9 @@ def _tell_returned(ctx: Context, cid: str, round_id: str, supervisor: str, unit_
         attachment = OutgoingAttachment(Path(unit_sub.annotated_path).name, Path(unit_sub.annotated_path).read_bytes())
     else:
         attachment = OutgoingAttachment(unit_sub.file_name, ctx.archive.get(unit_sub.sha256))
-    info = ctx.ledger.round_info(cid, round_id)
     values = dict(agency_name=unit.name, supervisor_name=sup.name, collection_title=coll.title,
                   round_label=roc_round_label(round_id), receipt=unit_sub.receipt, reason=reason,
-                  deadline=roc_date(datetime.fromisoformat(info["deadline"]).date()) if info else "",
+                  deadline=roc_deadline(ctx.ledger.round_info(cid, round_id)),
                   office=settings.office)
     msg = compose(sender=settings.sender, sender_name=settings.office, to=list(unit.emails), cc=list(sup.emails),
                   subject=f"【主管機關退回】{coll.title}（{roc_round_label(round_id)}）：{unit.name}",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from collect.mail.outbox import Transport, deliver
 from collect.mail.settings import MailConfig
 from collect.receive.sandbox import DEFAULT_PRELOAD, Sandbox
 from collect.receive.worker import Examination, Job, Known, as_examination, examine_batch
-from collect.rounds import previous_round, roc_date, roc_round_label
+from collect.rounds import previous_round, roc_deadline, roc_round_label
 from collect.states import Stage, Verdict
 from collect.workspace import Context
 
@@ -376,11 +375,7 @@ class Ingestor:
                 coll = ctx.collection(cid)
             except CollectionError:
                 coll = None
-        deadline = ""
-        if coll and round_id:
-            info = ctx.ledger.round_info(coll.id, round_id)
-            if info:
-                deadline = roc_date(datetime.fromisoformat(info["deadline"]).date())
+        deadline = roc_deadline(ctx.ledger.round_info(coll.id, round_id)) if coll and round_id else ""
         return Known(coll.title if coll else "", deadline, reg_agency.name if reg_agency else "",
                      tuple(reg_agency.emails) if reg_agency else ())
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -26,7 +25,7 @@ from collect.receive.read import Book, ReadError, error_values, formulas_without
 from collect.receive.sandbox import Crashed, TimedOut, TooLarge
 from collect.receive.table import Grid, Table, causes_first, extract, place_read_findings
 from collect.receive.validate import ToCheck, validate_many
-from collect.rounds import previous_round, roc_date, roc_round_label
+from collect.rounds import previous_round, roc_deadline, roc_round_label
 from collect.states import Verdict
 from collect.workspace import Context
 
@@ -290,7 +289,7 @@ def _identify(ctx: Context, book: Book, ident: Any, sender: str | None,
                 None)
     coll = ctx.collection(stamp.collection)  # broken rules are the office's failure: raised, never a verdict
     info = ctx.ledger.round_info(coll.id, stamp.round)
-    deadline = roc_date(datetime.fromisoformat(info["deadline"]).date()) if info else ""
+    deadline = roc_deadline(info)
     agency = ctx.registry.get(stamp.agency)
     if agency is None:
         return (Verdict.UNIDENTIFIED, [F.make("stamp.unknown_agency", locale, value=stamp.agency)], coll,

@@ -24,7 +24,14 @@ from openpyxl.utils.cell import coordinate_to_tuple
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
-from collect.forms.spec import Collection
+from collect.forms.spec import (
+    NAME_AGENCY_CODE,
+    NAME_AGENCY_NAME,
+    NAME_DEADLINE,
+    NAME_PERIOD,
+    NAME_SUPERVISOR,
+    Collection,
+)
 from collect.xlsx.cells import Merges, bordered
 
 SHEET = "彙整表"
@@ -121,15 +128,31 @@ class _Style:
         return self.made[key]
 
 
-def sheet_writer(coll: Collection, rows: pd.DataFrame) -> Callable[[xlsxwriter.Workbook, str | None, str], None]:
-    """The report's extra-sheet hook: a 彙整表 sheet for the city (None) or one supervising agency (its code)."""
+def sheet_writer(coll: Collection, rows: pd.DataFrame, period: str = "",
+                 deadline: str = "") -> Callable[[xlsxwriter.Workbook, str | None, str], None]:
+    """The report's extra-sheet hook: a 彙整表 sheet for the city (None) or one supervising agency (its code); the
+    form's identity block says whose consolidation it is, for which period and deadline."""
     template = _Template.read(coll.template_path, coll)
 
     def write(wb: xlsxwriter.Workbook, supervisor: str | None, footer: str) -> None:
         mine = rows if supervisor is None else rows[rows["supervisor"].astype(str) == supervisor]
-        template.write(wb, coll, mine, footer)
+        template.write(wb, coll, mine, footer, identity(supervisor, mine, period, deadline))
 
     return write
+
+
+def identity(supervisor: str | None, rows: pd.DataFrame, period: str, deadline: str) -> dict[str, str]:
+    """What the form's identity cells show on a consolidated form (defined name -> text): the agencies it adds up,
+    never the empty cells an agency fills in."""
+    count = rows["agency"].nunique() if "agency" in rows else 0
+    if supervisor is None:
+        code, name, over = "（全市）", f"全市彙整（{count:,} 個機關）", "（全部主管機關）"
+    else:
+        names = rows["supervisor_name"].dropna().astype(str) if "supervisor_name" in rows else pd.Series([])
+        over = names.iloc[0] if len(names) else supervisor
+        code, name = supervisor, f"{over}所屬機關彙整（{count:,} 個機關）"
+    return {NAME_AGENCY_CODE: code, NAME_AGENCY_NAME: name, NAME_SUPERVISOR: over, NAME_PERIOD: period,
+            NAME_DEADLINE: deadline}
 
 
 @dataclass
@@ -153,12 +176,14 @@ class _Template:
         return cls(ws, Merges.of(ws), max(last_row, coll.layout.data_last_row, *coll.layout.total_rows),
                    min(last_col, 200))
 
-    def write(self, wb: xlsxwriter.Workbook, coll: Collection, rows: pd.DataFrame, footer: str) -> None:
+    def write(self, wb: xlsxwriter.Workbook, coll: Collection, rows: pd.DataFrame, footer: str,
+              shown: dict[str, str]) -> None:
         lay = coll.layout
         assert lay is not None
         out = wb.add_worksheet(SHEET)
         style = _Style(wb, {})
-        values: dict[tuple[int, int], Any] = {}  # (template row, col) -> the value to show
+        values: dict[tuple[int, int], Any] = {  # (template row, col) -> the value to show
+            coordinate_to_tuple(ref): shown[name] for name, ref in lay.identity.items() if shown.get(name)}
         extra = 0  # a list with more accepted rows than the form has: the rows below move down
         first_data = lay.data_first_row
         if lay.cells:
@@ -269,9 +294,10 @@ class _Template:
         count = max(len(listed), len(lay.data_rows))
         key_at = {v: k for k, v in letters.items()}
         cols = [(c, key_at.get(c), self.ws.cell(sample_row, c)) for c in range(1, self.max_col + 1)]
+        ordinal = {c.key for c in coll.columns if c.ordinal}  # 項次 numbers the rows of this form, not an agency's
         for i in range(count):
             r = first + i
-            rec = listed[i] if i < len(listed) else {}
+            rec = {**listed[i], **dict.fromkeys(ordinal, i + 1)} if i < len(listed) else {}
             for c, key, look in cols:
                 self._put(out, style, r, c, _cell_value(rec.get(key)) if key else None, look)
 

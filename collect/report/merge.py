@@ -20,7 +20,7 @@ from collect.forms.spec import Collection
 from collect.ledger import SubmissionRow
 from collect.report.consolidated import sheet_writer
 from collect.report.workbooks import ReportColumn, ReportInput, rate_of
-from collect.rounds import TAIPEI, roc_round_label
+from collect.rounds import TAIPEI, roc_deadline, roc_round_label
 from collect.workspace import Context
 
 
@@ -114,7 +114,9 @@ def merge(ctx: Context, cid: str, round_id: str, now: datetime | None = None) ->
         collection_id=cid, collection_title=coll.title, round_id=round_id, round_label=roc_round_label(round_id),
         generated_at=(now or datetime.now(UTC)).astimezone(TAIPEI),  # managers read Taipei time
         columns=report_columns(coll), rows=rows, agencies=agencies, findings=findings,
-        rate=rate, extra_sheets=sheet_writer(coll, rows) if coll.layout is not None else None,
+        rate=rate, extra_sheets=sheet_writer(coll, rows, roc_round_label(round_id),
+                                                roc_deadline(ctx.ledger.round_info(cid, round_id)))
+        if coll.layout is not None else None,
     )
     return Merged(st, report)
 
