@@ -226,8 +226,13 @@ class _Template:
             self._list_rows(out, style, coll, listed, sample_row, letters, first_data)
             self._total_rows(out, style, coll, rows, letters, target)
             if len(rows) > len(listed):
-                out.write_string(target[self.max_row], 0, f"本表列出前 {len(listed):,} 列（共 {len(rows):,} 列），"
-                                 f"合計含全部各列；完整資料見「明細」工作表及 Parquet/CSV 檔。")
+                note = (f"本表列出前 {len(listed):,} 列（共 {len(rows):,} 列），合計含全部各列；完整資料見「明細」"
+                        f"工作表及 Parquet/CSV 檔，各列所屬機關亦見「明細」（順序相同）。")
+            else:
+                note = f"本表共 {len(rows):,} 列，各列所屬機關見「明細」工作表（順序相同）。"
+            # below everything written: the form's last row (moved down) and the last listed row
+            last = max(target[self.max_row], first_data + max(len(listed), len(lay.data_rows)) - 1)
+            out.write_string(last + 1, 0, note)  # 0-based: one blank row between
         for (r1, c1, r2, c2) in self.merges.extent.values():
             if not lay.cells and (r1 in data_rows or r2 in data_rows):
                 continue
