@@ -12,6 +12,7 @@ import smtplib
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -387,3 +388,27 @@ def configure(root: Path, server: MailServer, *, user: str = "collect@example.te
     text = path.read_text(encoding="utf-8")
     text = re.sub(r"(?ms)^\[mail\]\n.*?(?=^\[|\Z)", "\n".join(lines) + "\n\n", text)
     path.write_text(text, encoding="utf-8")
+
+
+def start_watcher(root: Path, log: Path, interval: float | None = 0.2) -> subprocess.Popen[bytes]:
+    """`collect watch` as a real process, as a user starts it, on its workspace's own settings and ledger, polling
+    every `interval` seconds (None: the workspace's [mail] poll_seconds); its output appended to `log`."""
+    from conftest import SECRET
+
+    env = {**os.environ, "COLLECT_SECRET": SECRET, "COLLECT_MAIL_PASSWORD": PASSWORD}
+    for name in ("COLLECT_WORKSPACE", "COLLECT_LEDGER"):
+        env.pop(name, None)
+    with open(log, "ab") as fh:
+        poll = () if interval is None else ("--interval", str(interval))
+        return subprocess.Popen([sys.executable, "-m", "collect", "--workspace", str(root), "watch", *poll],
+                                stdout=fh, stderr=fh, env=env)
+
+
+def wait_for(predicate: Any, timeout: float, what: str, every: float = 0.05) -> None:
+    """Return once predicate() holds, looking every `every` seconds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import smtplib
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 from conftest import SECRET, run_cli
 from ingest_util import acct, agency_mail, fill, rows
-from mailserver import PASSWORD, MailServer, configure
+from mailserver import PASSWORD, MailServer, configure, start_watcher, wait_for
 
 from collect.errors import MailError
 from collect.findings import CATALOGUE, make
@@ -260,11 +259,9 @@ def test_a_burst_is_answered_without_waiting_for_a_poll(env: Env) -> None:
     env.configure(me, poll_seconds=600)
     books = [fill(env.issued, env.made / f"burst{n}.xlsx", rows(1, prefix=f"第{n}批")) for n in range(BURST)]
     log = env.made / "burst.log"
-    cmd = [sys.executable, "-m", "collect", "--workspace", str(env.root), "watch"]
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=fh, env={**_env(), "COLLECT_MAIL_PASSWORD": PASSWORD})
+    proc = start_watcher(env.root, log, interval=None)  # the workspace's 10-minute poll
     try:
-        _wait(lambda: "watching" in log.read_text(errors="replace"), 60, "the watcher to start")
+        wait_for(lambda: "watching" in log.read_text(errors="replace"), 60, "the watcher to start")
         time.sleep(1.0)  # idling now
         mids = []
         started = time.monotonic()
@@ -272,27 +269,10 @@ def test_a_burst_is_answered_without_waiting_for_a_poll(env: Env) -> None:
             raw, mid = agency_mail(acct(AGENCY), [book], to=me)
             env.server.send(raw, acct(AGENCY), [me])
             mids.append(mid)
-        _wait(lambda: all(env.replies_to(m) for m in mids), 120, "a receipt for every message of the burst")
+        wait_for(lambda: all(env.replies_to(m) for m in mids), 120, "a receipt for every message of the burst")
         took = time.monotonic() - started
     finally:
         proc.terminate()
         proc.wait(30)
     assert took < 120 and env.server.raw_messages(me) == []
     assert len(env.server.raw_messages(me, "collect/processed")) == BURST
-
-
-def _env() -> dict[str, str]:
-    import os
-
-    full = {**os.environ, "COLLECT_SECRET": SECRET}
-    full.pop("COLLECT_WORKSPACE", None)
-    return full
-
-
-def _wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")

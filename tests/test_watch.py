@@ -14,12 +14,11 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import SECRET
 from ingest_util import acct, agency_mail, fill, row, rows
-from mailserver import PASSWORD, MailServer, configure
+from mailserver import PASSWORD, MailServer, configure, start_watcher, wait_for
 
 from collect.forms.issuing import issue
 from collect.ledger import messages, submissions
@@ -42,22 +41,6 @@ def _mail_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLLECT_MAIL_PASSWORD", PASSWORD)
 
 
-def start_watcher(root: Path, log: Path, interval: float = 0.2) -> subprocess.Popen[bytes]:
-    """The watcher as a real process: `collect watch`, as a user starts it."""
-    env = {**os.environ, "COLLECT_SECRET": SECRET, "COLLECT_MAIL_PASSWORD": PASSWORD}
-    env.pop("COLLECT_WORKSPACE", None)
-    with open(log, "ab") as fh:
-        return subprocess.Popen([sys.executable, "-m", "collect", "--workspace", str(root), "watch",
-                                 "--interval", str(interval)], stdout=fh, stderr=fh, env=env)
-
-
-def wait_for(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # -- the lock and clean stops ---------------------------------------------------------------------------------------

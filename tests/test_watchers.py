@@ -11,8 +11,6 @@ import os
 import random
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -21,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SECRET
 from ingest_util import acct, agency_mail, fill, row, rows
-from mailserver import PASSWORD, MailServer, configure
+from mailserver import MailServer, configure, start_watcher, wait_for
 
 from collect.forms.issuing import issue
 from collect.ledger import messages, submissions
@@ -61,22 +58,6 @@ def office(base: Path, server: MailServer, ledger_url: str, me: str) -> list[Pat
     return roots
 
 
-def start_watcher(root: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "COLLECT_SECRET": SECRET, "COLLECT_MAIL_PASSWORD": PASSWORD}
-    env.pop("COLLECT_WORKSPACE", None)
-    env.pop("COLLECT_LEDGER", None)
-    with open(log, "ab") as fh:
-        return subprocess.Popen([sys.executable, "-m", "collect", "--workspace", str(root), "watch",
-                                 "--interval", "0.2"], stdout=fh, stderr=fh, env=env)
-
-
-def wait_for(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def returns(root: Path, made: Path) -> dict[str, list[Path]]:
@@ -147,7 +128,7 @@ def test_two_watchers_1000_messages_three_sigkills_and_a_database_restart(
         # three SIGKILLs of watcher A at random moments while mail flows, and one restart of PostgreSQL between them
         for k in range(KILLS):
             goal = (k + 1) * MESSAGES // (KILLS + 2)
-            wait_for(lambda goal=goal: ledger_counts(b)[0] >= goal, BOUND, f"{goal} messages processed")
+            wait_for(lambda goal=goal: ledger_counts(b)[0] >= goal, BOUND, f"{goal} messages processed", every=0.5)
             time.sleep(rng.uniform(0.0, 0.5))
             watcher_a.kill()
             watcher_a.wait(10)
@@ -164,7 +145,7 @@ def test_two_watchers_1000_messages_three_sigkills_and_a_database_restart(
             return done >= MESSAGES and queued == 0 and server.raw_messages(me) == []
 
         try:
-            wait_for(finished, BOUND, "both watchers to empty INBOX")
+            wait_for(finished, BOUND, "both watchers to empty INBOX", every=0.5)
         except AssertionError as exc:
             tails = [" | ".join(p.read_text(errors="replace").splitlines()[-6:]) for p in (log_a, log_b)]
             raise AssertionError(f"{exc}; {ledger_counts(b)}; logs: {tails}") from None
@@ -245,7 +226,8 @@ def test_throughput_of_one_watcher_and_of_two(server: MailServer, pg_server: Any
     started = time.monotonic()
     procs = [start_watcher(root, tmp_path / f"w{i}.log") for i, root in enumerate(roots[:watchers])]
     try:
-        wait_for(lambda: ledger_counts(roots[0])[0] >= n and server.raw_messages(me) == [], 600, "INBOX empty")
+        wait_for(lambda: ledger_counts(roots[0])[0] >= n and server.raw_messages(me) == [], 600, "INBOX empty",
+                 every=0.5)
         seconds = time.monotonic() - started
     finally:
         for p in procs:
