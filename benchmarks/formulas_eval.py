@@ -19,7 +19,7 @@ from typing import Any
 import openpyxl
 
 from collect.receive.formulas import evaluate
-from collect.receive.read import formulas_without_result, read_book
+from collect.receive.read import read_book, unread_cells
 
 ROWS = 200
 
@@ -69,7 +69,7 @@ def ours(data: bytes, refs: list[str] | None = None) -> tuple[float, dict[str, A
     """Seconds to read the file and compute the formulas at refs (all of the sheet's when None), and the outcomes."""
     start = time.perf_counter()
     book = read_book(data)
-    uncached = formulas_without_result(data, book.parts)
+    uncached = unread_cells(book).formulas
     wanted = refs if refs is not None else list(uncached.get("填報表", {}))
     results = evaluate(book, uncached, "填報表", wanted)
     seconds = time.perf_counter() - start

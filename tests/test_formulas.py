@@ -13,7 +13,7 @@ import pytest
 
 from collect.receive import formulas
 from collect.receive.formulas import Result, evaluate
-from collect.receive.read import formulas_without_result, read_book
+from collect.receive.read import read_book, unread_cells
 
 
 def book_of(cells: dict[str, Any], other: dict[str, Any] | None = None) -> bytes:
@@ -34,7 +34,7 @@ def book_of(cells: dict[str, Any], other: dict[str, Any] | None = None) -> bytes
 
 def results(data: bytes, *refs: str) -> dict[str, Result]:
     book = read_book(data)
-    return evaluate(book, formulas_without_result(data, book.parts), "填報表", list(refs))
+    return evaluate(book, unread_cells(book).formulas, "填報表", list(refs))
 
 
 def shown(result: Result) -> Any:

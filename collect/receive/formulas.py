@@ -60,7 +60,7 @@ class Evaluator:
     """Computes the uncached formulas of one read workbook; each at most once."""
 
     book: Book
-    uncached: dict[str, dict[str, str]]  # sheet -> {A1: formula}, from read.formulas_without_result
+    uncached: dict[str, dict[str, str]]  # sheet -> {A1: formula}, from read.unread_cells
     done: dict[tuple[str, str], Result] = field(default_factory=dict)
     _active: set[tuple[str, str]] = field(default_factory=set)
     _text: int = 0

@@ -121,6 +121,7 @@ class Book:
     # what reading found in single cells (xlsx/xlsm): a value that could not be read, taken as blank so that the rest
     # of its sheet could be ("value.malformed", an error until the worker knows whether the cell is an input cell)
     findings: list[Finding] = field(default_factory=list)
+    members: dict[str, str] = field(default_factory=dict)  # sheet name -> its part in `parts` (xlsx/xlsm)
 
     def sheet(self, name: str) -> Sheet | None:
         return next((s for s in self.sheets if s.name == name), None)
@@ -381,9 +382,9 @@ def _mb(n: float) -> str:
     return f"{n / 1_000_000:,.1f} MB"
 
 
-def _check_package(zf: zipfile.ZipFile, kind: str, limits: ReadLimits) -> dict[str, bytes]:
+def _check_package(zf: zipfile.ZipFile, kind: str, limits: ReadLimits) -> tuple[dict[str, bytes], dict[str, str]]:
     """Refuse zip bombs, XML entity tricks and absurd sheet extents before any reader parses the package; the
-    content of the parts scanned for cells, by name."""
+    content of the parts scanned for cells, by name, and each sheet's part (xlsx/xlsm), by sheet name."""
     infos = zf.infolist()
     if len(infos) > MAX_MEMBERS:
         raise ReadError("file.suspicious", f"壓縮檔內含 {len(infos):,} 個項目")
@@ -433,7 +434,7 @@ def _check_package(zf: zipfile.ZipFile, kind: str, limits: ReadLimits) -> dict[s
         raise ReadError("file.too_large", f"共 {cells:,} 個儲存格")
     if kind in ("xlsx", "xlsm"):
         _check_shared_strings(zf, infos, parts, {part: name for name, part in sheets.items()}, limits)
-    return parts
+    return parts, sheets
 
 
 # A cell reference beyond column ZZ or row 9,999 (any attribute ending in r= counts: a false alarm only costs the
@@ -504,6 +505,8 @@ def _value_extent(xml: bytes) -> tuple[int, int, int, int] | None:
 
 
 _REL_NAMES = ("xl/_rels/workbook.xml.rels",)
+_MAIN_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _SI = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?si(?=[\s/>])")
 _S_CELL = re.compile(rb'<(?:[A-Za-z_][\w.-]*:)?c\s[^>]*?(?<![\w:.-])t\s*=\s*["\']s["\'][^>]*>\s*'
                      rb'(?:<(?:[A-Za-z_][\w.-]*:)?f\b[^>]*?(?:/>|>.*?</(?:[A-Za-z_][\w.-]*:)?f>)\s*)?'
@@ -724,18 +727,19 @@ def _read_book(data: bytes, limits: ReadLimits) -> Book:
         raise ReadError("file.reader_failed", found.detail)
     properties: dict[str, str] = {}
     parts: dict[str, bytes] = {}
+    members: dict[str, str] = {}
     repair: _Repairer | None = None
     if found.kind in ZIP_KINDS:
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                parts = _check_package(zf, found.kind, limits)
+                parts, members = _check_package(zf, found.kind, limits)
                 properties = _properties(zf, found.kind)
                 if found.kind in ("xlsx", "xlsm"):
-                    repair = _Repairer(data, _sheet_members(zf, zf.infolist()), parts)
+                    repair = _Repairer(data, members, parts)
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
             raise ReadError("file.corrupt", "ZIP 結構損毀") from exc
     sheets = _read_sheets(data, limits, repair)
-    return Book(found.kind, properties, sheets, parts, repair.findings if repair else [])
+    return Book(found.kind, properties, sheets, parts, repair.findings if repair else [], members)
 
 
 def _read_sheets(data: bytes, limits: ReadLimits, repair: _Repairer | None = None) -> list[Sheet]:
@@ -977,67 +981,47 @@ def _reader_error(exc: BaseException) -> ReadError:
     return ReadError("file.reader_failed", f"{type(exc).__name__}: {message}")
 
 
-# --- formulas without a saved result -----------------------------------------------------------------------------
+# --- cells the reader sees as empty: formulas without a saved result, Excel error values ----------------------------
 _CELL = re.compile(rb"<c\b([^>]*?)(/?)>")
 _CELL_BODY_END = re.compile(rb"</c>")
 _REF = re.compile(rb"""\br\s*=\s*(["'])([A-Za-z]{1,3}[0-9]{1,7})\1""")
 _FORMULA = re.compile(rb"<f\b[^>]*?(?:/>|>(.*?)</f>)", re.S)
 _VALUE = re.compile(rb"<v>\s*[^<\s]")
-_MAIN_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
-_REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 
 
-def formulas_without_result(data: bytes, parts: dict[str, bytes]) -> dict[str, dict[str, str]]:
-    """sheet name -> {A1 address: formula text} of the cells of an .xlsx/.xlsm that hold a formula but no saved
-    result (a workbook written by a program, never opened in Excel): the reader sees them as empty."""
-    return {name: found for name, xml in _sheet_xml(data, parts) if b"<f" in xml and (found := _uncached(xml))}
+@dataclass
+class Unread:
+    """The cells of an .xlsx/.xlsm the reader sees as empty though they are not, by sheet name, then A1 address."""
+
+    formulas: dict[str, dict[str, str]] = field(default_factory=dict)  # a formula with no saved result: its text
+    errors: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)  # an Excel error: (formula, value)
 
 
-def error_values(data: bytes, parts: dict[str, bytes]) -> dict[str, dict[str, tuple[str, str]]]:
-    """sheet name -> {A1 address: (formula text or "", error value)} of the cells of an .xlsx/.xlsm that hold an Excel
-    error value (#DIV/0!, #N/A ...), computed by Excel or typed: the reader sees them as empty."""
-    return {name: found for name, xml in _sheet_xml(data, parts) if b"<v>#" in xml and (found := _errors(xml))}
-
-
-def _sheet_xml(data: bytes, parts: dict[str, bytes]) -> Iterator[tuple[str, bytes]]:
-    """(sheet name, its XML as the package check decompressed it) for each sheet of an .xlsx/.xlsm."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            members = _sheet_members(zf, zf.infolist())
-    except (zipfile.BadZipFile, ReadError, KeyError, OSError, ValueError, zlib.error):
-        return
-    for name, member in members.items():
-        xml = parts.get(member)
-        if xml is not None:
-            yield name, xml
+def unread_cells(book: Book) -> Unread:
+    """Formulas without a saved result (a workbook written by a program, never opened in Excel) and Excel error values
+    (#DIV/0!, #N/A ..., computed by Excel or typed), in one pass over each sheet's XML as the package check kept it."""
+    out = Unread()
+    for name, member in book.members.items():
+        xml = book.parts.get(member, b"")
+        if b"<f" not in xml and b"<v>#" not in xml:
+            continue
+        formulas, errors = _unread(xml)
+        if formulas:
+            out.formulas[name] = formulas
+        if errors:
+            out.errors[name] = errors
+    return out
 
 
 _ERROR_CELL = re.compile(rb"""\bt\s*=\s*["']e["']""")
 _ERROR_VALUE = re.compile(rb"<v>\s*(#[A-Z0-9/!?]{2,8})\s*</v>")
 
 
-def _errors(xml: bytes) -> dict[str, tuple[str, str]]:
-    """{address: (formula or "", error value)} of the cells in one sheet's XML of type "e"."""
-    out: dict[str, tuple[str, str]] = {}
-    for cell in _CELL.finditer(xml):
-        if cell.group(2) or not _ERROR_CELL.search(cell.group(1)):
-            continue
-        end = _CELL_BODY_END.search(xml, cell.end())
-        if end is None:
-            break
-        body = xml[cell.end():end.start()]
-        value, ref = _ERROR_VALUE.search(body), _REF.search(cell.group(1))
-        if value is None or ref is None:
-            continue
-        formula = _FORMULA.search(body)
-        text = html.unescape((formula.group(1) or b"").decode("utf-8", "replace")) if formula else ""
-        out[ref.group(2).decode().upper()] = ("=" + text if text else "", value.group(1).decode("ascii"))
-    return out
-
-
-def _uncached(xml: bytes) -> dict[str, str]:
-    """{address: formula} of the cells in one sheet's XML with an <f> and no <v> holding something."""
-    out: dict[str, str] = {}
+def _unread(xml: bytes) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    """In one sheet's XML: {address: formula} of the cells with an <f> and no <v> holding something, and
+    {address: (formula or "", error value)} of the cells of type "e"."""
+    formulas: dict[str, str] = {}
+    errors: dict[str, tuple[str, str]] = {}
     for cell in _CELL.finditer(xml):
         if cell.group(2):  # <c .../>: empty
             continue
@@ -1045,11 +1029,16 @@ def _uncached(xml: bytes) -> dict[str, str]:
         if end is None:
             break
         body = xml[cell.end():end.start()]
-        formula = _FORMULA.search(body)
         ref = _REF.search(cell.group(1))
-        if formula is None or ref is None or _VALUE.search(body):
+        if ref is None:
             continue
-        text = (formula.group(1) or b"").decode("utf-8", "replace")
-        out[ref.group(2).decode().upper()] = "=" + html.unescape(text) if text else "（共用公式）"
-    return out
+        address = ref.group(2).decode().upper()
+        formula = _FORMULA.search(body)
+        text = html.unescape((formula.group(1) or b"").decode("utf-8", "replace")) if formula else ""
+        error = _ERROR_VALUE.search(body) if _ERROR_CELL.search(cell.group(1)) else None
+        if error is not None:
+            errors[address] = ("=" + text if text else "", error.group(1).decode("ascii"))
+        elif formula is not None and not _VALUE.search(body):
+            formulas[address] = "=" + text if text else "（共用公式）"
+    return formulas, errors
 

@@ -21,7 +21,7 @@ from collect.receive.annotate import annotate
 from collect.receive.convert import to_xlsx
 from collect.receive.formulas import Result, evaluate
 from collect.receive.identify import check_identity, check_stamp, describe, read_stamp
-from collect.receive.read import Book, ReadError, error_values, formulas_without_result, read_book
+from collect.receive.read import Book, ReadError, read_book, unread_cells
 from collect.receive.sandbox import Crashed, TimedOut, TooLarge
 from collect.receive.table import Grid, Table, causes_first, extract, place_read_findings
 from collect.receive.validate import ToCheck, validate_many
@@ -216,9 +216,9 @@ def _compute_formulas(job: Job, book: Book, coll: Collection, table: Table) -> d
     error value (#DIV/0!), which Excel computed or the agency typed."""
     if book.kind not in ("xlsx", "xlsm"):
         return {}
-    uncached = formulas_without_result(job.data, book.parts)
-    in_sheet = uncached.get(table.sheet, {})
-    errors = error_values(job.data, book.parts).get(table.sheet, {})
+    unread = unread_cells(book)
+    in_sheet = unread.formulas.get(table.sheet, {})
+    errors = unread.errors.get(table.sheet, {})
     if not in_sheet and not errors:
         return {}
     where = {}
@@ -229,7 +229,7 @@ def _compute_formulas(job: Job, book: Book, coll: Collection, table: Table) -> d
                 where[ref] = (int(row), col)
     out = {ref: (where[ref][1].title, Result(formula, error=error)) for ref, (formula, error) in errors.items()
            if ref in where}
-    for ref, result in evaluate(book, uncached, table.sheet, [r for r in where if r in in_sheet]).items():
+    for ref, result in evaluate(book, unread.formulas, table.sheet, [r for r in where if r in in_sheet]).items():
         row, col = where[ref]
         if result.computed and not result.error:
             table.raw.at[row, col.key] = result.value
