@@ -353,10 +353,15 @@ def place_read_findings(found: list[Finding], table: Table, coll: Collection, lo
     return out
 
 
+# a cell whose value collect could not read, taken as blank: malformed XML, a formula without a saved result collect
+# did not compute, an Excel error value
+UNREAD = frozenset({"value.malformed", "value.formula_no_result", "value.formula_error", "value.error_value"})
+
+
 def causes_first(found: list[Finding]) -> list[Finding]:
-    """A cell whose value could not be read (value.malformed) was taken as blank: the findings that blank causes at that
-    cell (「必須填寫」) are consequences, not causes, and are left out."""
-    malformed = {(f.sheet, f.cell) for f in found if f.code == "value.malformed"}
-    if not malformed:
+    """At a cell whose value could not be read (UNREAD), taken as blank, the findings that blank causes (「必須填寫」)
+    are consequences, not causes, and are left out."""
+    unread = {(f.sheet, f.cell) for f in found if f.code in UNREAD}
+    if not unread:
         return found
-    return [f for f in found if f.code == "value.malformed" or (f.sheet, f.cell) not in malformed]
+    return [f for f in found if f.code in UNREAD or (f.sheet, f.cell) not in unread]

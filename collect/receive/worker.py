@@ -116,8 +116,8 @@ def examine_batch(jobs: Sequence[Job]) -> list[Examination]:
     for (cid, round_id), members in groups.items():
         checks = validate_many([item.check for _, item in members], members[0][1].coll, round_id, ctx.locale)
         for (i, item), checked in zip(members, checks, strict=True):
-            found = _formulas_first(item.found + item.check.table.findings + checked.findings, item, ctx.locale)
-            found = causes_first(found)  # a malformed cell read as blank is not also 「必須填寫」
+            found = causes_first(item.found + item.check.table.findings + checked.findings
+                                 + _formula_findings(item, ctx.locale))  # a cell read as blank is not 「必須填寫」 too
             found = listed(found, ctx.locale)
             verdict = Verdict.REJECTED if has_errors(found) else Verdict.ACCEPTED
             saved = _save_rows(ctx, jobs[i], checked.frame)
@@ -237,15 +237,13 @@ def _compute_formulas(job: Job, book: Book, coll: Collection, table: Table) -> d
     return out
 
 
-def _formulas_first(found: list[Finding], item: _Lifted, locale: str) -> list[Finding]:
-    """An input cell holding a formula with no saved result: its value computed by collect is checked like any other
-    (and one warning says so); where it could not be computed, or gives an Excel error, its findings (「必須填寫」 ...)
-    are replaced by one that names the formula, and one is added where an optional cell would have been dropped."""
-    if not item.formulas:
-        return found
+def _formula_findings(item: _Lifted, locale: str) -> list[Finding]:
+    """The input cells the reader saw empty (_compute_formulas): a value collect computed is checked like any other,
+    and one warning says so; where it could not be computed, or is an Excel error, a finding names the formula at its
+    cell (causes_first then drops the 「必須填寫」 ... its blank caused; an optional cell is never silently dropped)."""
     sheet = item.check.table.sheet
     failed = {ref: pair for ref, pair in item.formulas.items() if pair[1].error or not pair[1].computed}
-    kept = [f for f in found if not (f.sheet == sheet and f.cell in failed)]
+    kept: list[Finding] = []
     for ref, (title, result) in failed.items():
         if result.error:
             code, detail, value = ("value.formula_error" if result.formula else "value.error_value", result.error,
