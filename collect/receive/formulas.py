@@ -61,10 +61,10 @@ class Evaluator:
 
     book: Book
     uncached: dict[str, dict[str, str]]  # sheet -> {A1: formula}, from read.unread_cells
-    done: dict[tuple[str, str], Result] = field(default_factory=dict)
-    _active: set[tuple[str, str]] = field(default_factory=set)
-    _text: int = 0
-    _cells: int = 0
+    done: dict[tuple[str, str], Result] = field(default_factory=dict, init=False)
+    _active: set[tuple[str, str]] = field(default_factory=set, init=False)  # being computed: a cycle if met again
+    _text: int = field(default=0, init=False)  # characters of formulas compiled, against MAX_TEXT_PER_FILE
+    _cells: int = field(default=0, init=False)  # cells fetched for ranges, against MAX_CELLS
 
     def result(self, sheet: str, ref: str) -> Result:
         """The outcome of the formula at sheet!ref (which must be one of the uncached formulas)."""
