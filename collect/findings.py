@@ -105,9 +105,9 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "value.error_value": ("error", "「{column}」的值是錯誤值 {value}；請更正後再寄回。",
                           "{column} holds the error value {value}; correct it and send the file again."),
     "value.formula_computed": ("warning",
-                               "有 {value} 個儲存格的公式沒有存下計算結果（例如 {detail}），已由本系統依公式代為計算"
+                               "有 {count} 個儲存格的公式沒有存下計算結果（例如 {detail}），已由本系統依公式代為計算"
                                "並據以檢核；建議用 Excel 開啟並存檔一次後再寄回。",
-                               "{value} cells hold formulas without a saved result (e.g. {detail}); collect computed "
+                               "{count} cells hold formulas without a saved result (e.g. {detail}); collect computed "
                                "them and checked the results; open and save the file in Excel once before sending "
                                "it."),
     "column.more": ("error", "「{column}」另有 {value} 處問題未逐一列出（每欄列出前 {detail} 處）；請一併檢查更正。",

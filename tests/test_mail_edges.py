@@ -223,7 +223,7 @@ def test_every_finding_message_ends_with_one_full_stop(code: str) -> None:
             (code, template)
     for detail in ("合計不符", "合計不符。", "合計不符。。", "Totals differ.."):
         for locale, stop in (("zh-TW", "。"), ("en", ".")):
-            message = make(code, locale, column="實支數", value="1", detail=detail, expected="2").message
+            message = make(code, locale, column="實支數", value="1", detail=detail, expected="2", count="3").message
             assert message.endswith(stop) and not message[:-1].endswith((".", "。")), (code, locale, message)
 
 

@@ -172,7 +172,8 @@ def test_formulas_without_a_saved_result_are_computed_or_named_never_required_or
     assert "請用 Excel 開啟並存檔一次後再寄回" in by_cell["F9"]["message"]
     assert "INDIRECT" in by_cell["F10"]["message"] and "循環" in by_cell["F11"]["message"]
     computed = by_cell[None]
-    assert computed["value"] == "3" and "A7 =ROW()-6 = 1" in computed["message"]
+    assert computed["value"] is None  # a count is no value the agency wrote (the receipt's 填寫值 column)
+    assert "有 3 個儲存格" in computed["message"] and "A7 =ROW()-6 = 1" in computed["message"]
     frame = pd.read_parquet(env.ctx.ws.state_dir / env.ctx.ledger.submission(line["receipt"]).frame_path)
     assert frame.loc[frame["_row"] == 7, "item"].item() == 1
 

@@ -254,7 +254,7 @@ def _formula_findings(item: _Lifted, locale: str) -> list[Finding]:
     computed = [(ref, result) for ref, (_title, result) in item.formulas.items() if ref not in failed]
     if computed:
         ref, first = computed[0]
-        kept.append(F.make("value.formula_computed", locale, sheet=sheet, value=f"{len(computed):,}",
+        kept.append(F.make("value.formula_computed", locale, sheet=sheet, count=f"{len(computed):,}",
                            detail=f"{ref} {first.formula} = {first.value}"))
     return kept
 
