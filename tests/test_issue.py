@@ -24,12 +24,13 @@ from openpyxl.workbook.workbook import Workbook
 
 from collect import ledger as ledger_tables
 from collect.forms.spec import STAMP_SHEET
-from collect.forms.stamp import STAMP_FIELDS, AgencyCopy, RoundBook, Stamp, fill_cells, make_stamp, serial, verify
+from collect.forms.stamp import STAMP_FIELDS, AgencyCopy, RoundBook, Stamp, fill_cells, make_stamp, verify
 from collect.forms.template import DATE_FORMAT
 from collect.receive.identify import read_stamp
 from collect.receive.read import Book, read_book
 from collect.rounds import round_end
 from collect.workspace import Context, init_workspace
+from collect.xlsx.dates import to_serial as serial
 
 ROUND = "2026-10"
 DEADLINE = date(2026, 11, 10)

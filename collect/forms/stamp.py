@@ -39,11 +39,11 @@ from collect.forms.spec import (
 )
 from collect.forms.template import DATE_FORMAT, MONEY_FORMAT, PREFILL_FILL
 from collect.rounds import roc_date, roc_round_label
+from collect.xlsx.dates import to_serial
 
 PROP_PREFIX = "collect."
 STAMP_FIELDS = ("collection", "round", "agency", "version", "token")
 _PLACEHOLDER = "@@collect:{}@@"
-EXCEL_EPOCH = date(1899, 12, 30)
 
 
 # -- the stamp ---------------------------------------------------------------------------------------------------
@@ -220,8 +220,8 @@ class RoundBook:
             lo_d, hi_d = col.date_bounds(self.round_id)
             lo = lo_d or date(1912, 1, 1)
             hi = hi_d or date(2111, 12, 31)
-            return DataValidation(type="date", operator="between", formula1=str(serial(lo)),
-                                  formula2=str(serial(hi)),
+            return DataValidation(type="date", operator="between", formula1=str(to_serial(lo)),
+                                  formula2=str(to_serial(hi)),
                                   prompt=_cut(f"{hint}請填日期，介於 {roc_date(lo)} 與 {roc_date(hi)} 之間（例如 "
                                               f"{roc_date(hi)}）。"),
                                   error=_cut(f"「{col.title}」應為 {roc_date(lo)} 至 {roc_date(hi)} 之間的日期。"),
@@ -341,13 +341,6 @@ def _cut(text: str, limit: int = 255) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def serial(d: date | datetime) -> int | float:
-    if isinstance(d, datetime):
-        delta = d - datetime(1899, 12, 30)
-        return delta.days + delta.seconds / 86400
-    return (d - EXCEL_EPOCH).days
-
-
 # openpyxl writes an empty cell as <c .../> with xml.etree and as <c ...></c> when lxml is installed.
 _EMPTY_CELL = re.compile(rb'<c r="([A-Z]{1,3}[0-9]{1,7})"((?: [a-z]+="[^"]*")*)\s*(?:/>|></c>)')
 
@@ -362,7 +355,7 @@ def cell_xml(ref: str, attrs: str, value: Any, style: int | None = None) -> str:
     if isinstance(value, int | float | Decimal):
         return f'<c r="{ref}"{attrs}><v>{value}</v></c>'
     if isinstance(value, date | datetime):
-        return f'<c r="{ref}"{attrs}><v>{serial(value)}</v></c>'
+        return f'<c r="{ref}"{attrs}><v>{to_serial(value)}</v></c>'
     text = escape(_xml_safe(str(value)))
     return f'<c r="{ref}"{attrs} t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>'
 

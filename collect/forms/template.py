@@ -10,8 +10,6 @@ import openpyxl
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter, range_boundaries
 from openpyxl.workbook.defined_name import DefinedName
-from openpyxl.worksheet.page import PageMargins
-from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 
 from collect.errors import CollectionError
@@ -31,10 +29,10 @@ from collect.forms.spec import (
     Layout,
 )
 from collect.xlsx.cells import Merges, clean, joined, title_path
+from collect.xlsx.printing import PrintSetup, apply_openpyxl, openpyxl_width
+from collect.xlsx.style import MONEY_FORMAT, RATE_FORMAT, ROC_DATE_FORMAT
 
-DATE_FORMAT = "[$-404]e/mm/dd"  # Excel and LibreOffice show a real date as an ROC date (115/03/05)
-MONEY_FORMAT = "#,##0"
-RATE_FORMAT = "0.0%"
+DATE_FORMAT = ROC_DATE_FORMAT
 
 
 def _destinations(wb: openpyxl.Workbook) -> dict[str, tuple[str, str]]:
@@ -275,22 +273,11 @@ def write_default(coll: Collection, path: Path) -> Path:
     return path
 
 
-PORTRAIT_WIDTH = 90  # column width units that fit across A4 portrait at 100%; a wider form prints landscape
-
-
 def print_setup(ws: Worksheet, header_row: int) -> None:
     """How a default template prints: A4, one page wide (landscape when its columns are wider than portrait), the
     header row on every page, narrow margins, centred. Seen rendered: with no setup, covid19 printed on 15 portrait
     pages, four columns to a page, the 機關名稱 cut and the header on the first page only."""
-    width = sum(ws.column_dimensions[get_column_letter(c)].width or 9 for c in range(1, ws.max_column + 1))
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.orientation = "landscape" if width > PORTRAIT_WIDTH else "portrait"
-    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
-    ws.print_title_rows = f"{header_row}:{header_row}"
-    ws.print_options.horizontalCentered = True
-    ws.page_margins = PageMargins(left=0.4, right=0.4, top=0.6, bottom=0.6)
+    apply_openpyxl(ws, PrintSetup.for_width(openpyxl_width(ws), title_rows=(header_row, header_row), centered=True))
 
 
 def formula_for(template: str, columns: Sequence[ColumnSpec], row: int) -> str:

@@ -30,11 +30,11 @@ from openpyxl.utils.cell import get_column_letter, range_boundaries
 from openpyxl.utils.exceptions import IllegalCharacterError
 from openpyxl.workbook.views import BookView
 from openpyxl.worksheet.hyperlink import Hyperlink
-from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
 
 from collect.findings import Finding, cut
+from collect.xlsx.printing import PrintSetup, apply_openpyxl, sheet_xml
 
 SUMMARY_SHEET = "檢核結果"
 COMMENT_AUTHOR = "collect"
@@ -431,11 +431,7 @@ def _write_summary(
     taken = {ws.title.casefold() for ws in wb.worksheets}
     ws = wb.create_sheet(_unique_title(SUMMARY_SHEET, taken), 0)
     # printed on A4 landscape, one page wide: the 說明 column stays on the page of its finding
-    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
+    apply_openpyxl(ws, PrintSetup(landscape=True))
     bold = Font(bold=True)
     _text_cell(ws, 1, 1, title or SUMMARY_SHEET).font = Font(bold=True, size=14)
     r = 2
@@ -1377,15 +1373,15 @@ def _summary_sheet_xml(
         "</sheetView></sheetViews>"
     )
     filter_ref = f"A{header_row}:{letters[-1]}{last}" if rows else None
+    # printed on A4 landscape, one page wide (as the openpyxl path sets it): 說明 stays beside its finding
+    fit, page = sheet_xml(PrintSetup(landscape=True))
     xml = (
-        f'<worksheet xmlns="{_MAIN_NS}" xmlns:r="{_REL_NS}"><sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>'
+        f'<worksheet xmlns="{_MAIN_NS}" xmlns:r="{_REL_NS}"><sheetPr>{fit}</sheetPr>'
         f'<dimension ref="A1:{letters[-1]}{max(last, header_row)}"/>'
         f'{view}<sheetFormatPr defaultRowHeight="15"/><cols>{cols}</cols><sheetData>{"".join(out)}</sheetData>'
         + (f'<autoFilter ref="{filter_ref}"/>' if filter_ref else "")
         + (f"<hyperlinks>{''.join(links)}</hyperlinks>" if links else "")
-        + '<pageMargins left="0.75" right="0.75" top="1" bottom="1" header="0.5" footer="0.5"/>'
-        # printed on A4 landscape, one page wide (as the openpyxl path sets it): 說明 stays beside its finding
-        + '<pageSetup paperSize="9" orientation="landscape" fitToWidth="1" fitToHeight="0"/></worksheet>'
+        + page + "</worksheet>"
     )
     return _XML_DECL + xml.encode(), filter_ref
 

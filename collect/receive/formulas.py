@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collect.receive.read import Book, Sheet, a1, column_number, parse_a1
+from collect.xlsx.dates import to_serial
 
 MAX_FORMULA_CHARS = 8_192  # Excel's own limit
 MAX_TEXT_PER_FILE = 50_000  # characters of formulas compiled for one file
@@ -34,7 +35,6 @@ MAX_ROW, MAX_COL = 1_048_576, 16_384
 _REFUSED_FUNCTIONS = re.compile(r"(?i)\b(INDIRECT|OFFSET)\s*\(")
 _STRING = re.compile(r'"(?:[^"]|"")*"')
 _NO_ARG = re.compile(r"(?i)\b(ROW|COLUMN)\(\s*\)")
-_EPOCH = dt.datetime(1899, 12, 30)
 
 
 @dataclass(frozen=True)
@@ -228,10 +228,8 @@ def _excel_value(value: Any) -> Any:
         return schedula.EMPTY
     if isinstance(value, bool):
         return value
-    if isinstance(value, dt.datetime):
-        return (value - _EPOCH) / dt.timedelta(days=1)
-    if isinstance(value, dt.date):
-        return (dt.datetime.combine(value, dt.time()) - _EPOCH) / dt.timedelta(days=1)
+    if isinstance(value, dt.date):  # a datetime too
+        return to_serial(value)
     if isinstance(value, dt.time):
         return (value.hour * 3600 + value.minute * 60 + value.second + value.microsecond / 1e6) / 86400
     if isinstance(value, dt.timedelta):

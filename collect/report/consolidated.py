@@ -33,9 +33,10 @@ from collect.forms.spec import (
     Collection,
 )
 from collect.xlsx.cells import Merges, bordered
+from collect.xlsx.printing import PrintSetup, apply_xlsxwriter, openpyxl_width
+from collect.xlsx.style import ROC_DATE_FORMAT
 
 SHEET = "彙整表"
-ROC_DATE = "[$-404]e/mm/dd"  # a real date shown as an ROC date (115/03/05)
 MAX_LISTED = 5  # a text cell of a summed grid lists at most this many distinct answers
 # A list form lists at most this many accepted rows (its totals still add up every row): beyond, the 明細 sheet
 # and the Parquet/CSV export hold them all, and the sheet says so under its totals.
@@ -242,20 +243,14 @@ class _Template:
                 value = None
             out.merge_range(target[r1] - 1, c1 - 1, target[r2] - 1, c2 - 1, "" if value is None else value,
                             style.of(first))
-        out.set_paper(9)
-        width = sum(float(self.ws.column_dimensions[get_column_letter(c)].width or 9)
-                    for c in range(1, self.max_col + 1) if get_column_letter(c) in self.ws.column_dimensions)
-        if width > 92:
-            out.set_landscape()
-        out.fit_to_pages(1, 0)
-        out.repeat_rows(lay.header_rows.start - 1, lay.header_row - 1)
-        out.set_footer(footer)
+        apply_xlsxwriter(out, PrintSetup.for_width(openpyxl_width(self.ws, self.max_col),
+                                                   title_rows=(lay.header_rows.start, lay.header_row), footer=footer))
 
     def _put(self, out: Worksheet, style: _Style, row: int, col: int, value: Any, cell: XlCell | None) -> None:
         dated = isinstance(value, date) and (cell is None or not cell.is_date)
         general = cell is None or cell.number_format in ("General", "@")
         grouped = isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1000 and general
-        fmt = style.of(cell, ROC_DATE if dated else "#,##0" if grouped else None)
+        fmt = style.of(cell, ROC_DATE_FORMAT if dated else "#,##0" if grouped else None)
         if value is None:
             if fmt is not None and cell is not None and cell.has_style:
                 out.write_blank(row - 1, col - 1, None, fmt)

@@ -32,6 +32,9 @@ from xlsxwriter.worksheet import Worksheet
 from collect.normalise import VALUE_KINDS
 from collect.rounds import roc_date
 from collect.states import ANSWERED, STATE_LABELS, State
+from collect.xlsx.dates import EPOCH
+from collect.xlsx.printing import PrintSetup, apply_xlsxwriter, footer
+from collect.xlsx.style import ROC_DATE_FORMAT, ROC_DATETIME_FORMAT
 
 # Excel's worksheet row limit, header row included. Tests lower it to exercise the split into 明細2, 明細3 ...
 MAX_SHEET_ROWS = 1_048_576
@@ -54,16 +57,10 @@ EXCEPTIONS_SHEET = "檢核例外"
 MISSING_SHEET = "未繳交"
 MONEY_CHART_SERIES = 3  # the chart on 摘要 shows at most this many money columns
 RATE_TITLE = "執行率"
-# Printing: A4 (xlsxwriter's paper 9), one page wide. A table sheet wider than this many character units
-# (Excel's column width unit) prints landscape.
-A4 = 9
-PORTRAIT_WIDTH = 92
 LINE_POINTS = 16  # a line of wrapped text, Chinese included
 PORTRAIT_POINTS = 720  # the printable height of an A4 portrait page (less margins and footer), in points
 WIDEST_COLUMN = 60  # a text column is never wider than this: longer texts wrap
 # Real dates shown as ROC dates (115/03/05) by Excel and LibreOffice alike; the Parquet and CSV keep ISO dates.
-ROC_DATE_FORMAT = "[$-404]e/mm/dd"
-ROC_DATETIME_FORMAT = "[$-404]e/mm/dd hh:mm"
 
 _ROW_KEYS = ("agency", "agency_name", "supervisor", "supervisor_name", "receipt")
 _AGENCY_KEYS = ("agency", "agency_name", "supervisor", "supervisor_name", "state", "emails",
@@ -71,7 +68,7 @@ _AGENCY_KEYS = ("agency", "agency_name", "supervisor", "supervisor_name", "state
 _FINDING_KEYS = ("agency", "agency_name", "supervisor", "receipt", "which", "code", "severity", "sheet",
                  "cell", "column", "value", "message", "amount")
 _UNSAFE_FILENAME = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
-_EXCEL_EPOCH = pd.Timestamp("1899-12-30")
+_EXCEL_EPOCH = pd.Timestamp(EPOCH)
 
 Cell = int | float | str | None  # a value ready for a worksheet: number, text, or nothing
 
@@ -657,7 +654,7 @@ class _Job:
     @property
     def footer(self) -> str:
         """The print footer of every sheet: when it was made, and the page of how many."""
-        return f"&L&8製表時間：{self.stamp}&C&8第 &P 頁，共 &N 頁&R&8&A"
+        return footer(self.stamp)
 
     @property
     def size(self) -> int:
@@ -1034,16 +1031,10 @@ def _px(width: float) -> int:
 def _page_setup(ws: Worksheet, job: _Job, width: float, *, table: bool) -> None:
     """A4, narrow margins, the footer; a table sheet also one page wide, landscape when wider than portrait,
     its header row repeated on every page."""
-    ws.set_paper(A4)
-    ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
-    ws.set_footer(job.footer, {"margin": 0.3})
     if table:
-        if width > PORTRAIT_WIDTH:
-            ws.set_landscape()
-        else:
-            ws.set_portrait()
-        ws.fit_to_pages(1, 0)
-        ws.repeat_rows(0)
+        apply_xlsxwriter(ws, PrintSetup.for_width(width, title_rows=(1, 1), footer=job.footer))
+    else:
+        apply_xlsxwriter(ws, PrintSetup(fit_width=False, footer=job.footer))
 
 
 def _write_summary(wb: xlsxwriter.Workbook, ws: Worksheet, fmts: dict[str, Format | None], job: _Job) -> None:
