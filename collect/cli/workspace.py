@@ -78,6 +78,7 @@ def check(
 ) -> None:
     """Verify each collection: its template and rules agree, and a dry round (issue, fill, ingest) works."""
     from collect.dryround import check_collections
+    from collect.forms.picture import picture_path
 
     c = ctx()
     ids = [collection] if collection else c.collection_ids()
@@ -92,6 +93,10 @@ def check(
         else:
             how = f"; dry round: {r.dry_round}" if r.dry_round else ""
             out.print(f"[green]✓ {r.cid}[/green]: template and rules agree{how}")
+        if collection:
+            drawn = picture_path(c.ws.outbox_dir, r.cid)
+            out.print(Text(f"  see what collect reads: {drawn}" if drawn.is_file() else
+                           f"  see what collect reads: collect picture {r.cid}"))
     if any(r.problems for r in results):
         raise typer.Exit(1)
 
@@ -130,7 +135,39 @@ def adopt(
         out.print(f"[yellow]{len(plan.unsure)} guess(es) to confirm[/yellow] (edit one word in {done.rules}):")
         for u in plan.unsure:
             out.print(Text(f"  - {u}"))
-    out.print(f"wrote {done.template} and {done.rules}; next: collect check {done.cid}")
+    out.print(f"wrote {done.template} and {done.rules}")
+    _draw_picture(done.cid)
+    out.print(f"next: collect check {done.cid}")
+
+
+def _draw_picture(cid: str) -> None:
+    """Draw what collect understood of a collection's form, and say where the picture is."""
+    from collect.errors import CollectionError
+    from collect.forms.picture import draw, picture_dir
+
+    c = ctx()
+    try:
+        coll = c.collection(cid)
+    except CollectionError as exc:  # `collect check` explains what is wrong with it
+        err.print(Text(f"no picture of {cid}: {exc}"))
+        return
+    pic = draw(coll, picture_dir(c.ws.outbox_dir, cid))
+    if pic.pdf is None:
+        out.print(Text(f"the form as collect reads it: {pic.xlsx} (LibreOffice is not installed: no PDF)"))
+    else:
+        pages = f" and {len(pic.pngs)} PNG page(s) beside it" if pic.pngs else ""
+        out.print(Text(f"the form as collect reads it, inputs shaded by kind: {pic.pdf}{pages}"))
+
+
+@app.command()
+def picture(
+    collection: Annotated[str, typer.Argument(help="Collection id.")],
+) -> None:
+    """Draw the form as collect reads it: inputs shaded by kind, totals grey, each input named in a note (PDF, PNG)."""
+    c = ctx()
+    if collection not in c.collection_ids():
+        raise CollectError(f"There is no collection {collection!r}.", "`collect check` lists every collection.")
+    _draw_picture(collection)
 
 
 @template_app.command("new")
