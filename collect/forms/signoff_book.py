@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import openpyxl
 import pandas as pd
 import pyarrow.parquet as pq
-from openpyxl.packaging.custom import StringProperty
-from openpyxl.styles import Alignment, Font, PatternFill, Protection
-from openpyxl.worksheet.datavalidation import DataValidation
 
 from collect import findings as F
 from collect.findings import Finding, has_errors
@@ -24,6 +19,8 @@ from collect.ledger import SubmissionRow
 from collect.rounds import TAIPEI, roc_round_label
 from collect.states import Verdict
 from collect.workspace import Context
+from collect.xlsx import book, properties, protection
+from collect.xlsx.book import Alignment, Font, PatternFill, column_letter
 
 SUFFIX = ".signoff"  # the stamp's collection is "<collection>.signoff": its returns never mix with the units'
 VERSION = "signoff-v1"
@@ -113,7 +110,7 @@ def build_workbook(coll: Collection, round_id: str, supervisor: str, supervisor_
     money = [c for c in coll.columns if c.money]
     titles = [*FIXED_TITLES, *(c.title for c in money), "核轉／退回", "退回理由"]
     decision_col, reason_col = len(titles) - 1, len(titles)
-    wb = openpyxl.Workbook()
+    wb = book.new()
     ws = wb.active
     assert ws is not None
     ws.title = SHEET
@@ -122,7 +119,7 @@ def build_workbook(coll: Collection, round_id: str, supervisor: str, supervisor_
     ws["A2"] = f"主管機關：{supervisor} {supervisor_name}；請逐列選擇「核轉」或「退回」，退回者請填寫退回理由。"
     ws["A3"], ws["C3"] = "核轉人", "核轉日期"
     for ref in (SIGNER_CELL, DATE_CELL):
-        ws[ref].protection = Protection(locked=False)
+        protection.set_locked(ws[ref], False)
         ws[ref].fill = INPUT_FILL
     for j, title in enumerate(titles, start=1):
         cell = ws.cell(HEADER_ROW, j, title)
@@ -140,30 +137,26 @@ def build_workbook(coll: Collection, round_id: str, supervisor: str, supervisor_
             elif j > len(FIXED_TITLES):
                 cell.number_format = "#,##0"
         for j in (decision_col, reason_col):
-            ws.cell(r, j).protection = Protection(locked=False)
+            protection.set_locked(ws.cell(r, j), False)
             ws.cell(r, j).fill = INPUT_FILL
     if lines:
-        dv = DataValidation(type="list", formula1=f'"{SIGN},{RETURN}"', allow_blank=True, showErrorMessage=True,
-                            errorTitle="核轉／退回", error="請選擇「核轉」或「退回」。")
-        letter = openpyxl.utils.get_column_letter(decision_col)
-        dv.add(f"{letter}{FIRST_ROW}:{letter}{FIRST_ROW + len(lines) - 1}")
-        ws.add_data_validation(dv)
+        dv = protection.validation("list", formula1=f'"{SIGN},{RETURN}"', error_title="核轉／退回",
+                                   error="請選擇「核轉」或「退回」。")
+        letter = column_letter(decision_col)
+        protection.add(ws, dv, f"{letter}{FIRST_ROW}:{letter}{FIRST_ROW + len(lines) - 1}")
     for j, width in enumerate([12, 30, 18, 18, 10, *([16] * len(money)), 12, 40], start=1):
-        ws.column_dimensions[openpyxl.utils.get_column_letter(j)].width = width
-    ws.protection.sheet = True
+        ws.column_dimensions[column_letter(j)].width = width
+    protection.lock_sheet(ws)
     stamp = make_stamp(secret, signoff_collection(coll.id), round_id, supervisor, VERSION)
     stamp_ws = wb.create_sheet(STAMP_SHEET)
-    props: Any = wb.custom_doc_props  # type: ignore[attr-defined]
     for i, (name, value) in enumerate(stamp.fields().items(), start=1):
         stamp_ws.cell(i, 1, name)
         stamp_ws.cell(i, 2, value).number_format = "@"
-        props.append(StringProperty(name=PROP_PREFIX + name, value=value))
+    properties.set_strings(wb, {PROP_PREFIX + name: value for name, value in stamp.fields().items()})
     assert tuple(stamp.fields()) == STAMP_FIELDS
-    stamp_ws.protection.sheet = True
-    stamp_ws.sheet_state = "veryHidden"
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
+    protection.lock_sheet(stamp_ws)
+    protection.hide(stamp_ws, very=True)
+    return book.to_bytes(wb)
 
 
 # -- a returned sign-off workbook ---------------------------------------------------------------------------------
@@ -208,7 +201,7 @@ def examine(ctx: Context, stamp: Stamp, cells: Cells | None, last_row: int, send
         return Examined(Verdict.REJECTED, [F.make("table.sheet_missing", locale, sheet=SHEET)], empty)
     coll = ctx.collection(cid)
     decision_col, reason_col = decision_columns(coll)
-    letter = openpyxl.utils.get_column_letter
+    letter = column_letter
     found: list[Finding] = []
     by, on = _text(cells(3, 2)), _text(cells(3, 4))
     mine = set(units_of(ctx, supervisor))
