@@ -11,7 +11,7 @@ import collect
 ROOT = Path(collect.__file__).parent
 # Lower layers first; a module may import its own layer or a lower one, never a higher one.
 LAYERS = ["core", "xlsx", "mail", "forms", "receive", "follow", "report", "top"]
-TOP = {"cli", "demo", "pipeline", "dryround", "__main__"}
+TOP = {"cli", "demo", "pipeline", "dryround", "simulate", "__main__"}
 
 
 def module_name(path: Path) -> str:

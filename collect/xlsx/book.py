@@ -1,10 +1,11 @@
-"""Workbooks through openpyxl: open and save, defined names and where they point, addresses, and the types callers
-annotate with (the one place outside the other xlsx modules that imports openpyxl for forms/, agencies and tests)."""
+"""Workbooks through openpyxl: open, type into and save, defined names and where they point, cell addresses, and
+the few openpyxl types callers annotate with (re-exported, so no module outside collect/xlsx/ imports openpyxl)."""
 
 from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable, Mapping
 from copy import copy as shallow_copy
 from pathlib import Path
 from typing import Any
@@ -12,13 +13,13 @@ from typing import Any
 from openpyxl import Workbook, load_workbook
 from openpyxl.cell.cell import Cell
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-from openpyxl.utils import get_column_letter, range_boundaries
+from openpyxl.utils import column_index_from_string, get_column_letter, range_boundaries
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.worksheet import Worksheet
 
 __all__ = ["Alignment", "Border", "Cell", "Font", "PatternFill", "Side", "Workbook", "Worksheet", "absolute",
-           "bounds", "column_letter", "copy_look", "define", "destinations", "first_sheet_rows", "new", "open_book",
-           "save", "to_bytes"]
+           "bounds", "column_index", "column_letter", "copy_look", "define", "destinations", "first_sheet_rows",
+           "new", "open_book", "save", "to_bytes", "typed"]
 
 column_letter = get_column_letter  # 1 -> "A", 27 -> "AA"
 
@@ -99,3 +100,23 @@ def copy_look(source: Cell, target: Cell) -> None:
     for part in ("font", "border", "alignment"):
         setattr(target, part, shallow_copy(getattr(source, part)))
     target.number_format = source.number_format
+
+
+def typed(data: bytes, sheet: str, cells: Mapping[str, Any], *, edit: Callable[[Worksheet], None] | None = None,
+          book_edit: Callable[[Workbook], None] | None = None) -> bytes:
+    """The workbook `data` opened, `cells` (A1 -> value) typed on `sheet`, any edits made, and saved whole again, as
+    a spreadsheet program saves it (a text starting with "=" becomes a formula, as when typed)."""
+    wb = open_book(data)
+    ws = wb[sheet]
+    for ref, value in cells.items():
+        ws[ref] = value
+    if edit is not None:
+        edit(ws)
+    if book_edit is not None:
+        book_edit(wb)
+    return to_bytes(wb)
+
+
+def column_index(letter: str) -> int:
+    """"A" -> 1, "AA" -> 27."""
+    return column_index_from_string(letter)
