@@ -70,7 +70,7 @@ def convert(paths: list[Path], fmt: str, out_dir: Path) -> list[Path]:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[Any]:
     """One private PostgreSQL per test process (tests/pgserver.py); .ci/run installs it, so no skip."""
-    from tests import pgserver
+    import pgserver
 
     with pgserver.running() as server:
         yield server

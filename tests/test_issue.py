@@ -24,12 +24,13 @@ from openpyxl.workbook.workbook import Workbook
 
 from collect import ledger as ledger_tables
 from collect.forms.spec import STAMP_SHEET
-from collect.forms.stamp import STAMP_FIELDS, AgencyCopy, RoundBook, Stamp, fill_cells, make_stamp, verify
+from collect.forms.stamp import STAMP_FIELDS, AgencyCopy, RoundBook, Stamp, make_stamp, verify
 from collect.forms.template import DATE_FORMAT
 from collect.receive.identify import read_stamp
 from collect.receive.read import Book, read_book
 from collect.rounds import round_end
 from collect.workspace import Context, init_workspace
+from collect.xlsx.copies import fill_cells
 from collect.xlsx.dates import to_serial as serial
 
 ROUND = "2026-10"
@@ -209,7 +210,7 @@ def test_identity_cells_show_the_agency_period_and_deadline(issued: Round, code:
 def test_stamp_is_in_properties_and_very_hidden_sheet(issued: Round) -> None:
     code = "020001"
     wb = openpyxl.load_workbook(issued_file(issued.root, code))
-    props = {p.name: p for p in wb.custom_doc_props}
+    props = {p.name: p for p in wb.custom_doc_props}  # type: ignore[attr-defined]  # the raw properties, as saved
     expected = {"collection": "covid19", "round": ROUND, "agency": code, "version": issued.version}
     for field, value in expected.items():
         assert props[f"collect.{field}"].value == value
