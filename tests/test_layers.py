@@ -28,6 +28,8 @@ def layer_of(module: str) -> str:
         return "core"
     if module == "collect.workspace":  # the workspace context opens collections, so it sits with forms
         return "forms"
+    if module == "collect.agencies":  # the agency list may be a workbook, read through collect/xlsx
+        return "xlsx"
     head = parts[1]
     if head in TOP:
         return "top"
