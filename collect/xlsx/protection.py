@@ -15,15 +15,17 @@ from openpyxl.workbook.workbook import Workbook
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
-# Excel's limits: a longer list formula, prompt or title makes Excel call the file corrupt and drop the validation.
+# Excel's limits ([MS-XLS] 2.5.37 DValStrings): a longer list formula, prompt, error or title makes Excel call the
+# file corrupt and drop the validation.
 LIST_FORMULA_LIMIT: Final = 255  # an inline list "a,b,c" (its quotes included)
-MESSAGE_LIMIT: Final = 255  # an input prompt and an error message
+PROMPT_LIMIT: Final = 255  # an input prompt
+ERROR_LIMIT: Final = 225  # an error alert's message
 TITLE_LIMIT: Final = 32  # a prompt's or an error's title
 SHEET_NAME_LIMIT: Final = 31
 _SHEET_NAME_BAD = re.compile(r"[\[\]:*?/\\]")
 
 
-def cut(text: str, limit: int = MESSAGE_LIMIT) -> str:
+def cut(text: str, limit: int) -> str:
     """`text` within `limit` characters, an ellipsis marking a cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -97,11 +99,11 @@ def validation(kind: str, *, formula1: str, formula2: str | None = None, operato
     if operator is not None:
         extra["operator"] = operator
     if prompt is not None:
-        extra.update(showInputMessage=True, prompt=cut(prompt))
+        extra.update(showInputMessage=True, prompt=cut(prompt, PROMPT_LIMIT))
         if title is not None:
             extra["promptTitle"] = cut(title, TITLE_LIMIT)
     if error is not None:
-        extra["error"] = cut(error)
+        extra["error"] = cut(error, ERROR_LIMIT)
     if error_title is not None:
         extra["errorTitle"] = cut(error_title, TITLE_LIMIT)
     return DataValidation(type=kind, formula1=formula1, allow_blank=True, showErrorMessage=True,  # type: ignore[arg-type]
