@@ -394,6 +394,17 @@ def test_a_long_choice_list_goes_to_a_hidden_lists_sheet(workspace: Path) -> Non
     assert stamp.collection == "longlist" and verify(stamp, SECRET.encode())
 
 
+def test_a_sheet_name_excel_cannot_open_is_made_one_it_can(workspace: Path) -> None:
+    long_name = "臺北市政府各機關/學校經費動支及執行情形填報表（含附屬單位）[第一類]"  # 35 characters, "/" and "[]"
+    rules = LONG_RULES.replace('Meta(title="長清單測試",', f'Meta(title="長清單測試", sheet={long_name!r},')
+    (workspace / "rules" / "longsheet.py").write_text(rules, encoding="utf-8")
+    made = run_cli("template", "new", "longsheet", cwd=workspace)
+    assert made.returncode == 0, made.stderr
+    title = openpyxl.load_workbook(workspace / "templates_xlsx" / "longsheet.xlsx").worksheets[0].title
+    assert title == "臺北市政府各機關學校經費動支及執行情形填報表（含附屬單位）第一" and len(title) == 31
+    assert run_cli("check", "longsheet", cwd=workspace).returncode == 0  # and a dry round on that sheet works
+
+
 # -- a template restyled in Excel --------------------------------------------------------------------------------
 def test_locks_hold_when_the_template_unlocks_whole_columns_and_rows(workspace: Path) -> None:
     """Staff unlock whole columns (column style) and re-lock single cells; Excel then writes those cells as

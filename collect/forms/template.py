@@ -37,6 +37,7 @@ from collect.xlsx.book import (
 )
 from collect.xlsx.cells import Merges, clean, joined, title_path
 from collect.xlsx.printing import PrintSetup, apply_openpyxl, openpyxl_width
+from collect.xlsx.protection import sheet_name
 from collect.xlsx.style import MONEY_FORMAT, RATE_FORMAT, ROC_DATE_FORMAT
 
 DATE_FORMAT = ROC_DATE_FORMAT
@@ -174,7 +175,7 @@ def write_default(coll: Collection, path: Path) -> Path:
 
     wb = book.new()
     ws = wb.worksheets[0]
-    ws.title = coll.meta.sheet
+    ws.title = sheet_name(coll.meta.sheet)  # Excel opens no sheet name over 31 characters or with []:*?/\
     n = len(coll.columns)
     last = column_letter(max(n, 4))
     ws["A1"] = coll.meta.title
