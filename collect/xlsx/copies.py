@@ -43,9 +43,12 @@ def sheet_part(data: bytes, sheet: str) -> str:
 def fill_sheet(data: bytes, sheet: str, cells: Mapping[str, Any]) -> bytes:
     """The workbook `data` with the empty cells of `sheet` filled (see fill_cells); every other part unchanged."""
     name = sheet_part(data, sheet)
-    members = parts(data)
-    return ZipTemplate([(n, body, when) for n, (when, body) in members.items()]).build(
-        {name: fill_cells(members[name][1], cells)})
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            dst.writestr(info, fill_cells(body, cells) if info.filename == name else body)
+    return out.getvalue()
 
 
 class ZipTemplate:
