@@ -16,10 +16,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/collect demo
 
-test: $(STAMP)
+# The static checks: ruff (lint rules, not `ruff format`: adopting the formatter would rewrite most files at once),
+# mypy over the product and its tests, vulture (dead code) and deptry (every imported package is declared).
+lint: $(STAMP)
 	$(BIN)/ruff check collect tests rules benchmarks
+	$(BIN)/mypy collect tests
 	$(BIN)/vulture
-	$(BIN)/mypy collect
+	$(BIN)/deptry collect tests benchmarks
+
+test: lint
 	$(BIN)/python -m pytest -n auto -q
 
 bench: $(STAMP)

@@ -8,7 +8,7 @@ row_rule  # collect.forms.spec: the rules format's row check, used by rules/*.py
 table_rule  # collect.forms.spec: the rules format's table check, used by rules/*.py
 form_field  # collect.forms.spec: a header-level field in Meta(fields=...), used by rules/reserve1.py
 title_en  # collect.forms.spec.Meta: set by rules/*.py, read through Meta by name
-MISTAKE_FINDINGS  # collect.demo: each simulated mistake's finding code, checked by tests/test_demo_collections.py
+MISTAKE_FINDINGS  # collect.simulate: each simulated mistake's finding code, checked by tests/test_demo_collections.py
 _.units_of  # collect.agencies.Registry: a supervising agency's units, public API (tests/test_agencies.py)
 _.failed_messages  # collect.ledger: messages that failed, for staff (tests/test_mail_backends.py)
 receipt_mail  # collect.receive.ingest.Outcome: a dataclass field set by keyword, read by callers and tests

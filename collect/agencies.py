@@ -12,7 +12,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from openpyxl.utils import get_column_letter
+from collect.xlsx.book import column_letter, first_sheet_rows
 
 PUBLIC = "公務機關"
 FUND = "特種基金"
@@ -193,20 +193,10 @@ def _read_rows(path: Path) -> tuple[list[list[str]], list[Problem]]:
 
 
 def _read_xlsx(path: Path) -> tuple[list[list[str]], list[Problem]]:
-    from openpyxl import load_workbook
-
     try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # any failure to open is reported as a problem of the list, not a crash
+        rows = [[_cell_text(v) for v in values] for values in first_sheet_rows(path)]
+    except Exception as exc:  # any failure to open or read is reported as a problem of the list, not a crash
         return [], [Problem(None, None, f"無法讀取活頁簿 {path.name}（{type(exc).__name__}: {exc}）")]
-    try:
-        sheet = workbook.worksheets[0]
-        sheet.reset_dimensions()
-        rows = [[_cell_text(v) for v in values] for values in sheet.iter_rows(values_only=True)]
-    except Exception as exc:
-        return [], [Problem(None, None, f"無法讀取活頁簿 {path.name}（{type(exc).__name__}: {exc}）")]
-    finally:
-        workbook.close()
     return rows, []
 
 
@@ -269,7 +259,7 @@ def _check_rows(rows: list[list[str]]) -> tuple[list[Agency], list[Problem]]:
     columns: dict[str, int] = {}
     for index, title in enumerate(header):
         if title in REQUIRED_COLUMNS and title in columns:
-            twice = f"第 {get_column_letter(columns[title] + 1)} 欄與第 {get_column_letter(index + 1)} 欄"
+            twice = f"第 {column_letter(columns[title] + 1)} 欄與第 {column_letter(index + 1)} 欄"
             problems.append(Problem(header_row, title, f"標題列有兩個「{title}」欄（{twice}），請只保留一欄"))
         elif title in REQUIRED_COLUMNS:
             columns[title] = index

@@ -5,15 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import random
-import shutil
-import subprocess
-import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +16,25 @@ from collect.archive import write_atomic
 from collect.errors import CollectionError
 from collect.follow.remind import remind
 from collect.follow.status import round_status, set_exempt
-from collect.forms.issuing import issue, issued_facts, read_prefill_file
-from collect.forms.spec import Collection, ColumnSpec, IssuedFacts
-from collect.forms.stamp import fill_cells
+from collect.forms.issuing import issue, read_prefill_file
+from collect.forms.spec import Collection
 from collect.mail.compose import OutgoingAttachment, compose, to_bytes
 from collect.pipeline import make_report
 from collect.receive.ingest import Ingestor
 from collect.report.summary import summarise
-from collect.rounds import parse_round, roc_date, round_start
+from collect.rounds import parse_round
+from collect.simulate import (
+    BLOCKING,
+    MISTAKES,
+    SMALL_ROUND_MISTAKES,
+    agency_facts,
+    answer_signoff,
+    choose_mistake,
+    fill,
+    generic_rows,
+    prefilled_by_key,
+    saved_by_libreoffice,
+)
 from collect.states import Verdict
 from collect.workspace import Context, defaults_dir, init_workspace
 
@@ -68,17 +74,6 @@ class Plan:
     sent_back: str | None = None  # the unit its supervising agency sends back in its sign-off workbook (退回)
 
 
-MISTAKES = ("fullwidth_amount", "roc_date", "pasted_choice", "spent_over", "total_row", "missing_value")
-BLOCKING = {"pasted_choice", "spent_over", "missing_value"}
-# a round with fewer faulty agencies than mistakes shows the blocking ones first
-SMALL_ROUND_MISTAKES = ("pasted_choice", "fullwidth_amount", "missing_value", "roc_date", "spent_over", "total_row")
-# the finding each mistake must produce (None: the return is still accepted, the value normalised)
-MISTAKE_FINDINGS: dict[str, str | None] = {
-    "fullwidth_amount": None, "roc_date": None, "pasted_choice": "value.choice", "spent_over": "row.rule",
-    "total_row": "table.total_row", "missing_value": "value.required",
-}
-
-
 def make_plan(codes: list[str], rng: random.Random) -> Plan:
     shuffled = codes[:]
     rng.shuffle(shuffled)
@@ -104,268 +99,6 @@ def corrected_of(faulty: Mapping[str, str]) -> set[str]:
     """The faulty agencies that resend a corrected file: two of every three with a blocking mistake."""
     blocking = [c for c, mistake in faulty.items() if mistake in BLOCKING]
     return {c for i, c in enumerate(blocking) if i % 3 != 2}
-
-
-def generic_rows(coll: Collection, rng: random.Random, round_id: str,
-                 issued: IssuedFacts | None = None) -> list[dict[str, Any]]:
-    """Clean rows for one agency's copy: from the collection's `sample_rows` hook, else from its column rules
-    (one row per prefilled row, keeping what was prefilled, when `issued` lists any)."""
-    if coll.sample_rows is not None:
-        return list(coll.sample_rows(rng, round_id, issued))
-    prefilled = [dict(values) for _, values in issued.rows] if issued is not None else []
-    rows = []
-    for i in range(len(prefilled) or rng.randint(1, 4)):
-        row: dict[str, Any] = dict(prefilled[i]) if prefilled else {}
-        for col in coll.inputs:
-            if row.get(col.key) is None:
-                row[col.key] = _value_for(col, rng, round_id, i)
-        rows.append(row)
-    return rows
-
-
-def _value_for(col: ColumnSpec, rng: random.Random, round_id: str, i: int) -> Any:
-    if col.choices:
-        return col.choices[i % len(col.choices)] if col.unique else rng.choice(col.choices)
-    if col.kind == "whole":
-        lo = int(col.ge) if col.ge is not None else 0
-        return rng.randrange(lo, lo + 5_000_000, 1_000)
-    if col.kind == "date":
-        start, end = col.date_bounds(round_id)
-        start = start or round_start(round_id)
-        end = end if end is not None and end >= start else start + timedelta(days=365)
-        return start + timedelta(days=rng.randrange(0, max(1, (end - start).days)))
-    if col.kind == "decimal":
-        return round(rng.uniform(0, 1000), 2)
-    return f"{col.title}說明{i + 1}"[: col.max_length or 50]
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and value.strip() == "")
-
-
-def _own(coll: Collection, row: Mapping[str, Any], key: str, prefilled: Mapping[str, Any] | None) -> bool:
-    """Whether the agency itself typed this value (an input column, not left as the office prefilled it)."""
-    col = next((c for c in coll.columns if c.key == key), None)
-    if col is None or not col.is_input or _blank(row.get(key)):
-        return False
-    return prefilled is None or _blank(prefilled.get(key)) or not same_value(prefilled[key], row[key])
-
-
-def apply_mistake(rows: list[dict[str, Any]], mistake: str, coll: Collection,
-                  prefilled: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """One realistic mistake, as agencies make them, in a cell the agency fills itself (never in one the office
-    prefilled). `prefilled` maps a row's key value to what was prefilled in it. Returns rows equal to the given
-    ones when the mistake does not apply to this collection or these rows."""
-    rows = [dict(r) for r in rows]
-    if not rows:
-        return rows
-    key = coll.meta.key
-    pre = prefilled or {}
-
-    def before(row: Mapping[str, Any]) -> Mapping[str, Any] | None:
-        return pre.get(str(row.get(key))) if key else None
-
-    def first_own(cols: Sequence[ColumnSpec], test: Callable[[Any], bool]) -> tuple[dict[str, Any], str] | None:
-        for row in rows:
-            for c in cols:
-                if _own(coll, row, c.key, before(row)) and test(row[c.key]):
-                    return row, c.key
-        return None
-
-    money = [c for c in coll.inputs if c.money]
-    if mistake == "fullwidth_amount":
-        hit = first_own(money, lambda v: isinstance(v, int) and not isinstance(v, bool))
-        if hit:
-            wide = str.maketrans("0123456789,", "０１２３４５６７８９，")
-            hit[0][hit[1]] = f"{hit[0][hit[1]]:,}".translate(wide)
-    elif mistake == "roc_date":
-        hit = first_own([c for c in coll.inputs if c.kind == "date"], lambda v: isinstance(v, date))
-        if hit:
-            hit[0][hit[1]] = roc_date(hit[0][hit[1]])
-    elif mistake == "pasted_choice":
-        choices = [c for c in coll.inputs if c.choices]
-        hit = first_own(choices, lambda v: True)
-        if hit:
-            col = coll.column(hit[1])
-            hit[0][hit[1]] = col.choices[0] + "費" if col.choices else "其他"
-    elif mistake == "spent_over":
-        first = rows[0]
-        if "spent" in first and "committed" in first and _own(coll, first, "spent", before(first)):
-            first["spent"] = first["committed"] + 250_000
-    elif mistake == "total_row":
-        # a total row only makes sense under amounts, and not where every row's key cell is locked
-        text = next((c for c in coll.inputs if c.kind == "text"), None)
-        if text is not None and money and not coll.meta.fixed_rows:
-            total: dict[str, Any] = {text.key: "合計"}
-            for c in money:
-                total[c.key] = sum(int(r[c.key]) for r in rows if isinstance(r.get(c.key), int))
-            rows.append(total)
-    elif mistake == "missing_value":
-        required = [c for c in coll.inputs if c.required]
-        hit = first_own([c for c in required if c.money] + [c for c in required if not c.money], lambda v: True)
-        if hit:
-            hit[0][hit[1]] = None
-    return rows
-
-
-def choose_mistake(rows: list[dict[str, Any]], preferred: str, coll: Collection,
-                   prefilled: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[str | None, list[dict[str, Any]]]:
-    """The preferred mistake if it applies to these rows, else the next one (in MISTAKES order, a blocking one for a
-    blocking one first) that does; (None, rows) when none applies."""
-    at = MISTAKES.index(preferred)
-    cycle = MISTAKES[at:] + MISTAKES[:at]
-    alike = [m for m in cycle if (m in BLOCKING) == (preferred in BLOCKING)]
-    for mistake in alike + [m for m in cycle if m not in alike]:
-        bad = apply_mistake(rows, mistake, coll, prefilled)
-        if bad != rows:
-            return mistake, bad
-    return None, rows
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """Whether two cell values are the same as a user reads them (1 == 1.0, a date == its midnight datetime)."""
-    if isinstance(a, datetime):
-        a = a.date()
-    if isinstance(b, datetime):
-        b = b.date()
-    if isinstance(a, int | float | Decimal) and isinstance(b, int | float | Decimal) \
-            and not isinstance(a, bool) and not isinstance(b, bool):
-        try:
-            return Decimal(str(a)) == Decimal(str(b))
-        except InvalidOperation:
-            return False
-    if isinstance(a, str) and isinstance(b, str):
-        return a.strip() == b.strip()
-    return bool(a == b)
-
-
-def prefilled_cells(issued: bytes, coll: Collection) -> dict[int, dict[str, Any]]:
-    """What the issued workbook already holds in its data rows: Excel row -> {input column key -> value}."""
-    import python_calamine as calamine
-
-    lay = coll.layout
-    assert lay is not None
-    wb = calamine.CalamineWorkbook.from_filelike(io.BytesIO(issued))
-    grid = wb.get_sheet_by_name(lay.sheet)
-    if grid.start is None:
-        return {}
-    top, left = grid.start
-    values = grid.to_python(skip_empty_area=True)
-    out: dict[int, dict[str, Any]] = {}
-    for i, col in enumerate(coll.columns):
-        if not col.is_input:
-            continue
-        c = lay.first_col + i - 1 - left
-        for r in range(lay.data_first_row, lay.data_last_row + 1):
-            at = r - 1 - top
-            if not 0 <= at < len(values) or not 0 <= c < len(values[at]):
-                continue
-            value = values[at][c]
-            if _blank(value):
-                continue
-            if isinstance(value, float) and value.is_integer() and col.kind == "whole":
-                value = int(value)
-            elif isinstance(value, datetime):
-                value = value.date()
-            out.setdefault(r, {})[col.key] = value
-    return out
-
-
-def agency_facts(ctx: Context, coll: Collection, round_id: str, agency: str,
-                 issued: bytes) -> IssuedFacts | None:
-    """What the agency finds prefilled in its copy: the issued facts (header fields, locked cells) and every other
-    value the office prefilled (e.g. forward_subsidy's editable amounts); None when nothing was."""
-    facts = issued_facts(ctx, coll, round_id, agency)
-    cells = prefilled_cells(issued, coll)
-    if facts is None and not cells:
-        return None
-    locked = {r: dict(v) for r, v in facts.rows} if facts is not None else {}
-    rows = tuple((r, {**cells.get(r, {}), **locked.get(r, {})}) for r in sorted(set(cells) | set(locked)))
-    return IssuedFacts(facts.fields if facts is not None else {}, rows)
-
-
-def prefilled_by_key(coll: Collection, facts: IssuedFacts | None) -> dict[str, dict[str, Any]]:
-    """The prefilled rows by their key value (for apply_mistake)."""
-    key = coll.meta.key
-    if facts is None or key is None:
-        return {}
-    return {str(v[key]): dict(v) for _, v in facts.rows if not _blank(v.get(key))}
-
-
-def fill(issued: bytes, coll: Collection, rows: list[dict[str, Any]]) -> bytes:
-    """An agency's return: the stamped workbook with its input cells filled (as Excel would store them).
-
-    A row whose key value was prefilled goes into that prefilled row; the others follow in order after the last
-    prefilled row. A value equal to what the workbook already holds is left as it is; a different one in a filled
-    cell is refused (ValueError): an agency cannot retype the office's prefilled cells.
-    """
-    lay = coll.layout
-    assert lay is not None
-    from openpyxl.utils import get_column_letter
-
-    letters = {c.key: get_column_letter(lay.first_col + i) for i, c in enumerate(coll.columns)}
-    present = prefilled_cells(issued, coll)
-    key = coll.meta.key
-    slots = {str(v[key]): r for r, v in present.items() if key and not _blank(v.get(key))}
-    following = max(present, default=lay.data_first_row - 1) + 1
-    cells = {}
-    for row in rows:
-        at = slots.pop(str(row.get(key)), None) if key and not _blank(row.get(key)) else None
-        if at is None:
-            at, following = following, following + 1
-        for k, value in row.items():
-            if _blank(value) or k not in letters or not coll.column(k).is_input:
-                continue
-            ref = f"{letters[k]}{at}"
-            held = present.get(at, {}).get(k)
-            if held is not None:
-                if same_value(held, value):
-                    continue
-                raise ValueError(f"{ref} already holds {held!r} in the issued workbook; the return has {value!r}")
-            cells[ref] = value
-    sheet_part = _sheet_part(issued, lay.sheet)
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(issued)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            data = src.read(info)
-            if info.filename == sheet_part:
-                data = fill_cells(data, cells)
-            dst.writestr(info, data)
-    return out.getvalue()
-
-
-def _sheet_part(data: bytes, sheet: str) -> str:
-    import re
-
-    with zipfile.ZipFile(io.BytesIO(data)) as z:
-        wb = z.read("xl/workbook.xml").decode()
-        rels = z.read("xl/_rels/workbook.xml.rels").decode()
-    rid = re.search(rf'<sheet [^>]*name="{re.escape(sheet)}"[^>]*r:id="([^"]+)"', wb)
-    if rid is None:
-        raise ValueError(f"no sheet {sheet}")
-    target = re.search(rf'<Relationship [^>]*Id="{rid.group(1)}"[^>]*Target="([^"]+)"', rels) or re.search(
-        rf'<Relationship [^>]*Target="([^"]+)"[^>]*Id="{rid.group(1)}"', rels)
-    assert target is not None
-    return "xl/" + target.group(1).removeprefix("/xl/").removeprefix("xl/")
-
-
-def via_libreoffice(files: dict[str, bytes]) -> dict[str, bytes]:
-    """Open and save returns with LibreOffice, as some agencies do; {} when it is not installed."""
-    soffice = shutil.which("soffice") or shutil.which("libreoffice")
-    if not soffice or not files:
-        return {}
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = Path(tmp) / "in", Path(tmp) / "out"
-        src.mkdir()
-        for code, data in files.items():
-            (src / f"{code}.xlsx").write_bytes(data)
-        try:
-            subprocess.run([soffice, f"-env:UserInstallation=file://{tmp}/profile", "--headless", "--norestore",
-                            "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", str(dst),
-                            *sorted(str(p) for p in src.iterdir())], check=True, capture_output=True, timeout=180)
-        except (subprocess.SubprocessError, OSError):
-            return {}
-        return {code: (dst / f"{code}.xlsx").read_bytes() for code in files if (dst / f"{code}.xlsx").exists()}
 
 
 def run_demo(root: Path | None = None, collection: str = "covid19", *, seed: int = 115,
@@ -456,7 +189,7 @@ def run_demo(root: Path | None = None, collection: str = "covid19", *, seed: int
         if code in plan.corrected:
             later.append((code, fill(issued_bytes[code], coll, clean_rows[code]), moment - timedelta(days=1),
                           "更正後重新寄送"))
-    lo = via_libreoffice({c: first_files[c] for c in plan.libreoffice if c in first_files})
+    lo = saved_by_libreoffice({c: first_files[c] for c in plan.libreoffice if c in first_files})
     first_files.update(lo)
     deadline_end = datetime.combine(deadline, datetime.min.time(), tzinfo=UTC) + timedelta(hours=15)
     count = 0
@@ -544,11 +277,8 @@ def second_tier(ctx: Context, coll: Collection, round_id: str, plan: Plan, momen
     its 核轉表). Where sign-off is required, all but one of those with units waiting fill the 核轉表 and reply by
     email: one unit that answered cleanly is sent back with a reason, every other unit is signed off; the replies
     are ingested like any return and applied. One line per event."""
-    import openpyxl
-
     from collect.follow.digest import digest
     from collect.follow.signoff import apply_pending
-    from collect.forms.signoff_book import FIRST_ROW, SHEET, decision_columns
     from collect.mail.message import parse_message
 
     sent = digest(ctx, coll.id, round_id, send=True, now=moment,
@@ -567,31 +297,24 @@ def second_tier(ctx: Context, coll: Collection, round_id: str, plan: Plan, momen
         if book is not None:
             books[d.supervisor] = book
     signing = sorted(books)[:-1] if len(books) > 1 else sorted(books)
-    decision_col, _ = decision_columns(coll)
     special = plan.late | set(plan.faulty) | plan.never | {plan.stranger, plan.exempt}
     inbox = ctx.ws.inbox_dir
     dropped = []
+
+    def decide(unit: str) -> str | None:
+        """退回 (with its reason) for the first unit that answered cleanly and on time; 核轉 for every other."""
+        if plan.sent_back is None and unit not in special:
+            plan.sent_back = unit
+            return SENT_BACK_REASON
+        return None
+
     for code in signing:
-        wb = openpyxl.load_workbook(io.BytesIO(books[code].data))
-        ws = wb[SHEET]
-        for r in range(FIRST_ROW, ws.max_row + 1):
-            unit = ws.cell(r, 1).value
-            if not unit:
-                continue
-            if plan.sent_back is None and unit not in special:  # a unit that answered cleanly and on time
-                plan.sent_back = str(unit)
-                ws.cell(r, decision_col, "退回")
-                ws.cell(r, decision_col + 1, SENT_BACK_REASON)
-            else:
-                ws.cell(r, decision_col, "核轉")
-        ws["B3"], ws["D3"] = "主計室主任", roc_date(moment.date())
-        buf = io.BytesIO()
-        wb.save(buf)
+        answered = answer_signoff(books[code].data, coll, decide, "主計室主任", moment.date())
         sup = ctx.registry.get(code)
         assert sup is not None
         msg = compose(sender=sup.emails[0], to=[ctx.ws.settings.sender], subject=f"回覆：核轉表（{sup.name}）",
                       text=f"您好，附件為{sup.name}核轉表，請查收。\n", date=moment,
-                      attachments=[OutgoingAttachment(books[code].filename, buf.getvalue())],
+                      attachments=[OutgoingAttachment(books[code].filename, answered)],
                       domain=sup.emails[0].rsplit("@", 1)[-1])
         path = inbox / f"{moment:%Y%m%d-%H%M%S}-signoff-{code}.eml"
         write_atomic(path, to_bytes(msg))

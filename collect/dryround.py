@@ -3,22 +3,18 @@ would, ingest it, and say in plain words what would go wrong for real."""
 
 from __future__ import annotations
 
-import random
 import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import openpyxl
-
 from collect.errors import CollectError
 from collect.forms.collection import check as agreement
-from collect.forms.spec import Collection, ColumnSpec
+from collect.forms.spec import Collection
 from collect.receive.ingest import Ingestor
-from collect.rounds import round_end
+from collect.simulate import fill, sample_rows
 from collect.states import Verdict
 from collect.workspace import Context, init_workspace
 
@@ -122,55 +118,8 @@ def _issue_and_fill(ctx: Context, cid: str, today: date) -> tuple[Path, Path, st
 
 def fill_sample(coll: Collection, issued: Path, target: Path, round_id: str) -> None:
     """Type a valid value into every input cell of one row (a list) or every input cell (a cell form), as a person
-    would in Excel; a collection's own `sample_rows` hook gives the row where it has one."""
-    assert coll.layout is not None
-    lay = coll.layout
-    wb = openpyxl.load_workbook(issued)
-    ws = wb[lay.sheet]
-    if lay.cells:
-        for col in coll.inputs:
-            ws[lay.cells[col.key]] = sample_value(col, round_id)
-    else:
-        rows = coll.sample_rows(random.Random(1), round_id, None)[:2] if coll.sample_rows else []
-        rows = rows or [{c.key: sample_value(c, round_id) for c in coll.inputs}]
-        for row, r in zip(rows, lay.data_rows, strict=False):
-            for col in coll.inputs:
-                value = row.get(col.key)
-                if value is not None:
-                    ws[f"{lay.letters.get(col.key) or _letter(coll, col)}{r}"] = _excel(value)
-    wb.save(target)
-
-
-def _letter(coll: Collection, col: ColumnSpec) -> str:
-    from openpyxl.utils import get_column_letter
-
-    assert coll.layout is not None
-    return get_column_letter(coll.layout.first_col + [c.key for c in coll.columns].index(col.key))
-
-
-def _excel(value: Any) -> Any:
-    return int(value) if isinstance(value, Decimal) and value == value.to_integral_value() else (
-        float(value) if isinstance(value, Decimal) else value)
-
-
-def sample_value(col: ColumnSpec, round_id: str) -> Any:
-    """A value the column accepts, as a person types it."""
-    if col.choices:
-        return col.choices[0]
-    if col.kind == "date":
-        lo, hi = col.date_bounds(round_id)
-        day = hi or min(round_end(round_id), date.today())
-        return max(day, lo) if lo else day
-    if col.kind in ("whole", "decimal"):
-        least: float = float(col.ge) if col.ge is not None else 0.0
-        number = max(least, 1000.0 if col.money else 1.0)
-        if col.le is not None:
-            number = min(number, float(col.le))
-        return int(number) if col.kind == "whole" else number
-    if col.kind == "code":
-        return "A001"[: col.max_length or 4]
-    text = "測試資料"
-    return text[: col.max_length] if col.max_length else text
+    would in Excel; a collection's own `sample_rows` hook gives the rows where it has one."""
+    target.write_bytes(fill(issued.read_bytes(), coll, sample_rows(coll, round_id), resave=True))
 
 
 def _judge(cid: str, agency: str, filled: Any, empty: Any) -> CheckResult:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from collect.workspace import Context, init_workspace
+from collect.xlsx import libreoffice
 
 SECRET = "test-secret-not-for-production"
 
@@ -57,20 +58,21 @@ def soffice() -> str:
 
 
 def convert(paths: list[Path], fmt: str, out_dir: Path) -> list[Path]:
-    """Convert files with one headless LibreOffice run (e.g. fmt="xlsx" or "ods"); returns the new paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    profile = out_dir / ".lo-profile"
-    subprocess.run([soffice(), f"-env:UserInstallation=file://{profile}", "--headless", "--norestore",
-                    "--convert-to", fmt, "--outdir", str(out_dir), *map(str, paths)],
-                   check=True, capture_output=True, timeout=300)
-    return [out_dir / (p.stem + "." + fmt.split(":")[0]) for p in paths]
+    """Convert files with one headless LibreOffice run (e.g. fmt="xlsx" or "ods"), through collect's own
+    xlsx.libreoffice.convert; returns the new paths (a file it did not convert fails the test)."""
+    soffice()
+    made = libreoffice.convert(paths, fmt, out_dir, seconds=300, profile=out_dir / ".lo-profile")
+    missing = [str(p) for p, m in zip(paths, made, strict=True) if m is None]
+    if missing:
+        pytest.fail(f"LibreOffice converted none of {', '.join(missing)} to {fmt}")
+    return [m for m in made if m is not None]
 
 
 # -- the ledger on both backends ---------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[Any]:
     """One private PostgreSQL per test process (tests/pgserver.py); .ci/run installs it, so no skip."""
-    from tests import pgserver
+    import pgserver
 
     with pgserver.running() as server:
         yield server

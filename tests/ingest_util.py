@@ -13,9 +13,9 @@ from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
-import openpyxl
-from openpyxl.workbook.workbook import Workbook
-from openpyxl.worksheet.worksheet import Worksheet
+from collect.simulate import type_cells
+from collect.xlsx import book, properties
+from collect.xlsx.book import Workbook, Worksheet
 
 ROUND = "2026-10"
 PREVIOUS = "2026-09"
@@ -48,29 +48,18 @@ def rows(n: int, prefix: str = "計畫") -> list[dict[str, Any]]:
 def fill(issued: Path, out: Path, data: Sequence[Mapping[str, Any]] = (), *,
          cells: Mapping[str, Any] | None = None, edit: Callable[[Worksheet], None] | None = None,
          book_edit: Callable[[Workbook], None] | None = None) -> Path:
-    """Copy a stamped workbook with `data` typed from row 7, then `cells` (A1 -> value) and any edits applied."""
-    wb = openpyxl.load_workbook(issued)
-    ws = wb[SHEET]
-    for i, values in enumerate(data):
-        for key, value in values.items():
-            ws[f"{LETTERS[key]}{FIRST_ROW + i}"] = value
-    for ref, value in (cells or {}).items():
-        ws[ref] = value
-    if edit is not None:
-        edit(ws)
-    if book_edit is not None:
-        book_edit(wb)
+    """Copy a stamped workbook with `data` typed from row 7, then `cells` (A1 -> value) and any edits applied, saved
+    as Excel saves it (collect.simulate, as every simulated agency)."""
+    typed = {f"{LETTERS[key]}{FIRST_ROW + i}": value for i, values in enumerate(data) for key, value in values.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(out)
+    out.write_bytes(type_cells(issued.read_bytes(), SHEET, {**typed, **(cells or {})}, edit=edit,
+                               book_edit=book_edit))
     return out
 
 
 def set_stamp_field(wb: Workbook, name: str, value: str) -> None:
     """Change one stamp field both in the custom document properties and in the hidden _collect sheet."""
-    props: Any = wb.custom_doc_props  # type: ignore[attr-defined]
-    for prop in props.props:
-        if prop.name == f"collect.{name}":
-            prop.value = value
+    properties.set_strings(wb, {f"collect.{name}": value})
     sheet = wb[STAMP_SHEET]
     for r in range(1, sheet.max_row + 1):
         if sheet.cell(r, 1).value == name:
@@ -79,16 +68,13 @@ def set_stamp_field(wb: Workbook, name: str, value: str) -> None:
 
 def remove_stamp(wb: Workbook) -> None:
     """Drop every trace of the stamp: the custom properties and the hidden sheet."""
-    props: Any = wb.custom_doc_props  # type: ignore[attr-defined]
-    for prop in list(props.props):
-        if str(prop.name).startswith("collect."):
-            props.props.remove(prop)
+    properties.remove(wb, "collect.")
     del wb[STAMP_SHEET]
 
 
 def foreign_workbook(path: Path) -> Path:
     """A workbook the office never issued: two sheets of someone's own numbers."""
-    wb = openpyxl.Workbook()
+    wb = book.new()
     ws = wb.active
     assert ws is not None
     ws.title = "經費明細"

@@ -16,6 +16,7 @@ from xml.etree import ElementTree
 
 import openpyxl
 import pytest
+from conftest import convert
 from openpyxl.comments import Comment
 from openpyxl.styles import PatternFill, Protection
 from openpyxl.utils import get_column_letter
@@ -25,7 +26,6 @@ from python_calamine import CalamineWorkbook
 from collect.findings import Finding, make
 from collect.receive.annotate import COMMENT_AUTHOR, ERROR_RGB, SUMMARY_SHEET, WARNING_RGB, annotate
 from collect.receive.read import read_book
-from tests.conftest import convert
 
 CORPUS = Path("/work/shared/corpus")
 SOFFICE = shutil.which("soffice")

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_cli
+from ingest_util import ROUND, fill, json_lines, mail_text, read_mail, row, triples
 
 from collect.errors import CollectionError, NotFound
 from collect.follow.closing import RoundClosure, close_round, reopen_round, round_closed
 from collect.states import Verdict
 from collect.workspace import Context
-from tests.conftest import run_cli
-from tests.ingest_util import ROUND, fill, json_lines, mail_text, read_mail, row, triples
 
 LATE = "020001"  # sends after the close; staff reopen and reprocess the same file
 RESEND = "020002"  # sends after the close; after the reopen sends a corrected copy again

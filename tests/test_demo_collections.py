@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 from conftest import run_cli
 
-from collect.demo import BLOCKING, MISTAKE_FINDINGS, DemoResult, Plan, run_demo
+from collect.demo import DemoResult, Plan, run_demo
 from collect.follow.signoff import counting_agencies
 from collect.follow.status import round_status
 from collect.forms.spec import Collection
 from collect.ledger import SubmissionRow
+from collect.simulate import BLOCKING, MISTAKE_FINDINGS
 from collect.states import ANSWERED, State, Verdict
 from collect.workspace import Context
 

@@ -24,12 +24,14 @@ from openpyxl.workbook.workbook import Workbook
 
 from collect import ledger as ledger_tables
 from collect.forms.spec import STAMP_SHEET
-from collect.forms.stamp import STAMP_FIELDS, AgencyCopy, RoundBook, Stamp, fill_cells, make_stamp, verify
+from collect.forms.stamp import STAMP_FIELDS, AgencyCopy, RoundBook, Stamp, make_stamp, verify
 from collect.forms.template import DATE_FORMAT
 from collect.receive.identify import read_stamp
 from collect.receive.read import Book, read_book
 from collect.rounds import round_end
+from collect.simulate import type_cells
 from collect.workspace import Context, init_workspace
+from collect.xlsx.copies import fill_cells
 from collect.xlsx.dates import to_serial as serial
 
 ROUND = "2026-10"
@@ -209,7 +211,7 @@ def test_identity_cells_show_the_agency_period_and_deadline(issued: Round, code:
 def test_stamp_is_in_properties_and_very_hidden_sheet(issued: Round) -> None:
     code = "020001"
     wb = openpyxl.load_workbook(issued_file(issued.root, code))
-    props = {p.name: p for p in wb.custom_doc_props}
+    props = {p.name: p for p in wb.custom_doc_props}  # type: ignore[attr-defined]  # the raw properties, as saved
     expected = {"collection": "covid19", "round": ROUND, "agency": code, "version": issued.version}
     for field, value in expected.items():
         assert props[f"collect.{field}"].value == value
@@ -298,7 +300,8 @@ def test_data_validations_guide_every_input_column(issued: Round) -> None:
     assert (dvs[f"J{rng.format('J')}"].type, dvs[f"J{rng.format('J')}"].formula1) == ("textLength", "200")
     for dv in dvs.values():
         assert dv.showErrorMessage and dv.errorStyle == "stop" and dv.allow_blank
-        assert len(dv.prompt or "") <= 255 and len(dv.error or "") <= 255  # Excel's limits
+        assert len(dv.prompt or "") <= 255 and len(dv.error or "") <= 225  # Excel's limits ([MS-XLS] DValStrings)
+        assert len(dv.promptTitle or "") <= 32 and len(dv.errorTitle or "") <= 32
 
 
 @pytest.mark.parametrize(("round_id", "last_day"), [("2028-02", date(2028, 2, 29)), ("2027-02", date(2027, 2, 28))])
@@ -383,8 +386,23 @@ def test_a_long_choice_list_goes_to_a_hidden_lists_sheet(workspace: Path) -> Non
     assert [lists.cell(1, 2).value, lists.cell(2, 2).value] == ["甲,乙", "丙"]
     assert dvs["C"].formula1 == '"高,低"'
     assert all(len(d.formula1) <= 255 for d in dvs.values())
+    # The 30 choices are listed in the prompt and the error, each cut to what Excel opens (else it calls the file
+    # corrupt and drops the validation): 255 characters of prompt, 225 of error.
+    assert len(dvs["A"].prompt) == 255 and dvs["A"].prompt.endswith("…") and "臺北市第01行政區辦公室" in dvs["A"].prompt
+    assert len(dvs["A"].error) == 225 and dvs["A"].error.startswith("「辦公室」只能選擇：臺北市第01行政區辦公室")
     stamp, _ = stamp_of(issued_file(workspace, "010000", collection="longlist"))
     assert stamp.collection == "longlist" and verify(stamp, SECRET.encode())
+
+
+def test_a_sheet_name_excel_cannot_open_is_made_one_it_can(workspace: Path) -> None:
+    long_name = "臺北市政府各機關/學校經費動支及執行情形填報表（含附屬單位）[第一類]"  # 35 characters, "/" and "[]"
+    rules = LONG_RULES.replace('Meta(title="長清單測試",', f'Meta(title="長清單測試", sheet={long_name!r},')
+    (workspace / "rules" / "longsheet.py").write_text(rules, encoding="utf-8")
+    made = run_cli("template", "new", "longsheet", cwd=workspace)
+    assert made.returncode == 0, made.stderr
+    title = openpyxl.load_workbook(workspace / "templates_xlsx" / "longsheet.xlsx").worksheets[0].title
+    assert title == "臺北市政府各機關學校經費動支及執行情形填報表（含附屬單位）第一" and len(title) == 31
+    assert run_cli("check", "longsheet", cwd=workspace).returncode == 0  # and a dry round on that sheet works
 
 
 # -- a template restyled in Excel --------------------------------------------------------------------------------
@@ -466,13 +484,9 @@ def test_prefill_file_puts_rows_into_the_right_cells(workspace: Path) -> None:
 
 
 def fill_return(path: Path, out: Path, rows: list[dict[str, Any]]) -> None:
-    """An agency fills its stamped workbook (in Excel; here with openpyxl) and saves it under a new name."""
-    wb = openpyxl.load_workbook(path)
-    ws = wb[SHEET]
-    for i, values in enumerate(rows):
-        for letter, value in values.items():
-            ws[f"{letter}{FIRST + i}"] = value
-    wb.save(out)
+    """An agency fills its stamped workbook (in Excel; here collect.simulate) and saves it under a new name."""
+    cells = {f"{letter}{FIRST + i}": value for i, values in enumerate(rows) for letter, value in values.items()}
+    out.write_bytes(type_cells(path.read_bytes(), SHEET, cells))
 
 
 def test_previous_rounds_accepted_rows_are_carried_over(workspace: Path) -> None:

@@ -11,7 +11,7 @@ import collect
 ROOT = Path(collect.__file__).parent
 # Lower layers first; a module may import its own layer or a lower one, never a higher one.
 LAYERS = ["core", "xlsx", "mail", "forms", "receive", "follow", "report", "top"]
-TOP = {"cli", "demo", "pipeline", "dryround", "__main__"}
+TOP = {"cli", "demo", "pipeline", "dryround", "simulate", "__main__"}
 
 
 def module_name(path: Path) -> str:
@@ -28,6 +28,8 @@ def layer_of(module: str) -> str:
         return "core"
     if module == "collect.workspace":  # the workspace context opens collections, so it sits with forms
         return "forms"
+    if module == "collect.agencies":  # the agency list may be a workbook, read through collect/xlsx
+        return "xlsx"
     head = parts[1]
     if head in TOP:
         return "top"

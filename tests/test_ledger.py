@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from conftest import run_cli
 
 from collect import ledger as ledger_mod
 from collect.findings import Finding
@@ -26,7 +27,6 @@ from collect.ledger import (
     upgrade,
 )
 from collect.states import MailStage, Stage, Verdict
-from tests.conftest import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WHEN = datetime(2026, 11, 5, 2, 30, tzinfo=UTC)

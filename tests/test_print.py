@@ -8,7 +8,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import openpyxl
@@ -16,6 +16,8 @@ import pytest
 from conftest import SECRET, convert
 
 from collect.demo import DemoResult, run_demo
+from collect.forms.signoff_book import UnitLine, build_workbook
+from collect.workspace import Context
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 A4_PORTRAIT = (595, 842)  # points, rounded
@@ -205,3 +207,39 @@ def test_the_consolidated_form_says_whose_figures_it_adds_up(printed: Printed) -
     items = [int(m) for p in city if p.sheet == "彙整表" for m in re.findall(r"^\s*(\d+)\s+\D", p.text, re.M)]
     assert items == list(range(1, len(items) + 1)) and len(items) > 200  # more rows than the form has: all listed
     assert re.search(r"本表共 [\d,]+ 列，各列所屬機關見「明細」工作表（順序相同）。", "".join(p.text for p in city))
+
+
+def test_the_signoff_workbook_prints_one_page_wide_with_its_header_on_every_page(ctx: Context, tmp_path: Path) -> None:
+    """Seen rendered: the 核轉表 printed on 6 portrait pages, its money columns and 核轉／退回 on pages of their own
+    with no header, the instructions cut at the page edge, 收件時間 as 2026-11-20. Now: A4 landscape, every column
+    on each page, the header row repeated, 製表時間 and page N of M in the footer, times as ROC."""
+    coll = ctx.collection("covid19")
+    when = datetime(2026, 11, 20, 1, 30, tzinfo=UTC)
+    longest = "臺北市立木柵國民小學附設補習學校代辦經費（已停辦）"  # the longest name on the sample list
+    lines = [UnitLine(f"04{i:04d}", longest if i == 7 else f"臺北市立第{i}國民中學", f"R20261120-{i:06d}",
+                      when + timedelta(minutes=7 * i), i, {c.key: 123_456_789_012 if i == 5 else 1_234_567 * i
+                                                           for c in coll.columns if c.money})
+             for i in range(1, 71)]
+    data = build_workbook(coll, "2026-10", "040000", "臺北市政府教育局", lines, b"k" * 32, made=NOW)
+    path = tmp_path / "040000-核轉表.xlsx"
+    path.write_bytes(data)
+    ws = openpyxl.load_workbook(path)["核轉表"]
+    assert ws.page_setup.paperSize == 9 and ws.page_setup.orientation == "landscape"
+    assert ws.sheet_properties.pageSetUpPr is not None and ws.sheet_properties.pageSetUpPr.fitToPage
+    assert (ws.page_setup.fitToWidth, ws.page_setup.fitToHeight) == (1, 0)
+    assert ws.print_title_rows == "$5:$5"  # the header row
+    (pdf,) = convert([path], "pdf", tmp_path / "pdf")
+    pages = printed_pages(pdf)
+    assert len(pages) >= 2 and {size for size, _ in pages} == {A4_LANDSCAPE}
+    for n, (_size, text) in enumerate(pages, start=1):
+        head = next(line for line in text.splitlines() if "機關代碼" in line)
+        # Every column on every page, the header first: fit to one page wide, the header row repeated.
+        assert head.split()[:2] == ["機關代碼", "機關名稱"] and head.split()[-2:] == ["核轉／退回", "退回理由"], head
+        footer = next(line for line in text.splitlines() if "製表時間" in line)
+        assert "製表時間：115/11/27 17:00" in footer and f"第 {n} 頁，共 {len(pages)} 頁" in footer, footer
+        assert "###" not in text and not re.search(r"\b2026-\d\d-\d\d\b", text)
+    everything = "\n".join(text for _, text in pages)
+    assert "退回者請填寫退回理由。" in everything  # the instructions whole
+    assert longest in everything and "123,456,789,012" in everything  # the longest name and sum, not cut
+    assert re.search(r"040001\s+臺北市立第1國民中學\s+R20261120-000001\s+115/11/20 09:37\s+1\s+1,234,567", everything)
+    assert sum(1 for line in everything.splitlines() if re.match(r"\s*04\d{4}\s", line)) == 70  # every unit once

@@ -151,9 +151,9 @@ def test_receipts_and_summary_open(demo: DemoResult, dctx: Context) -> None:
 
 
 def test_formula_looking_text_stays_text(demo: DemoResult, dctx: Context, tmp_path: Path) -> None:
-    from collect.demo import fill
     from collect.pipeline import make_report
     from collect.receive.ingest import Ingestor
+    from collect.simulate import fill
 
     coll = dctx.collection("covid19")
     agency = next(r for r in round_status(dctx, "covid19", "2026-10").rows if r.state == State.ISSUED)

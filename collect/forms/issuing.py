@@ -22,6 +22,7 @@ from collect.forms.stamp import AgencyCopy, Issued, issue_round
 from collect.normalise import normalise_value
 from collect.rounds import parse_round, previous_round, round_end
 from collect.workspace import Context
+from collect.xlsx.values import first_sheet_frame
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def read_prefill_file(path: Path, coll: Collection) -> Prefill:
     if not path.is_file():
         raise NotFound(f"The prefill file {path} does not exist.")
     if path.suffix.lower() in (".xlsx", ".xlsm", ".xls", ".ods"):
-        frame = pd.read_excel(path, dtype=object, engine="calamine")
+        frame = first_sheet_frame(path)
     else:
         raw = path.read_bytes()
         text = raw.decode("utf-8-sig", errors="strict") if raw else ""

@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
-import io
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import openpyxl
 import pandas as pd
 import pyarrow.parquet as pq
-from openpyxl.packaging.custom import StringProperty
-from openpyxl.styles import Alignment, Font, PatternFill, Protection
-from openpyxl.worksheet.datavalidation import DataValidation
 
 from collect import findings as F
 from collect.findings import Finding, has_errors
 from collect.forms.spec import STAMP_SHEET, Collection
 from collect.forms.stamp import PROP_PREFIX, STAMP_FIELDS, Stamp, make_stamp
 from collect.ledger import SubmissionRow
-from collect.rounds import TAIPEI, roc_round_label
+from collect.rounds import TAIPEI, roc_date, roc_round_label
 from collect.states import Verdict
 from collect.workspace import Context
+from collect.xlsx import book, properties, protection
+from collect.xlsx.book import Alignment, Border, Font, PatternFill, Side, column_letter
+from collect.xlsx.printing import PrintSetup, apply_openpyxl, footer, openpyxl_width
+from collect.xlsx.style import MONEY_FORMAT
 
 SUFFIX = ".signoff"  # the stamp's collection is "<collection>.signoff": its returns never mix with the units'
 VERSION = "signoff-v1"
@@ -35,6 +35,9 @@ SIGN, RETURN = "核轉", "退回"
 DECISION_CODES = {SIGN: "signed", RETURN: "returned"}
 FIXED_TITLES = ("機關代碼", "機關名稱", "收件編號", "收件時間", "資料列數")
 INPUT_FILL = PatternFill("solid", fgColor="FFF2CC")
+HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+_THIN = Side(style="thin", color="808080")
+BOX = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
 
 
 def signoff_collection(cid: str) -> str:
@@ -107,63 +110,93 @@ def decision_columns(coll: Collection) -> tuple[int, int]:
 
 
 def build_workbook(coll: Collection, round_id: str, supervisor: str, supervisor_name: str, lines: list[UnitLine],
-                   secret: bytes) -> bytes:
+                   secret: bytes, *, made: datetime | None = None) -> bytes:
     """A stamped, protected 核轉表: one row per unit, 核轉／退回 (a dropdown) and 退回理由 to fill, 核轉人 and
-    核轉日期 above."""
+    核轉日期 above. It prints as every workbook collect writes: A4, one page wide, the header row on every page,
+    製表時間 (`made`, now by default) and page N of M in the footer."""
     money = [c for c in coll.columns if c.money]
     titles = [*FIXED_TITLES, *(c.title for c in money), "核轉／退回", "退回理由"]
     decision_col, reason_col = len(titles) - 1, len(titles)
-    wb = openpyxl.Workbook()
+    last = column_letter(len(titles))
+    # 機關名稱 as wide as the longest name (25 characters on the sample list), up to 52 units; a longer one wraps
+    name_width = min(52, max([30, *(_shown_width(line.name) + 2 for line in lines)]))
+    wb = book.new()
     ws = wb.active
     assert ws is not None
     ws.title = SHEET
     ws["A1"] = f"{coll.title}（{roc_round_label(round_id)}）核轉表"
     ws["A1"].font = Font(bold=True, size=14)
     ws["A2"] = f"主管機關：{supervisor} {supervisor_name}；請逐列選擇「核轉」或「退回」，退回者請填寫退回理由。"
+    ws["A2"].alignment = Alignment(wrap_text=True, vertical="top")
+    for row in (1, 2):  # across the table, so the instructions print whole (a cell's overflow stops at the page)
+        ws.merge_cells(f"A{row}:{last}{row}")
+    ws.row_dimensions[1].height = 24
+    ws.row_dimensions[3].height = 20
     ws["A3"], ws["C3"] = "核轉人", "核轉日期"
+    for ref in ("A3", "C3"):
+        ws[ref].font = Font(bold=True)
+        ws[ref].alignment = Alignment(horizontal="right")
     for ref in (SIGNER_CELL, DATE_CELL):
-        ws[ref].protection = Protection(locked=False)
+        protection.set_locked(ws[ref], False)
         ws[ref].fill = INPUT_FILL
+        ws[ref].border = BOX
     for j, title in enumerate(titles, start=1):
         cell = ws.cell(HEADER_ROW, j, title)
         cell.font = Font(bold=True)
-        cell.alignment = Alignment(horizontal="center", wrap_text=True)
+        cell.fill = HEADER_FILL
+        cell.border = BOX
+        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+    ws.row_dimensions[HEADER_ROW].height = 32
     for i, line in enumerate(lines):
         r = FIRST_ROW + i
-        values: list[Any] = [line.agency, line.name, line.receipt,
-                             f"{line.received_at.astimezone(TAIPEI):%Y-%m-%d %H:%M}", line.rows]
+        received = line.received_at.astimezone(TAIPEI)
+        values: list[Any] = [line.agency, line.name, line.receipt, f"{roc_date(received)} {received:%H:%M}",
+                             line.rows]
         values += [line.totals.get(c.key) for c in money]
         for j, value in enumerate(values, start=1):
             cell = ws.cell(r, j, float(value) if isinstance(value, Decimal) else value)  # whole sums are int
-            if j == 1 or j == 3:
+            cell.border = BOX
+            if j == 2 and _shown_width(line.name) > name_width:  # a name wider than its column: two lines
+                cell.alignment = Alignment(wrap_text=True, vertical="center")
+                ws.row_dimensions[r].height = 30
+            if j in (1, 3, 4):
                 cell.number_format = "@"
             elif j > len(FIXED_TITLES):
-                cell.number_format = "#,##0"
+                cell.number_format = MONEY_FORMAT
         for j in (decision_col, reason_col):
-            ws.cell(r, j).protection = Protection(locked=False)
-            ws.cell(r, j).fill = INPUT_FILL
+            typed = ws.cell(r, j)
+            protection.set_locked(typed, False)
+            typed.fill = INPUT_FILL
+            typed.border = BOX
+            typed.alignment = Alignment(wrap_text=j == reason_col, vertical="top")
     if lines:
-        dv = DataValidation(type="list", formula1=f'"{SIGN},{RETURN}"', allow_blank=True, showErrorMessage=True,
-                            errorTitle="核轉／退回", error="請選擇「核轉」或「退回」。")
-        letter = openpyxl.utils.get_column_letter(decision_col)
-        dv.add(f"{letter}{FIRST_ROW}:{letter}{FIRST_ROW + len(lines) - 1}")
-        ws.add_data_validation(dv)
-    for j, width in enumerate([12, 30, 18, 18, 10, *([16] * len(money)), 12, 40], start=1):
-        ws.column_dimensions[openpyxl.utils.get_column_letter(j)].width = width
-    ws.protection.sheet = True
+        dv = protection.validation("list", formula1=f'"{SIGN},{RETURN}"', title="核轉／退回",
+                                   prompt="請選擇「核轉」或「退回」；退回者請於右欄填寫退回理由。",
+                                   error_title="核轉／退回", error="請選擇「核轉」或「退回」。")
+        letter = column_letter(decision_col)
+        protection.add(ws, dv, f"{letter}{FIRST_ROW}:{letter}{FIRST_ROW + len(lines) - 1}")
+    for j, width in enumerate([12, name_width, 18, 17, 10, *([16] * len(money)), 12, 36], start=1):
+        ws.column_dimensions[column_letter(j)].width = width
+    ws.freeze_panes = f"A{FIRST_ROW}"
+    stamped = (made or datetime.now(TAIPEI)).astimezone(TAIPEI)
+    apply_openpyxl(ws, PrintSetup.for_width(openpyxl_width(ws, len(titles)), title_rows=(HEADER_ROW, HEADER_ROW),
+                                            footer=footer(f"{roc_date(stamped)} {stamped:%H:%M}")))
+    protection.lock_sheet(ws, allow_resize=True)
     stamp = make_stamp(secret, signoff_collection(coll.id), round_id, supervisor, VERSION)
     stamp_ws = wb.create_sheet(STAMP_SHEET)
-    props: Any = wb.custom_doc_props  # type: ignore[attr-defined]
     for i, (name, value) in enumerate(stamp.fields().items(), start=1):
         stamp_ws.cell(i, 1, name)
         stamp_ws.cell(i, 2, value).number_format = "@"
-        props.append(StringProperty(name=PROP_PREFIX + name, value=value))
+    properties.set_strings(wb, {PROP_PREFIX + name: value for name, value in stamp.fields().items()})
     assert tuple(stamp.fields()) == STAMP_FIELDS
-    stamp_ws.protection.sheet = True
-    stamp_ws.sheet_state = "veryHidden"
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
+    protection.lock_sheet(stamp_ws)
+    protection.hide(stamp_ws, very=True)
+    return book.to_bytes(wb)
+
+
+def _shown_width(text: str) -> int:
+    """The width of a text in column units: two for a full-width (CJK) character, one for another."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 # -- a returned sign-off workbook ---------------------------------------------------------------------------------
@@ -208,7 +241,7 @@ def examine(ctx: Context, stamp: Stamp, cells: Cells | None, last_row: int, send
         return Examined(Verdict.REJECTED, [F.make("table.sheet_missing", locale, sheet=SHEET)], empty)
     coll = ctx.collection(cid)
     decision_col, reason_col = decision_columns(coll)
-    letter = openpyxl.utils.get_column_letter
+    letter = column_letter
     found: list[Finding] = []
     by, on = _text(cells(3, 2)), _text(cells(3, 4))
     mine = set(units_of(ctx, supervisor))

@@ -4,25 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import re
-import struct
-import zipfile
-import zlib
 from collections.abc import Callable, Mapping, Sequence
-from copy import copy as shallow_copy
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import date
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
-
-import openpyxl
-from openpyxl.packaging.custom import StringProperty
-from openpyxl.styles import Protection
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.datavalidation import DataValidation
 
 from collect.archive import write_atomic
 from collect.forms.spec import (
@@ -39,6 +27,9 @@ from collect.forms.spec import (
 )
 from collect.forms.template import DATE_FORMAT, MONEY_FORMAT, PREFILL_FILL
 from collect.rounds import roc_date, roc_round_label
+from collect.xlsx import book, properties, protection
+from collect.xlsx.book import Worksheet, column_letter
+from collect.xlsx.copies import ZipTemplate, fill_cells, parts
 from collect.xlsx.dates import to_serial
 
 PROP_PREFIX = "collect."
@@ -102,15 +93,15 @@ class RoundBook:
         self.round_id = round_id
         self.deadline = deadline
         self.letters = dict(self.layout.letters) or {
-            c.key: get_column_letter(self.layout.first_col + i) for i, c in enumerate(coll.columns)}
+            c.key: column_letter(self.layout.first_col + i) for i, c in enumerate(coll.columns)}
         self._locked_style: dict[str, int] = {}  # locked_prefill column key -> xf index of its locked look
         self._members, self._data_part, self._stamp_part = self._build()
-        self._zip = ZipTemplate([(name, data, info.date_time) for name, (info, data) in self._members.items()])
+        self._zip = ZipTemplate([(name, data, when) for name, (when, data) in self._members.items()])
 
     # The base workbook is built once with openpyxl; each copy only rewrites three XML parts.
-    def _build(self) -> tuple[dict[str, tuple[zipfile.ZipInfo, bytes]], str, str]:
+    def _build(self) -> tuple[dict[str, tuple[tuple[int, ...], bytes]], str, str]:
         coll, lay = self.coll, self.layout
-        wb = openpyxl.load_workbook(coll.template_path)
+        wb = book.open_book(coll.template_path)
         ws = wb[lay.sheet]
         for key in (NAME_AGENCY_CODE, NAME_AGENCY_NAME, NAME_SUPERVISOR, NAME_PERIOD):
             if key in lay.identity:  # the visible identity cells are optional: the stamp is what identifies
@@ -121,9 +112,9 @@ class RoundBook:
             cell = ws[lay.fields[f.key]]
             cell.number_format = (MONEY_FORMAT if f.money else DATE_FORMAT if f.kind == "date" else
                                   "@" if f.kind == "text" else cell.number_format)
-            cell.protection = Protection(locked=True)
+            protection.set_locked(cell, True)
         lists = wb.create_sheet(LISTS_SHEET)
-        lists.sheet_state = "hidden"
+        protection.hide(lists)
         list_col = 0
         data_rows = lay.data_rows
         for col in coll.columns:
@@ -139,106 +130,78 @@ class RoundBook:
                 targets = [f"{letter}{r}" for r in data_rows]
                 rng = " ".join(_runs(letter, data_rows))
             for ref in targets:
-                ws[ref].protection = Protection(locked=False)
-            dv = self._validation(col, lists, list_col)
+                protection.set_locked(ws[ref], False)
+            dv = self._validation(col, lists, list_col + 1)
             if col.choices and dv is not None and dv.formula1 and dv.formula1.startswith("'"):
                 list_col += 1
             if dv is not None:
-                dv.add(rng)
-                ws.add_data_validation(dv)
-        # Excel locks a cell by its own style, else its row's, else its column's. openpyxl drops empty cells of
-        # the default style when it saves, so an unlocked row or column style (whole columns unlocked in Excel)
-        # would unlock them: only the data range's input cells, unlocked one by one above, are for typing.
-        for dim in [*ws.column_dimensions.values(), *ws.row_dimensions.values()]:
-            if dim.has_style and not dim.protection.locked:
-                dim.protection = Protection(locked=True)
-        ws.protection.sheet = True
-        ws.protection.formatColumns = False
-        ws.protection.formatRows = False
-        ws.protection.autoFilter = False
+                protection.add(ws, dv, rng)
+        protection.lock_row_and_column_styles(ws)  # only the input cells unlocked one by one above are for typing
+        protection.lock_sheet(ws, allow_resize=True, allow_filter=True)
         for other in wb.worksheets:
             if other is not ws:
-                other.protection.sheet = True
+                protection.lock_sheet(other)
         stamp_ws = wb.create_sheet(STAMP_SHEET)
         for i, fname in enumerate(STAMP_FIELDS, start=1):
             stamp_ws.cell(i, 1, fname)
             stamp_ws.cell(i, 2).number_format = "@"
-        stamp_ws.protection.sheet = True
-        stamp_ws.sheet_state = "veryHidden"
+        protection.lock_sheet(stamp_ws)
+        protection.hide(stamp_ws, very=True)
         # A locked, greyed twin of each locked_prefill column's input style, for the cells render() prefills. The
         # twin is parked on the stamp sheet so openpyxl writes it to the style sheet; its index is stable.
         for i, col in enumerate(c for c in coll.columns if c.locked_prefill and c.is_input):
-            source = ws[f"{self.letters[col.key]}{lay.data_first_row}"]
             twin = stamp_ws.cell(1, 4 + i)
-            for part in ("font", "border", "alignment"):  # the input cell's look, through openpyxl's public styles
-                setattr(twin, part, shallow_copy(getattr(source, part)))
-            twin.number_format = source.number_format
-            twin.protection = Protection(locked=True)
+            book.copy_look(ws[f"{self.letters[col.key]}{lay.data_first_row}"], twin)  # the input cell's look
+            protection.set_locked(twin, True)
             twin.fill = PREFILL_FILL
             self._locked_style[col.key] = twin.style_id
         if not lists.max_row or (lists.max_column == 1 and lists["A1"].value is None):
             wb.remove(lists)
         wb.active = wb.sheetnames.index(lay.sheet)
-        wb.security = openpyxl.workbook.protection.WorkbookProtection(lockStructure=True)
-        for fname in STAMP_FIELDS:
-            value = {"collection": coll.id, "round": self.round_id, "version": coll.version}.get(
-                fname, _PLACEHOLDER.format(fname))
-            props: Any = wb.custom_doc_props  # type: ignore[attr-defined]
-            props.append(StringProperty(name=PROP_PREFIX + fname, value=value))
-        buf = io.BytesIO()
-        wb.save(buf)
+        protection.lock_structure(wb)
+        known = {"collection": coll.id, "round": self.round_id, "version": coll.version}
+        properties.set_strings(wb, {PROP_PREFIX + f: known.get(f, _PLACEHOLDER.format(f)) for f in STAMP_FIELDS})
         index = {ws_.title: i for i, ws_ in enumerate(wb.worksheets, start=1)}
         data_part = f"xl/worksheets/sheet{index[lay.sheet]}.xml"
         stamp_part = f"xl/worksheets/sheet{index[STAMP_SHEET]}.xml"
-        members: dict[str, tuple[zipfile.ZipInfo, bytes]] = {}
-        with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as zf:
-            for info in zf.infolist():
-                members[info.filename] = (info, zf.read(info))
+        members = parts(book.to_bytes(wb))
         for part in (data_part, stamp_part):
             if part not in members:
                 raise RuntimeError(f"openpyxl wrote no {part}")
         return members, data_part, stamp_part
 
-    def _validation(self, col: ColumnSpec, lists: Any, list_col: int) -> DataValidation | None:
-        title = col.title[:32]
-        common: dict[str, Any] = dict(allow_blank=True, showErrorMessage=True, showInputMessage=True,
-                                      promptTitle=title, errorTitle=f"{col.title} 填寫錯誤"[:32], errorStyle="stop")
+    def _validation(self, col: ColumnSpec, lists: Worksheet, list_col: int) -> Any:
+        """The data validation of an input column (None for a free text); a long list of choices goes down column
+        `list_col` of the hidden lists sheet."""
+        common: dict[str, Any] = dict(title=col.title, error_title=f"{col.title} 填寫錯誤")
         hint = (col.hint + " ") if col.hint else ""
         if col.choices:
-            joined = ",".join(col.choices)
-            if len(joined) <= 250 and not any("," in c or '"' in c for c in col.choices):
-                formula = f'"{joined}"'
-            else:
-                letter = get_column_letter(list_col + 1)
-                for i, choice in enumerate(col.choices, start=1):
-                    lists.cell(i, list_col + 1, choice)
-                formula = f"'{LISTS_SHEET}'!${letter}$1:${letter}${len(col.choices)}"
+            formula = protection.inline_list(col.choices) or protection.sheet_list(lists, list_col, col.choices)
             shown = "、".join(col.choices)
-            return DataValidation(type="list", formula1=formula, prompt=_cut(f"{hint}請從清單選擇：{shown}"),
-                                  error=_cut(f"「{col.title}」只能選擇：{shown}"), **common)
+            return protection.validation("list", formula1=formula, prompt=f"{hint}請從清單選擇：{shown}",
+                                         error=f"「{col.title}」只能選擇：{shown}", **common)
         if col.kind == "date":
             lo_d, hi_d = col.date_bounds(self.round_id)
             lo = lo_d or date(1912, 1, 1)
             hi = hi_d or date(2111, 12, 31)
-            return DataValidation(type="date", operator="between", formula1=str(to_serial(lo)),
-                                  formula2=str(to_serial(hi)),
-                                  prompt=_cut(f"{hint}請填日期，介於 {roc_date(lo)} 與 {roc_date(hi)} 之間（例如 "
-                                              f"{roc_date(hi)}）。"),
-                                  error=_cut(f"「{col.title}」應為 {roc_date(lo)} 至 {roc_date(hi)} 之間的日期。"),
-                                  **common)
+            return protection.validation("date", operator="between", formula1=str(to_serial(lo)),
+                                         formula2=str(to_serial(hi)),
+                                         prompt=f"{hint}請填日期，介於 {roc_date(lo)} 與 {roc_date(hi)} 之間（例如 "
+                                                f"{roc_date(hi)}）。",
+                                         error=f"「{col.title}」應為 {roc_date(lo)} 至 {roc_date(hi)} 之間的日期。",
+                                         **common)
         if col.kind in ("whole", "decimal"):
-            kind = "whole" if col.kind == "whole" else "decimal"
             lo_n = col.ge if col.ge is not None else -999_999_999_999_999
             hi_n = col.le if col.le is not None else 999_999_999_999_999
-            unit = "新臺幣元，整數" if col.money else ("整數" if kind == "whole" else "數字")
+            unit = "新臺幣元，整數" if col.money else ("整數" if col.kind == "whole" else "數字")
             bound = f"，不可小於 {lo_n:,}" if col.ge is not None else ""
-            return DataValidation(type=kind, operator="between", formula1=str(lo_n), formula2=str(hi_n),  # type: ignore[arg-type]
-                                  prompt=_cut(f"{hint}請填{unit}{bound}。"),
-                                  error=_cut(f"「{col.title}」應為{unit}{bound}。"), **common)
+            return protection.validation(col.kind, operator="between", formula1=str(lo_n), formula2=str(hi_n),
+                                         prompt=f"{hint}請填{unit}{bound}。",
+                                         error=f"「{col.title}」應為{unit}{bound}。", **common)
         if col.max_length:
-            return DataValidation(type="textLength", operator="lessThanOrEqual", formula1=str(col.max_length),
-                                  prompt=_cut(f"{hint}{'必填，' if col.required else ''}最多 {col.max_length} 個字。"),
-                                  error=_cut(f"「{col.title}」最多 {col.max_length} 個字。"), **common)
+            return protection.validation("textLength", operator="lessThanOrEqual", formula1=str(col.max_length),
+                                         prompt=f"{hint}{'必填，' if col.required else ''}最多 {col.max_length} 個字。",
+                                         error=f"「{col.title}」最多 {col.max_length} 個字。", **common)
         return None
 
     def render(self, copy: AgencyCopy, stamp: Stamp) -> bytes:
@@ -284,45 +247,6 @@ class RoundBook:
         return fill_cells(xml[:cut], cells, styles) + xml[cut:]
 
 
-class ZipTemplate:
-    """A zip package whose unchanged members are compressed once; build() writes a copy with some parts replaced."""
-
-    def __init__(self, members: list[tuple[str, bytes, tuple[int, ...]]]) -> None:
-        self._members = [(name, _dos_time(when), *_pack(data)) for name, data, when in members]
-
-    def build(self, changed: Mapping[str, bytes]) -> bytes:
-        out = io.BytesIO()
-        central = []
-        for name, (dtime, ddate), crc, size, packed in self._members:
-            if name in changed:
-                crc, size, packed = _pack(changed[name])
-            raw_name = name.encode("utf-8")
-            flags = 0x800 if not raw_name.isascii() else 0
-            offset = out.tell()
-            out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flags, 8, dtime, ddate, crc, len(packed), size,
-                                  len(raw_name), 0))
-            out.write(raw_name)
-            out.write(packed)
-            central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, flags, 8, dtime, ddate, crc,
-                                       len(packed), size, len(raw_name), 0, 0, 0, 0, 0, offset) + raw_name)
-        start = out.tell()
-        for entry in central:
-            out.write(entry)
-        out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(central), len(central), out.tell() - start, start,
-                              0))
-        return out.getvalue()
-
-
-def _pack(data: bytes) -> tuple[int, int, bytes]:
-    deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
-    return zlib.crc32(data), len(data), deflate.compress(data) + deflate.flush()
-
-
-def _dos_time(when: tuple[int, ...]) -> tuple[int, int]:
-    year, month, day, hour, minute, second = (tuple(when) + (0,) * 6)[:6]
-    return (hour << 11) | (minute << 5) | (second // 2), (max(year, 1980) - 1980) << 9 | (month << 5) | day
-
-
 def _runs(letter: str, rows: Sequence[int]) -> list[str]:
     """A column's rows as ranges of consecutive rows: E7:E22 E24:E30 (the form's total rows left out)."""
     out: list[str] = []
@@ -334,53 +258,6 @@ def _runs(letter: str, rows: Sequence[int]) -> list[str]:
         if start is not None:
             out.append(f"{letter}{start}" if start == prev else f"{letter}{start}:{letter}{prev}")
         start = prev = r
-    return out
-
-
-def _cut(text: str, limit: int = 255) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-# openpyxl writes an empty cell as <c .../> with xml.etree and as <c ...></c> when lxml is installed.
-_EMPTY_CELL = re.compile(rb'<c r="([A-Z]{1,3}[0-9]{1,7})"((?: [a-z]+="[^"]*")*)\s*(?:/>|></c>)')
-
-
-def cell_xml(ref: str, attrs: str, value: Any, style: int | None = None) -> str:
-    """One filled <c> element; strings go inline so sharedStrings.xml never changes; `style` replaces its xf."""
-    attrs = re.sub(r' t="[^"]*"', "", attrs)
-    if style is not None:
-        attrs = re.sub(r' s="[^"]*"', "", attrs) + f' s="{style}"'
-    if isinstance(value, bool):
-        return f'<c r="{ref}"{attrs} t="b"><v>{int(value)}</v></c>'
-    if isinstance(value, int | float | Decimal):
-        return f'<c r="{ref}"{attrs}><v>{value}</v></c>'
-    if isinstance(value, date | datetime):
-        return f'<c r="{ref}"{attrs}><v>{to_serial(value)}</v></c>'
-    text = escape(_xml_safe(str(value)))
-    return f'<c r="{ref}"{attrs} t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>'
-
-
-def _xml_safe(text: str) -> str:
-    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", "", text)
-
-
-def fill_cells(xml: bytes, cells: Mapping[str, Any], styles: Mapping[str, int] | None = None) -> bytes:
-    """Fill empty (styled) cells of a worksheet part in place; every target cell must exist as an empty <c/>.
-
-    `styles` gives some of those cells another xf index (e.g. the locked look of a prefilled locked cell).
-    """
-    remaining = dict(cells)
-    restyle = styles or {}
-
-    def sub(m: re.Match[bytes]) -> bytes:
-        ref = m.group(1).decode()
-        if ref not in remaining:
-            return m.group(0)
-        return cell_xml(ref, m.group(2).decode(), remaining.pop(ref), restyle.get(ref)).encode("utf-8")
-
-    out = _EMPTY_CELL.sub(sub, xml)
-    if remaining:
-        raise ValueError(f"the template has no empty styled cell at {', '.join(sorted(remaining))}")
     return out
 
 

@@ -6,12 +6,6 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-import openpyxl
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-from openpyxl.utils import get_column_letter, range_boundaries
-from openpyxl.workbook.defined_name import DefinedName
-from openpyxl.worksheet.worksheet import Worksheet
-
 from collect.errors import CollectionError
 from collect.forms.spec import (
     IDENTITY_NAMES,
@@ -28,27 +22,25 @@ from collect.forms.spec import (
     FormField,
     Layout,
 )
+from collect.xlsx import book
+from collect.xlsx.book import (
+    Alignment,
+    Border,
+    Font,
+    PatternFill,
+    Side,
+    Worksheet,
+    bounds,
+    column_letter,
+    define,
+    destinations,
+)
 from collect.xlsx.cells import Merges, clean, joined, title_path
 from collect.xlsx.printing import PrintSetup, apply_openpyxl, openpyxl_width
+from collect.xlsx.protection import sheet_name
 from collect.xlsx.style import MONEY_FORMAT, RATE_FORMAT, ROC_DATE_FORMAT
 
 DATE_FORMAT = ROC_DATE_FORMAT
-
-
-def _destinations(wb: openpyxl.Workbook) -> dict[str, tuple[str, str]]:
-    """Defined name -> (sheet title, A1 range without $), workbook- and sheet-scoped."""
-    out: dict[str, tuple[str, str]] = {}
-    scoped = [(None, wb.defined_names)] + [(ws, ws.defined_names) for ws in wb.worksheets]
-    for _ws, names in scoped:
-        for name, dn in names.items():
-            try:
-                dests = list(dn.destinations)
-            except Exception:
-                continue
-            if dests:
-                sheet, ref = dests[0]
-                out[name.upper()] = (sheet, ref.replace("$", ""))
-    return out
 
 
 def layout_problems(path: Path, columns: Sequence[ColumnSpec], fields: Sequence[FormField] = (),
@@ -58,10 +50,10 @@ def layout_problems(path: Path, columns: Sequence[ColumnSpec], fields: Sequence[
         return None, [f"{path}: the template file does not exist (`collect template new` or `collect adopt` "
                       f"writes one)."]
     try:
-        wb = openpyxl.load_workbook(path)
+        wb = book.open_book(path)
     except Exception as exc:
         return None, [f"{path}: not a readable xlsx workbook ({exc.__class__.__name__}: {exc})."]
-    names = _destinations(wb)
+    names = destinations(wb)
     for name in (NAME_HEADER, NAME_DATA):
         if name not in names:
             problems.append(f"{path}: the defined name {name} (the data table's "
@@ -72,8 +64,8 @@ def layout_problems(path: Path, columns: Sequence[ColumnSpec], fields: Sequence[
     data_sheet, data_ref = names[NAME_DATA]
     if sheet not in wb.sheetnames:
         return None, [*problems, f"{path}: {NAME_HEADER} points at a missing sheet {sheet!r}."]
-    h_min_col, h_min_row, h_max_col, h_max_row = _bounds(header_ref)
-    d_min_col, d_min_row, d_max_col, d_max_row = _bounds(data_ref)
+    h_min_col, h_min_row, h_max_col, h_max_row = bounds(header_ref)
+    d_min_col, d_min_row, d_max_col, d_max_row = bounds(data_ref)
     if data_sheet != sheet or (d_min_col, d_max_col) != (h_min_col, h_max_col) or d_min_row <= h_max_row:
         problems.append(f"{path}: {NAME_DATA} ({data_sheet}!{data_ref}) must lie below {NAME_HEADER} "
                         f"({sheet}!{header_ref}) on the same sheet and span the same columns.")
@@ -83,8 +75,8 @@ def layout_problems(path: Path, columns: Sequence[ColumnSpec], fields: Sequence[
     total_rows: tuple[int, ...] = ()
     if NAME_TOTALS in names:
         t_sheet, t_ref = names[NAME_TOTALS]
-        total_rows = tuple(sorted({r for part in t_ref.split(",") for r in range(_bounds(part)[1],
-                                                                                  _bounds(part)[3] + 1)}))
+        total_rows = tuple(sorted({r for part in t_ref.split(",") for r in range(bounds(part)[1],
+                                                                                  bounds(part)[3] + 1)}))
         if t_sheet != sheet or any(r <= h_max_row for r in total_rows):
             problems.append(f"{path}: {NAME_TOTALS} ({t_sheet}!{t_ref}) must lie below {NAME_HEADER} on the same "
                             f"sheet.")
@@ -97,7 +89,7 @@ def layout_problems(path: Path, columns: Sequence[ColumnSpec], fields: Sequence[
                                 f"collection places every input at its own cell).")
                 continue
             try:
-                c_col, c_row, _c2, _r2 = _bounds(col.cell)
+                c_col, c_row, _c2, _r2 = bounds(col.cell)
             except ValueError:
                 problems.append(f"{path}: the field {col.key} has cell={col.cell!r}, which is not a cell.")
                 continue
@@ -118,15 +110,15 @@ def layout_problems(path: Path, columns: Sequence[ColumnSpec], fields: Sequence[
                 problems.append(f"{path}: the field {col.key} ({col.title}) has no column in the header "
                                 f"{sheet}!{header_ref}.")
             elif c is None or clean(titles[c]) != clean(col.title):
-                letter = get_column_letter(c) if c else get_column_letter(h_max_col + 1)
+                letter = column_letter(c) if c else column_letter(h_max_col + 1)
                 problems.append(f"{path}: column {letter} of the header should be {col.title!r}, found "
                                 f"{titles.get(c, '') if c else ''!r}.")
             if c is not None:
-                letters[col.key] = get_column_letter(c)
+                letters[col.key] = column_letter(c)
         known = {clean(c.title) for c in columns}
         for c in heads:
             if clean(titles[c]) not in known:
-                problems.append(f"{path}: the header column {get_column_letter(c)} ({titles[c]!r}) is not a field "
+                problems.append(f"{path}: the header column {column_letter(c)} ({titles[c]!r}) is not a field "
                                 f"of the rules.")
     identity = {n: names[n][1] for n in IDENTITY_NAMES if n in names}
     for n, ref in identity.items():
@@ -149,7 +141,7 @@ def layout_problems(path: Path, columns: Sequence[ColumnSpec], fields: Sequence[
         if f_sheet != sheet:
             problems.append(f"{path}: the header field {f.defined_name} must be on the sheet {sheet!r}.")
             continue
-        f_col, f_row, _c2, _r2 = _bounds(f_ref)
+        f_col, f_row, _c2, _r2 = bounds(f_ref)
         if f_row in data_rows and h_min_col <= f_col <= h_max_col:
             problems.append(f"{path}: the header field {f.defined_name} ({f_ref}) lies inside {NAME_DATA}.")
             continue
@@ -158,14 +150,6 @@ def layout_problems(path: Path, columns: Sequence[ColumnSpec], fields: Sequence[
                     header_first_row=h_min_row, letters=letters, total_rows=total_rows, cells=cells,
                     merged=frozenset(str(m) for m in ws.merged_cells.ranges if m.max_row > h_max_row))
     return layout, problems
-
-
-def _bounds(ref: str) -> tuple[int, int, int, int]:
-    """A range's (min_col, min_row, max_col, max_row), a single cell counting as a 1x1 range."""
-    min_col, min_row, max_col, max_row = range_boundaries(ref)
-    if min_col is None or min_row is None:
-        raise ValueError(f"{ref} is not a cell range")
-    return min_col, min_row, max_col or min_col, max_row or min_row
 
 
 def read_layout(path: Path, columns: Sequence[ColumnSpec], fields: Sequence[FormField] = (),
@@ -186,23 +170,14 @@ LABEL_FONT = Font(name="微軟正黑體", bold=True, size=11)
 BODY_FONT = Font(name="微軟正黑體", size=11)
 
 
-def _define(wb: openpyxl.Workbook, name: str, ws: Worksheet, ref: str) -> None:
-    quoted = "'" + ws.title.replace("'", "''") + "'"
-    wb.defined_names[name] = DefinedName(name, attr_text=f"{quoted}!{absolute(ref)}")
-
-
-def absolute(ref: str) -> str:
-    return ":".join(re.sub(r"([A-Z]+)(\d+)", r"$\1$\2", part) for part in ref.split(":"))
-
-
 def write_default(coll: Collection, path: Path) -> Path:
     """Write a tidy template from the rules: identity block, header, input rows, number formats and formulas."""
 
-    wb = openpyxl.Workbook()
+    wb = book.new()
     ws = wb.worksheets[0]
-    ws.title = coll.meta.sheet
+    ws.title = sheet_name(coll.meta.sheet)  # Excel opens no sheet name over 31 characters or with []:*?/\
     n = len(coll.columns)
-    last = get_column_letter(max(n, 4))
+    last = column_letter(max(n, 4))
     ws["A1"] = coll.meta.title
     ws["A1"].font = Font(name="微軟正黑體", bold=True, size=16)
     ws.merge_cells(f"A1:{last}1")
@@ -218,7 +193,7 @@ def write_default(coll: Collection, path: Path) -> Path:
         ws[label_ref].alignment = Alignment(horizontal="right")
         ws[value_ref].font = BODY_FONT
         ws[value_ref].border = Border(bottom=THIN)
-        _define(wb, name, ws, value_ref)
+        define(wb, name, ws, value_ref)
     ws["C4"] = "說明"
     ws["C4"].font = LABEL_FONT
     ws["C4"].alignment = Alignment(horizontal="right")
@@ -236,12 +211,12 @@ def write_default(coll: Collection, path: Path) -> Path:
         ws[value_ref].fill = PREFILL_FILL
         ws[value_ref].number_format = (MONEY_FORMAT if f.money else DATE_FORMAT if f.kind == "date" else
                                        "@" if f.kind == "text" else "General")
-        _define(wb, f.defined_name, ws, value_ref)
+        define(wb, f.defined_name, ws, value_ref)
     header_row = 6 + (len(coll.meta.fields) + 1) // 2
     first = header_row + 1
     last_row = first + coll.meta.max_rows - 1
     for i, col in enumerate(coll.columns, start=1):
-        letter = get_column_letter(i)
+        letter = column_letter(i)
         cell = ws.cell(header_row, i, col.title)
         cell.font = LABEL_FONT
         cell.fill = HEADER_FILL
@@ -265,12 +240,10 @@ def write_default(coll: Collection, path: Path) -> Path:
     ws.row_dimensions[header_row].height = 32
     ws.freeze_panes = f"A{first}"
     print_setup(ws, header_row)
-    _define(wb, NAME_HEADER, ws, f"A{header_row}:{get_column_letter(n)}{header_row}")
-    _define(wb, NAME_DATA, ws, f"A{first}:{get_column_letter(n)}{last_row}")
+    define(wb, NAME_HEADER, ws, f"A{header_row}:{column_letter(n)}{header_row}")
+    define(wb, NAME_DATA, ws, f"A{first}:{column_letter(n)}{last_row}")
     ws.sheet_view.zoomScale = 100
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(path)
-    return path
+    return book.save(wb, path)
 
 
 def print_setup(ws: Worksheet, header_row: int) -> None:
@@ -282,5 +255,5 @@ def print_setup(ws: Worksheet, header_row: int) -> None:
 
 def formula_for(template: str, columns: Sequence[ColumnSpec], row: int) -> str:
     """Expand {key} in a column formula to the same row's cell of that column."""
-    letters = {c.key: get_column_letter(i) for i, c in enumerate(columns, start=1)}
+    letters = {c.key: column_letter(i) for i, c in enumerate(columns, start=1)}
     return re.sub(r"\{(\w+)\}", lambda m: f"{letters[m.group(1)]}{row}", template)
