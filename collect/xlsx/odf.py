@@ -1,4 +1,4 @@
-"""OpenDocument spreadsheets (.ods): packages, cells by A1 address, the round's base converted once, per-agency copies."""
+"""OpenDocument spreadsheets (.ods): packages, cells by A1 address, a round's base converted once, agencies' copies."""
 
 from __future__ import annotations
 
@@ -90,6 +90,11 @@ def read_members(data: bytes) -> dict[str, bytes]:
     if "content.xml" not in members:
         raise OdfError("no content.xml")
     return members
+
+
+def is_ods(data: bytes) -> bool:
+    """True for the bytes of an .ods package (its stored mimetype member comes first)."""
+    return data[:4] == b"PK\x03\x04" and MIMETYPE in data[:200]
 
 
 class OdsTemplate:
@@ -269,7 +274,8 @@ def set_value(cell: Any, value: Any, *, text: str | None = None) -> None:
     if value is None or value == "":
         return
     if isinstance(value, bool):
-        kind, attrs, shown = "boolean", {"office:boolean-value": "true" if value else "false"}, "TRUE" if value else "FALSE"
+        shown = "TRUE" if value else "FALSE"
+        kind, attrs = "boolean", {"office:boolean-value": shown.lower()}
     elif isinstance(value, int | float | Decimal):
         kind, attrs, shown = "float", {"office:value": str(value)}, f"{value}"
     elif isinstance(value, datetime):
@@ -334,13 +340,14 @@ class CellStyles:
         self._twins[key] = new_name
         return new_name
 
-    def add(self, family: str, xml_children: str, name: str) -> str:
+    def add(self, family: str, xml_children: str, name: str, *, master_page: str | None = None) -> str:
         """A new automatic style of `family` with children given as XML (in the office namespaces); its name."""
         while name in self._by_name:
             name += "x"
         decl = " ".join(f'xmlns:{p}="{u}"' for p, u in NS.items())
-        style = etree.fromstring(f'<style:style {decl} style:name="{name}" style:family="{family}">{xml_children}'
-                                 "</style:style>", _PARSER)
+        page = f' style:master-page-name="{master_page}"' if master_page else ""
+        style = etree.fromstring(f'<style:style {decl} style:name="{name}" style:family="{family}"{page}>'
+                                 f"{xml_children}</style:style>", _PARSER)
         self.auto.append(style)
         self._by_name[name] = style
         return name
