@@ -1,4 +1,4 @@
-"""ODF (.ods) as an equal of .xlsx: issued, opened, filled and saved by LibreOffice itself, returned, answered, reported."""
+"""ODF (.ods) as an equal of .xlsx: issued, filled and saved by LibreOffice itself, returned, answered, reported."""
 
 from __future__ import annotations
 
