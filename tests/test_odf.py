@@ -11,6 +11,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +275,11 @@ def test_a_faulty_ods_is_rejected_at_its_cell_and_answered_with_a_marked_ods(env
     color, note = shown["marks"]["C7"]
     assert color == 0xFF9999 and "類別" in note and note.startswith("錯誤：")
     assert shown["marks"]["D7"][1] == ""  # a cell without a finding is left as the agency had it
+    assert bad.receipt_mail is not None  # the receipt carries it as an ODF spreadsheet, named .ods
+    mail = message_from_bytes(bad.receipt_mail.read_bytes(), policy=policy.default)
+    [attached] = [p for p in mail.iter_attachments() if (p.get_filename() or "").endswith(".ods")]
+    assert attached.get_content_type() == "application/vnd.oasis.opendocument.spreadsheet"
+    assert attached.get_payload(decode=True) == bad.annotated.read_bytes()
     summary = read_book(bad.annotated.read_bytes()).sheet("檢核結果")
     assert summary is not None and summary.cell("D7") == "C7" and summary.cell("B7") == "錯誤"
 
