@@ -9,7 +9,7 @@ import subprocess
 import time
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -20,7 +20,7 @@ import pytest
 
 from collect.agencies import AgencyListError, load_agencies
 from collect.config import parse_settings
-from collect.errors import ConfigError
+from collect.errors import CollectError, ConfigError
 from collect.findings import Finding
 from collect.forms.issuing import copy_format, issue
 from collect.pipeline import make_report
@@ -321,6 +321,10 @@ def test_the_format_comes_from_the_agency_list_then_the_collection_then_collect_
     reg = env.ctx.registry
     assert copy_format(env.ctx, coll, reg.get(XLSX_AGENCY)) == "xlsx"  # type: ignore[arg-type]
     assert copy_format(env.ctx, coll, reg.get(ODS_AGENCIES[0])) == "ods"  # type: ignore[arg-type]
+    as_xlsx = replace(coll, meta=replace(coll.meta, format="xlsx"))  # Meta(format=...) over collect.toml's ods
+    assert copy_format(env.ctx, as_xlsx, reg.get(ODS_AGENCIES[0])) == "xlsx"  # type: ignore[arg-type]
+    with pytest.raises(CollectError, match="format='pdf'"):
+        copy_format(env.ctx, replace(coll, meta=replace(coll.meta, format="pdf")), reg.get(ODS_AGENCIES[0]))  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="format = 'pdf'"):
         parse_settings('[workspace]\nformat = "pdf"\n', Path("collect.toml"))
 

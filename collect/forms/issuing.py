@@ -239,16 +239,18 @@ def copy_format(ctx: Context, coll: Collection, agency: Agency) -> str:
 
 
 def issue_round_ods(coll: Collection, round_id: str, deadline: date, copies: Sequence[AgencyCopy], secret: bytes,
-                    out_dir: Path, progress: Callable[[AgencyCopy], None] | None = None) -> list[Issued]:
+                    out_dir: Path, progress: Callable[[AgencyCopy], None] | None = None,
+                    cache: Path | None = None) -> list[Issued]:
     """The .ods twin of issue_round: the round's workbook, with placeholders where agencies differ, converted by
-    one LibreOffice run (collect.xlsx.odf.OdsCopies), then one patched copy per agency."""
+    one LibreOffice run (collect.xlsx.odf.OdsCopies; kept in `cache` for issuing the round again), then one
+    patched copy per agency."""
     assert coll.layout is not None
     lay = coll.layout
     book = RoundBook(coll, round_id, deadline)
     ph = odf.PLACEHOLDER.format
     base = book.render(AgencyCopy(ph("code"), ph("name"), ph("supervisor")),
                        Stamp(coll.id, round_id, ph("agency"), coll.version, ph("token")))
-    twin = odf.OdsCopies(base, lay.sheet)
+    twin = odf.OdsCopies(base, lay.sheet, cache=cache)
     done = []
     for copy in copies:
         stamp = make_stamp(secret, coll.id, round_id, copy.code, coll.version)
@@ -317,7 +319,8 @@ def _issue(ctx: Context, cid: str, round_id: str, agencies: Sequence[str], deadl
 
     xlsx, ods = [c for c in copies if formats[c.code] != "ods"], [c for c in copies if formats[c.code] == "ods"]
     issued = (issue_round(coll, round_id, deadline, xlsx, secret, out_dir, tick) if xlsx or not ods else []) + (
-        issue_round_ods(coll, round_id, deadline, ods, secret, out_dir, tick) if ods else [])
+        issue_round_ods(coll, round_id, deadline, ods, secret, out_dir, tick, ctx.ws.state_dir / "cache" / "ods")
+        if ods else [])
     # recorded only once every workbook is stamped: a failed issue leaves no round behind
     new_version = ctx.ledger.record_version(cid, coll.version)
     ctx.ledger.upsert_round(cid, round_id, deadline.isoformat(), coll.version)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy as copying
+import hashlib
 import io
 import re
 import struct
@@ -80,14 +81,14 @@ def to_xml(root: Any) -> bytes:
 
 
 # -- the package ---------------------------------------------------------------------------------------------------
-def read_members(data: bytes) -> dict[str, bytes]:
-    """Every member of an .ods package, in order; OdfError when it is not one."""
+def read_members(data: bytes, *, ods: bool = True) -> dict[str, bytes]:
+    """Every member of an .ods package (any zip package with ods=False), in order; OdfError when it is not one."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             members = {info.filename: zf.read(info) for info in zf.infolist()}
     except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
         raise OdfError(f"not a readable zip package: {exc}") from None
-    if "content.xml" not in members:
+    if ods and "content.xml" not in members:
         raise OdfError("no content.xml")
     return members
 
@@ -378,8 +379,19 @@ class OdsCopies:
     by ONE LibreOffice run, then each agency's copy written by replacing the placeholders in content.xml and
     meta.xml (and, for prefilled header fields and rows, setting those cells)."""
 
-    def __init__(self, base_xlsx: bytes, sheet: str, *, seconds: float = libreoffice.CONVERT_SECONDS) -> None:
-        converted = libreoffice.convert_bytes(base_xlsx, "xlsx", "ods", seconds=seconds)
+    def __init__(self, base_xlsx: bytes, sheet: str, *, seconds: float = libreoffice.CONVERT_SECONDS,
+                 cache: Path | None = None) -> None:
+        """`cache`: a folder keeping each converted base by its content, so issuing the same round again (more
+        agencies, a corrected copy) needs no LibreOffice run."""
+        key = cache / f"{_content_key(base_xlsx)}.ods" if cache is not None else None
+        converted = key.read_bytes() if key is not None and key.is_file() else None
+        if converted is None:
+            converted = libreoffice.convert_bytes(base_xlsx, "xlsx", "ods", seconds=seconds)
+            if converted is not None and key is not None:
+                key.parent.mkdir(parents=True, exist_ok=True)
+                tmp = key.with_suffix(".tmp")
+                tmp.write_bytes(converted)
+                tmp.replace(key)
         if converted is None:
             raise OdfError("LibreOffice is not installed or could not convert the round's workbook to .ods.",
                            "Install it (apt-get install libreoffice-calc-nogui), or issue as .xlsx: [workspace] "
@@ -426,6 +438,15 @@ class OdsCopies:
                 cell.set(q("table:style-name"), styles.twin(cell_style(cell, table, col), fill=PREFILL_RGB,
                                                             protect=True))
         return to_xml(root)
+
+
+def _content_key(xlsx: bytes) -> str:
+    """A digest of a package's members, leaving out docProps/core.xml (it holds the time it was written)."""
+    digest = hashlib.sha256()
+    for name, body in sorted(read_members(xlsx, ods=False).items()):
+        if name != "docProps/core.xml":
+            digest.update(name.encode() + b"\0" + hashlib.sha256(body).digest())
+    return digest.hexdigest()[:32]
 
 
 def ods_name(xlsx_name: str) -> str:
