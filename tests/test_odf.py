@@ -22,7 +22,8 @@ from collect.agencies import AgencyListError, load_agencies
 from collect.config import parse_settings
 from collect.errors import CollectError, ConfigError
 from collect.findings import Finding
-from collect.forms.issuing import copy_format, issue
+from collect.forms.issuing import copy_format, issue, issue_round_ods
+from collect.forms.stamp import AgencyCopy
 from collect.pipeline import make_report
 from collect.receive.ingest import Ingestor, Outcome
 from collect.receive.read import read_book
@@ -152,6 +153,7 @@ class Env:
     expected_approved: int
     calc: Calc
     made: Path
+    deadline: date
 
 
 def _row(i: int, approved: int) -> dict[str, Any]:
@@ -203,7 +205,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         facts, *_ = calc.run(ops)
         with Ingestor(ctx) as ing:
             outcomes = {Path(o.file).name: o for o in ing.paths(sorted(made.iterdir()))}
-        yield Env(root, ctx, issued, tokens, facts, outcomes, sum(APPROVED), calc, made)
+        yield Env(root, ctx, issued, tokens, facts, outcomes, sum(APPROVED), calc, made, result.deadline)
     finally:
         calc.close()
         ctx.close()
@@ -353,6 +355,37 @@ def test_cells_inside_repeated_runs_are_split_and_read_back_at_their_address(env
     assert (sheet.cell("F150"), sheet.cell("J9"), sheet.cell("Z3000")) == (12_345, "備註文字", 1)
     assert str(sheet.cell("I8"))[:10] == "2026-03-05"
     assert sheet.cell("F149") in (None, "") and sheet.cell("F151") in (None, "")
+
+
+def test_issuing_the_round_again_reuses_the_converted_base_and_writes_prefilled_rows(
+        env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")  # no LibreOffice: the round's cached base must serve
+    coll = env.ctx.collection("covid19")
+    copy = AgencyCopy("020003", "臺北市中山區公所", "臺北市政府民政局",
+                      rows=[{"name": "預填計畫", "approved": 5_000, "approved_on": date(2026, 2, 1)}, {"item": 2}])
+    [made] = issue_round_ods(coll, ROUND, env.deadline, [copy], SECRET.encode(), tmp_path,
+                             cache=env.ctx.ws.state_dir / "cache" / "ods")
+    book = read_book(made.path.read_bytes())
+    sheet = book.sheet(SHEET)
+    assert sheet is not None and made.path.suffix == ".ods"
+    assert (sheet.cell("B2"), sheet.cell("B7"), sheet.cell("E7"), sheet.cell("A8")) == ("020003", "預填計畫", 5_000, 2)
+    assert str(sheet.cell("I7"))[:10] == "2026-02-01"
+    assert book.properties["collect.agency"] == "020003" and book.properties["collect.token"] == made.stamp.token
+
+
+def test_a_prefilled_locked_cell_is_greyed_and_locked(env: Env) -> None:
+    content = odf.read_members(env.issued[ODS_AGENCIES[0]].read_bytes())["content.xml"]
+    root = odf.parse_xml(odf.set_cells(content, SHEET, {"B7": "由本處預填", "C7": "防疫"}, locked=["B7"]))
+    table = odf.table_named(root, SHEET)
+    styles = {s.get(odf.q("style:name")): s for s in root.find(odf.q("office:automatic-styles"))}
+
+    def props(ref: str) -> dict[str, str]:
+        cell = odf.cell_of(table, *odf.parse_a1(ref))
+        found = styles[cell.get(odf.q("table:style-name"))].find(odf.q("style:table-cell-properties"))
+        return {k.split("}")[1]: v for k, v in found.attrib.items()}
+
+    assert props("B7")["cell-protect"] == "protected" and props("B7")["background-color"] == odf.PREFILL_RGB
+    assert props("C7").get("cell-protect") != "protected"  # an input the agency types stays open
 
 
 def test_annotating_what_is_not_an_ods_says_so(env: Env) -> None:

@@ -421,23 +421,25 @@ class OdsCopies:
             content = content.replace(needle, text)
             meta = meta.replace(needle, text)
         if cells:
-            content = self._fill(content, cells, set(locked))
+            content = set_cells(content, self.sheet, cells, locked)
         return self._zip.build({"content.xml": content, "meta.xml": meta})
 
-    def _fill(self, content: bytes, cells: Mapping[str, Any], locked: set[str]) -> bytes:
-        root = parse_xml(content)
-        table = table_named(root, self.sheet)
-        if table is None:
-            raise OdfError(f"the .ods has no sheet {self.sheet}")
-        styles = CellStyles(root)
-        for ref, value in cells.items():
-            row, col = parse_a1(ref)
-            cell = cell_of(table, row, col)
-            set_value(cell, value)
-            if ref in locked:
-                cell.set(q("table:style-name"), styles.twin(cell_style(cell, table, col), fill=PREFILL_RGB,
-                                                            protect=True))
-        return to_xml(root)
+
+def set_cells(content: bytes, sheet: str, cells: Mapping[str, Any], locked: Sequence[str] = ()) -> bytes:
+    """content.xml with `cells` (A1 on `sheet` -> value) written; those in `locked` greyed and locked, as the .xlsx
+    copy shows a prefilled locked_prefill cell."""
+    root = parse_xml(content)
+    table = table_named(root, sheet)
+    if table is None:
+        raise OdfError(f"the .ods has no sheet {sheet}")
+    styles = CellStyles(root)
+    for ref, value in cells.items():
+        row, col = parse_a1(ref)
+        cell = cell_of(table, row, col)
+        set_value(cell, value)
+        if ref in locked:
+            cell.set(q("table:style-name"), styles.twin(cell_style(cell, table, col), fill=PREFILL_RGB, protect=True))
+    return to_xml(root)
 
 
 def _content_key(xlsx: bytes) -> str:
