@@ -80,6 +80,11 @@ for op in ops:
                                       "f2": v.getFormula2(), "input": bool(v.ShowInputMessage),
                                       "title": v.InputTitle, "message": v.InputMessage,
                                       "error": bool(v.ShowErrorMessage), "style": v.ErrorAlertStyle.value}
+        page = doc.StyleFamilies.getByName("PageStyles").getByName(sheet.PageStyle)
+        titles = sheet.getTitleRows()
+        facts["print"] = {"landscape": bool(page.IsLandscape), "pages_wide": page.ScaleToPagesX,
+                          "title_rows": [titles.StartRow + 1, titles.EndRow + 1] if sheet.getPrintTitleRows() else None,
+                          "paper_mm": [round(page.Width / 100), round(page.Height / 100)]}
         props = doc.DocumentProperties.UserDefinedProperties
         facts["properties"] = {n: str(props.getPropertyValue(n)) for n in op["properties"]
                                if props.getPropertySetInfo().hasPropertyByName(n)}
@@ -237,6 +242,11 @@ def test_libreoffice_shows_the_ods_copy_protected_with_open_inputs_dropdown_limi
     assert limit["input"] and limit["title"] == "核定經費" and "新臺幣元" in limit["message"]
     assert f["validation"]["I7"]["type"] == "DATE"
     assert f["validation"]["A1"]["type"] == "ANY"  # the title is not an input
+
+
+def test_libreoffice_prints_the_ods_copy_as_the_xlsx_one(env: Env) -> None:
+    # covid19's form: A4 landscape, one page wide, the header row (6) on every page, as collect.xlsx.printing sets
+    assert env.facts["print"] == {"landscape": True, "pages_wide": 1, "title_rows": [6, 6], "paper_mm": [297, 210]}
 
 
 def test_the_stamp_is_read_by_libreoffice_and_kept_in_a_hidden_sheet(env: Env) -> None:
