@@ -30,14 +30,14 @@ def ods_return(issued: Path, out: Path, agency_index: int, rows: int, sheet: str
 
     members = odf.read_members(issued.read_bytes())
     root = odf.parse_xml(members["content.xml"])
-    table = odf.table_named(root, sheet)
+    grid = odf.OdsSheet(odf.table_named(root, sheet))
     rejecting = agency_index % data.REJECT_EVERY == data.REJECT_EVERY // 2
     bad = data.bad_rows(rows)
     for i in range(rows):
         for key, value in data.row_values(agency_index, i, i in bad, rejecting).items():
             if value is not None:
                 row, col = odf.parse_a1(f"{letters[key]}{first_row + i}")
-                odf.set_value(odf.cell_of(table, row, col), value)
+                odf.set_value(grid.cell(row, col), value)
     out.write_bytes(odf.OdsTemplate(members).build({"content.xml": odf.to_xml(root)}))
     return out
 

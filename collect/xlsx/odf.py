@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import copy as copying
 import hashlib
 import io
@@ -178,92 +179,103 @@ def _set_repeat(el: Any, attr: str, n: int) -> None:
         del el.attrib[attr]
 
 
-def _take(el: Any, attr: str, offset: int) -> Any:
-    """The one element at `offset` inside a repeated run (`attr` says how many), the run split around it."""
+def _split(el: Any, attr: str, offset: int) -> list[Any]:
+    """A repeated run (`attr` says how many) split so the element at `offset` stands alone: the pieces in order."""
     n = _repeat(el, attr)
     if n == 1:
-        return el
+        return [el]
+    counts = [c for c in (offset, 1, n - offset - 1) if c]
     pieces = []
-    if offset:
-        before = copying.deepcopy(el)
-        _set_repeat(before, attr, offset)
-        pieces.append(before)
-    mid = copying.deepcopy(el)
-    _set_repeat(mid, attr, 1)
-    pieces.append(mid)
-    if n - offset - 1:
-        after = copying.deepcopy(el)
-        _set_repeat(after, attr, n - offset - 1)
-        pieces.append(after)
-    for piece in pieces:
+    for count in counts:
+        piece = copying.deepcopy(el)
+        _set_repeat(piece, attr, count)
         piece.tail = None
         el.addprevious(piece)
+        pieces.append(piece)
     el.getparent().remove(el)
-    return mid
+    return pieces
 
 
-def row_of(table: Any, row: int) -> Any:
-    """The table:table-row of 1-based `row`, split out of a repeated run or added after the last row."""
-    at = 1
-    last = None
-    for el in _row_elements(table):
-        n = _repeat(el, _ROWS_REPEATED)
-        if at <= row < at + n:
-            return _take(el, _ROWS_REPEATED, row - at)
-        at += n
-        last = el
-    parent = last.getparent() if last is not None else table
-    new = None
-    while at <= row:
-        new = etree.SubElement(parent, ROW)
-        etree.SubElement(new, CELL)
-        at += 1
-    return new
+class OdsSheet:
+    """One sheet (table:table) addressed by 1-based row and column: rows found by bisection over their runs, and
+    repeated runs split only where a cell is asked for; merged ranges indexed once."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self._starts: list[int] = []
+        self._rows: list[Any] = []
+        at = 1
+        for el in _row_elements(table):
+            self._starts.append(at)
+            self._rows.append(el)
+            at += _repeat(el, _ROWS_REPEATED)
+        self._end = at
+        self._spans: list[tuple[int, int, int, int]] | None = None
+
+    def row(self, row: int) -> Any:
+        """The table:table-row of `row`, split out of a repeated run or added after the last row."""
+        if row >= self._end:
+            parent = self._rows[-1].getparent() if self._rows else self.table
+            while self._end <= row:
+                new = etree.SubElement(parent, ROW)
+                etree.SubElement(new, CELL)
+                self._starts.append(self._end)
+                self._rows.append(new)
+                self._end += 1
+        i = bisect.bisect_right(self._starts, row) - 1
+        el, start = self._rows[i], self._starts[i]
+        if _repeat(el, _ROWS_REPEATED) == 1:
+            return el
+        pieces = _split(el, _ROWS_REPEATED, row - start)
+        starts, at = [], start
+        for piece in pieces:
+            starts.append(at)
+            at += _repeat(piece, _ROWS_REPEATED)
+        self._rows[i:i + 1] = pieces
+        self._starts[i:i + 1] = starts
+        return pieces[starts.index(row)]
+
+    def cell(self, row: int, col: int) -> Any:
+        """The cell element (table-cell or covered-table-cell) at (row, col), split out of repeated runs."""
+        row_el = self.row(row)
+        at = 1
+        for el in list(row_el):
+            if el.tag not in (CELL, COVERED):
+                continue
+            n = _repeat(el, _COLS_REPEATED)
+            if at <= col < at + n:
+                pieces = _split(el, _COLS_REPEATED, col - at)
+                return pieces[1 if col > at else 0] if len(pieces) > 1 else pieces[0]
+            at += n
+        new = None
+        while at <= col:
+            new = etree.SubElement(row_el, CELL)
+            at += 1
+        return new
+
+    def anchor(self, row: int, col: int) -> tuple[int, int]:
+        """The top-left cell of the merged range covering (row, col), or (row, col) when it is not covered."""
+        if self._spans is None:
+            self._spans = []
+            for start, row_el in zip(self._starts, self._rows, strict=True):
+                c = 1
+                for el in row_el:
+                    if el.tag not in (CELL, COVERED):
+                        continue
+                    down = int(el.get(q("table:number-rows-spanned")) or 1)
+                    across = int(el.get(q("table:number-columns-spanned")) or 1)
+                    if el.tag == CELL and (down > 1 or across > 1):
+                        self._spans.append((start, c, start + down - 1, c + across - 1))
+                    c += _repeat(el, _COLS_REPEATED)
+        for top, left, bottom, right in self._spans:
+            if top <= row <= bottom and left <= col <= right:
+                return top, left
+        return row, col
 
 
 def cell_of(table: Any, row: int, col: int) -> Any:
-    """The cell element (table-cell or covered-table-cell) at 1-based (row, col), split out of repeated runs."""
-    row_el = row_of(table, row)
-    at = 1
-    for el in list(row_el):
-        if el.tag not in (CELL, COVERED):
-            continue
-        n = _repeat(el, _COLS_REPEATED)
-        if at <= col < at + n:
-            return _take(el, _COLS_REPEATED, col - at)
-        at += n
-    new = None
-    while at <= col:
-        new = etree.SubElement(row_el, CELL)
-        at += 1
-    return new
-
-
-def anchor_of(table: Any, row: int, col: int) -> tuple[int, int]:
-    """The top-left cell of the merged range covering (row, col), or (row, col) when it is not covered."""
-    spans: list[tuple[int, int, int, int]] = []
-    r = 1
-    for row_el in _row_elements(table):
-        n = _repeat(row_el, _ROWS_REPEATED)
-        if r > row:
-            break
-        c = 1
-        for el in row_el:
-            if el.tag not in (CELL, COVERED):
-                continue
-            cols = _repeat(el, _COLS_REPEATED)
-            down = int(el.get(q("table:number-rows-spanned")) or 1)
-            across = int(el.get(q("table:number-columns-spanned")) or 1)
-            if el.tag == CELL and (down > 1 or across > 1):
-                spans.append((r, c, r + down - 1, c + across - 1))
-            c += cols
-            if c > col + 1 and r + n > row:
-                break
-        r += n
-    for top, left, bottom, right in spans:
-        if top <= row <= bottom and left <= col <= right:
-            return top, left
-    return row, col
+    """The cell element at 1-based (row, col) of a table:table (OdsSheet for many cells of one sheet)."""
+    return OdsSheet(table).cell(row, col)
 
 
 def set_value(cell: Any, value: Any, *, text: str | None = None) -> None:
@@ -433,9 +445,10 @@ def set_cells(content: bytes, sheet: str, cells: Mapping[str, Any], locked: Sequ
     if table is None:
         raise OdfError(f"the .ods has no sheet {sheet}")
     styles = CellStyles(root)
+    grid = OdsSheet(table)
     for ref, value in cells.items():
         row, col = parse_a1(ref)
-        cell = cell_of(table, row, col)
+        cell = grid.cell(row, col)
         set_value(cell, value)
         if ref in locked:
             cell.set(q("table:style-name"), styles.twin(cell_style(cell, table, col), fill=PREFILL_RGB, protect=True))

@@ -16,13 +16,13 @@ from collect.xlsx.odf import (
     TABLE,
     CellStyles,
     OdfError,
+    OdsSheet,
     OdsTemplate,
-    anchor_of,
-    cell_of,
     cell_style,
     parse_a1,
     parse_xml,
     q,
+    read_members,
     table_named,
     tables,
     to_xml,
@@ -46,8 +46,6 @@ def annotate_ods(data: bytes, findings: Sequence[Finding], *, title: str = "",
     """The bytes of a new .ods: the agency's .ods return with each finding's cells filled (red for an error,
     yellow for a warning) and commented (office:annotation), and a 檢核結果 sheet first, opened first, listing every
     finding with a link to its cell. OdfError when the return is not an .ods that can be edited."""
-    from collect.xlsx.odf import read_members
-
     members = read_members(data)
     root = parse_xml(members["content.xml"])
     styles = CellStyles(root)
@@ -100,6 +98,7 @@ def _cells(ref: str) -> list[tuple[int, int]]:
 def _mark(root: Any, styles: CellStyles, findings: Sequence[Finding]) -> list[tuple[str, str] | None]:
     """Fill and comment each finding's cells; per finding, the (sheet, first cell) it was shown at, or None."""
     located: list[tuple[str, str] | None] = []
+    grids: dict[int, OdsSheet] = {}
     comments: dict[tuple[int, int, int], tuple[Any, list[str]]] = {}
     severity: dict[tuple[int, int, int], str] = {}
     for f in findings:
@@ -111,7 +110,8 @@ def _mark(root: Any, styles: CellStyles, findings: Sequence[Finding]) -> list[tu
         if table is None or not cells:
             located.append(None)
             continue
-        anchors = list(dict.fromkeys(anchor_of(table, r, c) for r, c in cells))
+        grid = grids.get(id(table)) or grids.setdefault(id(table), OdsSheet(table))
+        anchors = list(dict.fromkeys(grid.anchor(r, c) for r, c in cells))
         for r, c in anchors:
             key = (id(table), r, c)
             if severity.get(key) != "error":
@@ -120,10 +120,9 @@ def _mark(root: Any, styles: CellStyles, findings: Sequence[Finding]) -> list[tu
                 comments.setdefault(key, (table, []))[1].append(
                     f"{SEVERITY_LABEL.get(f.severity, f.severity)}：{f.message}")
         located.append((str(table.get(q("table:name"))), str(f.cell).partition(":")[0].replace("$", "")))
-    by_id = {id(t): t for t in tables(root)}
     for (tid, r, c), sev in severity.items():
-        table = by_id[tid]
-        cell = cell_of(table, r, c)
+        table = grids[tid].table
+        cell = grids[tid].cell(r, c)
         fill = ERROR_RGB if sev == "error" else WARNING_RGB
         cell.set(q("table:style-name"), styles.twin(cell_style(cell, table, c), fill=fill))
         if (tid, r, c) in comments:
