@@ -446,11 +446,12 @@ def set_cells(content: bytes, sheet: str, cells: Mapping[str, Any], locked: Sequ
         raise OdfError(f"the .ods has no sheet {sheet}")
     styles = CellStyles(root)
     grid = OdsSheet(table)
+    lock = set(locked)
     for ref, value in cells.items():
         row, col = parse_a1(ref)
         cell = grid.cell(row, col)
         set_value(cell, value)
-        if ref in locked:
+        if ref in lock:
             cell.set(q("table:style-name"), styles.twin(cell_style(cell, table, col), fill=PREFILL_RGB, protect=True))
     return to_xml(root)
 
