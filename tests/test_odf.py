@@ -100,6 +100,15 @@ for op in ops:
                 cell.setString(value)
         doc.calculateAll()
         doc.storeToURL(uno.systemPathToFileUrl(op["to"]), (pv("FilterName", op["filter"]),))
+    elif op["op"] == "invalid":  # what Calc's own Detective (Mark Invalid Data) circles once these are typed
+        sheet = sheets.getByName(op["sheet"])
+        for ref, value in op["cells"].items():
+            cell = sheet.getCellRangeByName(ref)
+            cell.setValue(value) if isinstance(value, (int, float)) else cell.setString(value)
+        sheet.unprotect("")  # the Detective does not run on a protected sheet; validation is what is looked at
+        before = sheet.DrawPage.Count
+        sheet.showInvalid()
+        facts["circled"] = sheet.DrawPage.Count - before
     elif op["op"] == "marks":
         sheet = sheets.getByName(op["sheet"])
         facts["active"] = doc.CurrentController.getActiveSheet().Name
@@ -198,6 +207,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         ops: list[dict[str, Any]] = [
             {"op": "inspect", "path": str(issued[ODS_AGENCIES[0]]), "sheet": SHEET, "refs": refs,
              "properties": stamp_props},
+            {"op": "invalid", "path": str(issued[ODS_AGENCIES[0]]), "sheet": SHEET,
+             "cells": {"C7": "不存在的類別", "E8": -5, "B9": "字" * 101, "C10": "防疫", "E10": 1_000}},
             {"op": "fill", "path": str(issued[ODS_AGENCIES[0]]), "sheet": SHEET, "cells": good,
              "to": str(made / "good.ods"), "filter": "calc8"},
             {"op": "fill", "path": str(issued[ODS_AGENCIES[1]]), "sheet": SHEET,
@@ -207,7 +218,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             {"op": "fill", "path": str(issued[XLSX_AGENCY]), "sheet": SHEET, "cells": _row(1, 2_000),
              "to": str(made / "xlsx-as-ods.ods"), "filter": "calc8"},
         ]
-        facts, *_ = calc.run(ops)
+        facts, invalid, *_ = calc.run(ops)
+        facts["circled"] = invalid["circled"]
         with Ingestor(ctx) as ing:
             outcomes = {Path(o.file).name: o for o in ing.paths(sorted(made.iterdir()))}
         yield Env(root, ctx, issued, tokens, facts, outcomes, sum(APPROVED), calc, made, result.deadline)
@@ -247,6 +259,11 @@ def test_libreoffice_shows_the_ods_copy_protected_with_open_inputs_dropdown_limi
 def test_libreoffice_prints_the_ods_copy_as_the_xlsx_one(env: Env) -> None:
     # covid19's form: A4 landscape, one page wide, the header row (6) on every page, as collect.xlsx.printing sets
     assert env.facts["print"] == {"landscape": True, "pages_wide": 1, "title_rows": [6, 6], "paper_mm": [297, 210]}
+
+
+def test_libreoffice_itself_finds_a_value_off_the_dropdown_a_negative_amount_and_a_too_long_name(env: Env) -> None:
+    # typed into C7, E8 and B9 (and a valid C10, E10): Calc's Detective circles exactly the three invalid cells
+    assert env.facts["circled"] == 3
 
 
 def test_the_stamp_is_read_by_libreoffice_and_kept_in_a_hidden_sheet(env: Env) -> None:
