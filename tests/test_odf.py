@@ -415,6 +415,28 @@ def test_a_prefilled_locked_cell_is_greyed_and_locked(env: Env) -> None:
     assert props("C7").get("cell-protect") != "protected"  # an input the agency types stays open
 
 
+def test_an_annotated_ods_marks_a_merged_title_at_its_anchor_joins_notes_and_keeps_a_sheet_named_like_the_summary(
+        env: Env) -> None:
+    members = odf.read_members((env.made / "good.ods").read_bytes())  # saved by LibreOffice itself
+    members["content.xml"] = members["content.xml"].replace(b'table:name="_collect"',
+                                                            'table:name="檢核結果"'.encode())
+    data = odf.OdsTemplate(members).build({})
+    found = [Finding("a", "warning", "標題被改", SHEET, "C1"), Finding("b", "error", "第一個", SHEET, "E7"),
+             Finding("c", "warning", "第二個", SHEET, "E7"), Finding("d", "error", "找不到的表", "不存在", "A1")]
+    out = annotate_ods(data, found, title="T", summary_lines=["L"])
+    book = read_book(out)
+    assert [s.name for s in book.sheets] == ["檢核結果 (2)", SHEET, "檢核結果"]
+    root = odf.parse_xml(odf.read_members(out)["content.xml"])
+    grid = odf.OdsSheet(odf.table_named(root, SHEET))
+    path = f"{odf.q('office:annotation')}/{odf.q('text:p')}"
+    notes = {ref: [p.text for p in grid.cell(*odf.parse_a1(ref)).iterfind(path)] for ref in ("A1", "C1", "E7")}
+    assert notes == {"A1": ["警告：標題被改"], "C1": [], "E7": ["錯誤：第一個", "警告：第二個"]}
+    summary = book.sheet("檢核結果 (2)")
+    assert summary is not None and summary.cell("C8") == "不存在" and summary.cell("D8") == "A1"
+    sheet = book.sheet(SHEET)
+    assert sheet is not None and sheet.cell("E7") == APPROVED[0]  # the agency's value kept
+
+
 def test_annotating_what_is_not_an_ods_says_so(env: Env) -> None:
     with pytest.raises(odf.OdfError):
         annotate_ods(env.issued[XLSX_AGENCY].read_bytes(), [Finding("x", "error", "m", SHEET, "A1")])
