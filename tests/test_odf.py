@@ -372,10 +372,10 @@ def test_cells_inside_repeated_runs_are_split_and_read_back_at_their_address(env
     data = env.issued[ODS_AGENCIES[1]].read_bytes()
     members = odf.read_members(data)
     root = odf.parse_xml(members["content.xml"])
-    table = odf.table_named(root, SHEET)
+    grid = odf.OdsSheet(odf.table_named(root, SHEET))
     for ref, value in {"F150": 12_345, "J9": "備註文字", "I8": date(2026, 3, 5), "Z3000": 1}.items():
         row, col = odf.parse_a1(ref)
-        odf.set_value(odf.cell_of(table, row, col), value)
+        odf.set_value(grid.cell(row, col), value)
     out = odf.OdsTemplate(members).build({"content.xml": odf.to_xml(root)})
     sheet = read_book(out).sheet(SHEET)
     assert sheet is not None
@@ -403,11 +403,11 @@ def test_issuing_the_round_again_reuses_the_converted_base_and_writes_prefilled_
 def test_a_prefilled_locked_cell_is_greyed_and_locked(env: Env) -> None:
     content = odf.read_members(env.issued[ODS_AGENCIES[0]].read_bytes())["content.xml"]
     root = odf.parse_xml(odf.set_cells(content, SHEET, {"B7": "由本處預填", "C7": "防疫"}, locked=["B7"]))
-    table = odf.table_named(root, SHEET)
+    grid = odf.OdsSheet(odf.table_named(root, SHEET))
     styles = {s.get(odf.q("style:name")): s for s in root.find(odf.q("office:automatic-styles"))}
 
     def props(ref: str) -> dict[str, str]:
-        cell = odf.cell_of(table, *odf.parse_a1(ref))
+        cell = grid.cell(*odf.parse_a1(ref))
         found = styles[cell.get(odf.q("table:style-name"))].find(odf.q("style:table-cell-properties"))
         return {k.split("}")[1]: v for k, v in found.attrib.items()}
 

@@ -273,11 +273,6 @@ class OdsSheet:
         return row, col
 
 
-def cell_of(table: Any, row: int, col: int) -> Any:
-    """The cell element at 1-based (row, col) of a table:table (OdsSheet for many cells of one sheet)."""
-    return OdsSheet(table).cell(row, col)
-
-
 def set_value(cell: Any, value: Any, *, text: str | None = None) -> None:
     """Write a typed value into a cell (text, whole or decimal number, date, boolean); None empties it."""
     for attr in _VALUE_ATTRS:
