@@ -24,6 +24,8 @@ COL_KIND = "類別"
 COL_SUPERVISOR = "主管機關代碼"
 COL_EMAILS = "聯絡信箱"
 COL_ACTIVE = "啟用"
+COL_FORMAT = "格式"  # optional: the file format of the agency's copies, xlsx or ods (blank: the collection's)
+FORMATS = ("xlsx", "ods")
 REQUIRED_COLUMNS = (COL_CODE, COL_NAME, COL_KIND, COL_SUPERVISOR, COL_EMAILS, COL_ACTIVE)
 
 SCOPES = ("public", "funds", "all")
@@ -48,6 +50,7 @@ class Agency:
     emails: tuple[str, ...]
     active: bool
     row: int
+    format: str = ""  # "xlsx" | "ods" | "" (the collection's or workspace's format)
 
 
 @dataclass(frozen=True)
@@ -261,7 +264,7 @@ def _check_rows(rows: list[list[str]]) -> tuple[list[Agency], list[Problem]]:
         if title in REQUIRED_COLUMNS and title in columns:
             twice = f"第 {column_letter(columns[title] + 1)} 欄與第 {column_letter(index + 1)} 欄"
             problems.append(Problem(header_row, title, f"標題列有兩個「{title}」欄（{twice}），請只保留一欄"))
-        elif title in REQUIRED_COLUMNS:
+        elif title in (*REQUIRED_COLUMNS, COL_FORMAT):
             columns[title] = index
     found = "、".join(t for t in header if t) or "（空白）"
     for title in REQUIRED_COLUMNS:
@@ -274,9 +277,9 @@ def _check_rows(rows: list[list[str]]) -> tuple[list[Agency], list[Problem]]:
         # None = the column itself is missing (already reported; its checks are skipped), "" = blank cell.
         values = {
             title: (row[i].strip() if i < len(row) else "") if (i := columns.get(title)) is not None else None
-            for title in REQUIRED_COLUMNS
+            for title in (*REQUIRED_COLUMNS, COL_FORMAT)
         }
-        if not any(values.values()):
+        if not any(values[t] for t in REQUIRED_COLUMNS):
             continue  # a blank row (extra columns alone do not make an agency)
         agency, row_problems = _check_row(number, values, first_row_of)
         problems.extend(row_problems)
@@ -324,10 +327,14 @@ def _check_row(
                 emails.append(address)
         if active and not cell:
             add(COL_EMAILS, f"啟用中的機關{f'「{code}」' if code else ''}沒有聯絡信箱")
+    fmt = (values.get(COL_FORMAT) or "").strip().lower().lstrip(".")
+    if fmt and fmt not in FORMATS:
+        add(COL_FORMAT, f"格式欄填寫「{values[COL_FORMAT]}」，只能填 xlsx 或 ods（空白視為本表預設格式）")
+        fmt = ""
     if not code or first != number:
         return None, problems
     supervisor = _code_text(values[COL_SUPERVISOR] or "") or None
-    return Agency(code, name, kind or "", supervisor, tuple(emails), active, number), problems
+    return Agency(code, name, kind or "", supervisor, tuple(emails), active, number, fmt), problems
 
 
 def _hierarchy_problems(agencies: dict[str, Agency]) -> list[Problem]:

@@ -27,6 +27,7 @@ agencies = "agencies.csv"        # the agency list (CSV or xlsx), relative to th
 ledger = ""                      # SQLAlchemy URL; empty = sqlite file state/ledger.sqlite
 archive = ""                     # folder of received bytes; empty = state/archive (an office: one shared folder)
 sender = "collect@example.test"  # the From address of everything collect sends
+format = "xlsx"                  # xlsx or ods (ODF, CNS 15251): the issued copies' and the report's file format
 
 [round]
 deadline_days = 14               # default deadline: this many days after issuing
@@ -59,6 +60,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "archive": (str, ""),
         "sender": (str, "collect@example.test"),
         "key_file": (str, ""),
+        "format": (str, "xlsx"),
     },
     "round": {"deadline_days": (int, 14), "digest_at": (list, ["09:00"]), "signoff_remind_days": (int, 3)},
     "mail": {
@@ -94,6 +96,7 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
 MAIL_DEFAULTS: dict[str, Any] = {key: default for key, (_kind, default) in _SCHEMA["mail"].items()}
 _CHOICES = {
     ("workspace", "locale"): ("zh-TW", "en"),
+    ("workspace", "format"): ("xlsx", "ods"),
     ("mail", "backend"): ("files", "imap", "ews", "graph"),
     ("mail", "security"): ("tls", "starttls", "none"),
     ("mail", "smtp_security"): ("tls", "starttls", "none"),
@@ -112,6 +115,7 @@ class Settings:
     archive: str = ""
     sender: str = "collect@example.test"
     key_file: str = ""
+    format: str = "xlsx"  # "xlsx" | "ods": issued copies (unless the collection or agency says) and reports
     deadline_days: int = 14
     mail: dict[str, Any] = field(default_factory=dict)
     managers: tuple[str, ...] = ("manager@example.test",)

@@ -15,14 +15,21 @@ from collect.cli.common import Options, RoundOpt, app, ctx, out, transport_for
 def report(
     collection: Annotated[str, typer.Argument(help="Collection id.")],
     round_id: RoundOpt,
+    fmt: Annotated[str | None, typer.Option("--format", help="xlsx, or ods: every workbook also as ODF (.ods), "
+                                            "by one LibreOffice run (default: collect.toml's [workspace] format).")
+                                            ] = None,
 ) -> None:
     """Write the master workbook, one workbook per supervising agency, and Parquet/CSV into the report folder."""
     from collect.pipeline import make_report
 
-    result = make_report(ctx(), collection, round_id)
+    if fmt not in (None, "xlsx", "ods"):
+        raise typer.BadParameter(f"{fmt!r}: expected xlsx or ods.", param_hint="--format")
+    result = make_report(ctx(), collection, round_id, fmt=fmt)
     f = result.files
     out.print(f"master report   {f.master}")
     out.print(f"supervisors     {len(f.supervisors)} workbooks in {f.master.parent}")
+    if result.ods:
+        out.print(f"as ODF          {len(result.ods)} .ods workbooks beside them ({result.ods[0].name}, ...)")
     out.print(f"data            {f.parquet.name}, {f.csv.name}")
     t = result.merged.status.total
     if result.merged.status.missing:

@@ -18,10 +18,11 @@ from collect.agencies import Agency
 from collect.archive import write_atomic
 from collect.errors import CollectError, NotFound
 from collect.forms.spec import Collection, IssuedFacts
-from collect.forms.stamp import AgencyCopy, Issued, issue_round
+from collect.forms.stamp import AgencyCopy, Issued, RoundBook, Stamp, file_name, issue_round, make_stamp
 from collect.normalise import normalise_value
 from collect.rounds import parse_round, previous_round, round_end
 from collect.workspace import Context
+from collect.xlsx import odf
 from collect.xlsx.values import first_sheet_frame
 
 
@@ -228,6 +229,51 @@ def default_deadline(ctx: Context, coll: Collection, round_id: str, today: date)
     return max(today, round_end(round_id)) + timedelta(days=days)
 
 
+def copy_format(ctx: Context, coll: Collection, agency: Agency) -> str:
+    """The file format of an agency's copy: the agency list's 格式, else the collection's Meta(format=...), else
+    collect.toml's [workspace] format."""
+    fmt = agency.format or coll.meta.format or ctx.ws.settings.format
+    if fmt not in ("xlsx", "ods"):
+        raise CollectError(f"{coll.id}: Meta(format={fmt!r}) is not a file format collect issues.",
+                           'Use format="xlsx" or format="ods" in its rules file.')
+    return fmt
+
+
+def issue_round_ods(coll: Collection, round_id: str, deadline: date, copies: Sequence[AgencyCopy], secret: bytes,
+                    out_dir: Path, progress: Callable[[AgencyCopy], None] | None = None,
+                    cache: Path | None = None) -> list[Issued]:
+    """The .ods twin of issue_round: the round's workbook, with placeholders where agencies differ, converted by
+    one LibreOffice run (collect.xlsx.odf.OdsCopies; kept in `cache` for issuing the round again), then one
+    patched copy per agency."""
+    assert coll.layout is not None
+    lay = coll.layout
+    book = RoundBook(coll, round_id, deadline)
+    ph = odf.PLACEHOLDER.format
+    base = book.render(AgencyCopy(ph("code"), ph("name"), ph("supervisor")),
+                       Stamp(coll.id, round_id, ph("agency"), coll.version, ph("token")))
+    twin = odf.OdsCopies(base, lay.sheet, cache=cache)
+    done = []
+    for copy in copies:
+        stamp = make_stamp(secret, coll.id, round_id, copy.code, coll.version)
+        cells: dict[str, Any] = {lay.fields[k]: v for k, v in copy.fields.items() if k in lay.fields and v is not None}
+        locked = []
+        for row, r in zip(copy.rows, lay.data_rows, strict=False):
+            for key, value in row.items():
+                col = coll.column(key) if key in book.letters else None
+                if col is not None and col.is_input and value is not None:
+                    cells[f"{book.letters[key]}{r}"] = value
+                    if col.locked_prefill:
+                        locked.append(f"{book.letters[key]}{r}")
+        texts = {"code": copy.code, "name": copy.name, "supervisor": copy.supervisor, "agency": stamp.agency,
+                 "token": stamp.token}
+        path = out_dir / odf.ods_name(file_name(copy.code, copy.name))
+        write_atomic(path, twin.render(texts, cells, locked))
+        done.append(Issued(copy.code, path, stamp))
+        if progress:
+            progress(copy)
+    return done
+
+
 def issue(
     ctx: Context,
     cid: str,
@@ -262,6 +308,7 @@ def _issue(ctx: Context, cid: str, round_id: str, agencies: Sequence[str], deadl
         sup = reg.supervisor_of(agency.code)
         copies.append(AgencyCopy(agency.code, agency.name, sup.name, rows, pre.fields.get(agency.code, {})))
     out_dir = ctx.ws.round_dir(cid, round_id) / "issued"
+    formats = {a.code: copy_format(ctx, coll, a) for a in targets}
     total = len(copies)
     count = 0
 
@@ -271,7 +318,10 @@ def _issue(ctx: Context, cid: str, round_id: str, agencies: Sequence[str], deadl
         if progress:
             progress(count, total)
 
-    issued = issue_round(coll, round_id, deadline, copies, secret, out_dir, tick)
+    xlsx, ods = [c for c in copies if formats[c.code] != "ods"], [c for c in copies if formats[c.code] == "ods"]
+    issued = (issue_round(coll, round_id, deadline, xlsx, secret, out_dir, tick) if xlsx or not ods else []) + (
+        issue_round_ods(coll, round_id, deadline, ods, secret, out_dir, tick, ctx.ws.state_dir / "cache" / "ods")
+        if ods else [])
     # recorded only once every workbook is stamped: a failed issue leaves no round behind
     new_version = ctx.ledger.record_version(cid, coll.version)
     ctx.ledger.upsert_round(cid, round_id, deadline.isoformat(), coll.version)

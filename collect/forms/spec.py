@@ -267,6 +267,7 @@ class Meta:
     # "list": a header over free rows (columns); "cells": every input is one cell of its own (a grid's crossings
     # of labelled rows and columns, or fields), named by `column(..., cell="E6")`; a return is one row.
     shape: str = "list"
+    format: str = ""  # "xlsx" | "ods": the issued copies' file format ("": the workspace's, collect.toml)
     execution_rate: tuple[str, str] | None = None  # (numerator, denominator) money column keys: 執行率 in reports
 
 

@@ -227,7 +227,9 @@ def _text_part(subtype: str, text: str, mime_version: bool = False) -> _Part:
 
 def _attachment_part(att: OutgoingAttachment) -> _Part:
     """Base64, 76 characters a line; the name twice: RFC 2047 in Content-Type, RFC 2231 in Content-Disposition."""
-    maintype, _, subtype = att.content_type.partition("/")
+    ods = att.filename.lower().endswith(".ods") and att.content_type == XLSX_CONTENT_TYPE  # an .ods copy or receipt
+    content_type = "application/vnd.oasis.opendocument.spreadsheet" if ods else att.content_type
+    maintype, _, subtype = content_type.partition("/")
     ctype = f"{maintype or 'application'}/{subtype or 'octet-stream'}"
     name = _safe_name(att.filename)
     raw = f"{ctype};\r\n name={_name_parameter(name)}"

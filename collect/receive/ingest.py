@@ -25,6 +25,7 @@ from collect.receive.worker import Examination, Job, Known, as_examination, exam
 from collect.rounds import previous_round, roc_deadline, roc_round_label
 from collect.states import Stage, Verdict
 from collect.workspace import Context
+from collect.xlsx import odf
 
 SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods", ".xlsb")
 ZIP_SUFFIXES = (".zip",)
@@ -315,6 +316,7 @@ class Ingestor:
         annotated_path = None
         if ex.annotated is not None and ex.collection is not None and stamp is not None:
             name = f"{row.receipt}-{issued_file_name(stamp.agency, '檢核結果')}"
+            name = odf.ods_name(name) if odf.is_ods(ex.annotated) else name
             annotated_path = ctx.ws.round_dir(ex.collection, stamp.round) / "receipts" / name
             write_atomic(annotated_path, ex.annotated)
             if len(ex.annotated) <= copy_limit(ctx.ws.settings.max_attachment_bytes):
@@ -415,9 +417,9 @@ def copy_limit(max_attachment_bytes: int) -> int:
 
 
 def converted(data: bytes) -> bool:
-    """True for an .xls or .ods (by content): its annotated copy starts with a LibreOffice conversion."""
-    return data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" or (
-        data[:4] == b"PK\x03\x04" and b"application/vnd.oasis.opendocument.spreadsheet" in data[:200])
+    """True for an .xls (by content): its annotated copy starts with a LibreOffice conversion (an .ods is marked
+    in place, collect.xlsx.odf_annotate)."""
+    return data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
 def is_zip_of_files(name: str, data: bytes) -> bool:

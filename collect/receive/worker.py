@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from collect.receive.validate import ToCheck, validate_many
 from collect.rounds import previous_round, roc_deadline, roc_round_label
 from collect.states import Verdict
 from collect.workspace import Context
+from collect.xlsx.odf_annotate import annotate_ods
 
 
 @dataclass(frozen=True)
@@ -315,12 +317,15 @@ def _annotate(job: Job, kind: str, found: list[Finding], coll: Collection, round
     summary = [f"收件編號：{job.receipt}", f"檢核結果：{'通過' if verdict == Verdict.ACCEPTED else '退件'}",
                f"錯誤 {errors} 項、警告 {len(found) - errors} 項"]
     data = job.data
+    title = f"{coll.title} {roc_round_label(round_id)} 檢核結果"
+    if kind == "ods":  # answered in its own format: the .ods marked in place (no LibreOffice run)
+        with contextlib.suppress(Exception):  # an .ods it cannot edit: converted to .xlsx below, as before
+            return annotate_ods(data, found, title=title, summary_lines=summary)
     if kind in ("xls", "ods"):  # the agency's own workbook with its formatting, not a copy of its values
         converted = to_xlsx(data, kind)
         if converted is not None:
             data, kind, parts = converted, "xlsx", {}
     try:
-        return annotate(data, kind, found, title=f"{coll.title} {roc_round_label(round_id)} 檢核結果",
-                        summary_lines=summary, parts=parts)
+        return annotate(data, kind, found, title=title, summary_lines=summary, parts=parts)
     except Exception:  # the receipt still lists every finding; the copy is a convenience
         return None
