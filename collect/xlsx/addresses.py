@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from openpyxl.utils.cell import (
     column_index_from_string,
     coordinate_from_string,
@@ -9,8 +11,18 @@ from openpyxl.utils.cell import (
     range_boundaries,
 )
 
-__all__ = ["absolute", "cell_range", "column_index_from_string", "coordinate_from_string", "get_column_letter",
-           "quote_sheet", "range_boundaries"]
+__all__ = [
+    "a1",
+    "absolute",
+    "cell_range",
+    "column_index_from_string",
+    "column_number",
+    "coordinate_from_string",
+    "get_column_letter",
+    "parse_a1",
+    "quote_sheet",
+    "range_boundaries",
+]
 
 MAX_ROW = 1_048_576
 MAX_COL = 16_384
@@ -37,3 +49,24 @@ def absolute(col: int, row: int) -> str:
 
 def quote_sheet(title: str) -> str:
     return "'" + title.replace("'", "''") + "'"
+
+
+def column_number(letters: str) -> int:
+    """"A" -> 1, "AA" -> 27."""
+    number = 0
+    for ch in letters.upper():
+        number = number * 26 + ord(ch) - 64
+    return number
+
+
+def a1(row: int, col: int) -> str:
+    """1-based row and column -> "B7"."""
+    return f"{get_column_letter(col)}{row}"
+
+
+def parse_a1(address: str) -> tuple[int, int]:
+    """"B7" -> (7, 2)."""
+    found = re.fullmatch(r"\$?([A-Za-z]{1,3})\$?([0-9]+)", address.strip())
+    if not found:
+        raise ValueError(f"not an A1 cell address: {address!r}")
+    return int(found.group(2)), column_number(found.group(1))
