@@ -50,7 +50,8 @@ def annotate(
     agency's own (xlsx/xlsm, when `fast`); where that cannot be patched, the one openpyxl writes from it (formulas,
     styles and protection kept); for other kinds, or when openpyxl cannot open it, a copy of its values at the same
     addresses; when no reader can open the file, an empty workbook: the 檢核結果 sheet only. Each way that fails is
-    logged with its cause. `parts`: members of the package already decompressed (collect.receive.read.Book.parts).
+    logged with its cause (a failure of the patcher itself as a warning, with its traceback). `parts`: members of
+    the package already decompressed (collect.receive.read.Book.parts).
     """
     lines = list(summary_lines)
     ways: list[tuple[str, Callable[[], tuple[bytes, Mapping[str, bytes], dict[str, str]]]]] = []
@@ -63,13 +64,19 @@ def annotate(
     for label, source in ways:
         try:
             package, known, renamed = source()
+        except Exception as exc:  # openpyxl or calamine cannot open this file: known of odd files, said why
+            log.info("annotated copy: %s cannot be made (%s: %s); trying the next way", label, type(exc).__name__,
+                     exc, exc_info=exc)
+            failed = exc
+            continue
+        try:
             return _render(package, known, findings, title, lines, renamed)
         except Unsupported as exc:  # a package the patcher does not handle: known, said why
             log.info("annotated copy: %s is not patched (%s); trying the next way", label, exc)
             failed = exc
-        except Exception as exc:  # a file no reader handles, or a bug: logged with its traceback
-            log.warning("annotated copy: %s failed (%s: %s); trying the next way", label, type(exc).__name__, exc,
-                        exc_info=exc)
+        except Exception as exc:  # the patcher failed where it did not expect to (a bug): with its traceback
+            log.warning("annotated copy: patching %s failed (%s: %s); trying the next way", label,
+                        type(exc).__name__, exc, exc_info=exc)
             failed = exc
     lines.append(f"（無法複製原檔內容：{type(failed).__name__}）")
     return _render(copies.empty(), {}, findings, title, lines, {})
