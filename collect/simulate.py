@@ -18,7 +18,7 @@ from collect.forms.spec import Collection, ColumnSpec, IssuedFacts
 from collect.rounds import roc_date, round_end, round_start
 from collect.workspace import Context
 from collect.xlsx import book, libreoffice
-from collect.xlsx.copies import fill_sheet
+from collect.xlsx.filling import fill_sheet
 from collect.xlsx.values import sheet_values
 
 MISTAKES = ("fullwidth_amount", "roc_date", "pasted_choice", "spent_over", "total_row", "missing_value")

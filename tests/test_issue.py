@@ -31,8 +31,8 @@ from collect.receive.read import Book, read_book
 from collect.rounds import round_end
 from collect.simulate import type_cells
 from collect.workspace import Context, init_workspace
-from collect.xlsx.copies import fill_cells
 from collect.xlsx.dates import to_serial as serial
+from collect.xlsx.filling import fill_cells
 
 ROUND = "2026-10"
 DEADLINE = date(2026, 11, 10)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import collect
 
 ROOT = Path(collect.__file__).parent
@@ -96,3 +98,46 @@ def test_the_layer_rules_can_fail() -> None:
     g = graph()
     assert "collect.receive.ingest" in g and "collect.forms.spec" in g["collect.receive.validate"]
     assert layer_of("collect.report.merge") == "report" and layer_of("collect.ledger") == "core"
+
+
+WORKBOOK_LIBRARIES = frozenset({"openpyxl", "xlsxwriter", "python_calamine", "fastexcel", "zipfile"})
+
+
+def workbook_access(path: Path) -> set[str]:
+    """The workbook libraries this file imports (at the top or lazily) and "soffice" where it names LibreOffice's
+    program to run it."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names} & WORKBOOK_LIBRARIES
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {node.module.split(".")[0]} & WORKBOOK_LIBRARIES
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                node.value.strip().lower().rsplit("/", 1)[-1] in ("soffice", "libreoffice", "soffice.exe"):
+            found.add("soffice")
+    return found
+
+
+def workbook_offenders() -> list[str]:
+    return sorted(f"{module_name(p)}: {', '.join(sorted(libs))}" for p in ROOT.rglob("*.py")
+                  if module_name(p).split(".")[:2] != ["collect", "xlsx"] and (libs := workbook_access(p)))
+
+
+@pytest.mark.xfail(strict=False, reason="forms/, report/, demo and agencies move onto collect/xlsx/ in this round; "
+                   "the lead makes this strict when every branch has landed")
+def test_only_the_workbook_layer_touches_workbook_files() -> None:
+    """Only collect/xlsx/ imports openpyxl, xlsxwriter, python_calamine, fastexcel or zipfile, or runs soffice."""
+    offenders = workbook_offenders()
+    assert not offenders, "outside collect/xlsx/: " + "; ".join(offenders)
+
+
+def test_the_workbook_layer_rule_can_fail(tmp_path: Path) -> None:
+    """The walker sees plain, dotted and lazy imports and a LibreOffice run, and nothing in a file without them."""
+    sample = tmp_path / "sample.py"
+    sample.write_text("import zipfile\nfrom openpyxl.utils import get_column_letter\n"
+                      "def f():\n    import python_calamine\n    return shutil.which('soffice')\n", encoding="utf-8")
+    assert workbook_access(sample) == {"zipfile", "openpyxl", "python_calamine", "soffice"}
+    sample.write_text('"""Converted by LibreOffice (soffice --headless)."""\nimport io\n', encoding="utf-8")
+    assert workbook_access(sample) == set()
+    assert "python_calamine" in workbook_access(ROOT / "xlsx" / "reader.py")
+    assert not any(line.startswith("collect.receive.") for line in workbook_offenders())

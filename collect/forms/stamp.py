@@ -29,8 +29,8 @@ from collect.forms.template import DATE_FORMAT, MONEY_FORMAT, PREFILL_FILL
 from collect.rounds import roc_date, roc_round_label
 from collect.xlsx import book, properties, protection
 from collect.xlsx.book import Worksheet, column_letter
-from collect.xlsx.copies import ZipTemplate, fill_cells, parts
 from collect.xlsx.dates import to_serial
+from collect.xlsx.filling import ZipTemplate, fill_cells, parts
 
 PROP_PREFIX = "collect."
 STAMP_FIELDS = ("collection", "round", "agency", "version", "token")

@@ -7,13 +7,9 @@ import email
 import email.policy
 import email.utils
 import hashlib
-import io
-import lzma
 import quopri
 import re
 import struct
-import zipfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +18,8 @@ from typing import Any, Literal
 from urllib.parse import unquote_to_bytes
 
 import tnefparse
+
+from collect.xlsx.archive import ZIP_ERRORS, Archive, Member
 
 Via = Literal["direct", "forwarded", "tnef", "zip"]
 
@@ -61,9 +59,6 @@ _OTHER_EXTENSIONS = frozenset({
     ".mp3", ".mp4", ".wav", ".avi", ".mov", ".zip", ".p7m", ".odb",
     *_IMAGE_EXTENSIONS, *_SIGNATURE_EXTENSIONS,
 })
-# What reading a hostile or damaged zip can raise (decompressors raise their own errors).
-_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, KeyError, EOFError,
-               NotImplementedError, RuntimeError, zlib.error, lzma.LZMAError)
 _OLE_WORKBOOK = re.compile(rb"(?i)(?:w\x00o\x00r\x00k\x00)?b\x00o\x00o\x00k\x00\x00\x00")
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
@@ -110,27 +105,27 @@ def sniff_workbook(data: bytes) -> str | None:
     """The workbook extension the bytes look like (".xlsx", ".xlsm", ".xlsb", ".ods", ".xls"), else None."""
     if data[:4] == b"PK\x03\x04":
         try:
-            with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                names = set(zf.namelist())
+            with Archive(data) as zf:
+                names = zf.names()
                 if "xl/workbook.bin" in names:
                     return ".xlsb"
                 if "xl/workbook.xml" in names:
                     return ".xlsm" if "xl/vbaProject.bin" in names else ".xlsx"
-                if ("mimetype" in names and zf.getinfo("mimetype").file_size < 200
+                if ("mimetype" in names and zf.size("mimetype") < 200
                         and zf.read("mimetype").strip() == b"application/vnd.oasis.opendocument.spreadsheet"):
                     return ".ods"
                 manifest = "META-INF/manifest.xml"
-                if (manifest in names and zf.getinfo(manifest).file_size < 1_000_000
+                if (manifest in names and zf.size(manifest) < 1_000_000
                         and b"opendocument.spreadsheet" in zf.read(manifest)):
                     return ".ods"
                 ct = "[Content_Types].xml"
-                if ct in names and zf.getinfo(ct).file_size < 1_000_000:
+                if ct in names and zf.size(ct) < 1_000_000:
                     types = zf.read(ct)
                     if b"spreadsheetml.sheet.main" in types:
                         return ".xlsx"
                     if b"sheet.macroEnabled.main" in types:
                         return ".xlsm"
-        except _ZIP_ERRORS:
+        except ZIP_ERRORS:
             return None
         return None
     if data[:8] == _OLE_MAGIC:
@@ -584,20 +579,20 @@ class _Collector:
         """Take the workbook members of a zip, refusing bombs; nested zips are opened to ZIP_MAX_DEPTH levels, each
         within the same limits on size, ratio and member count."""
         try:
-            with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                infos = [i for i in zf.infolist() if not i.is_dir() and not _is_junk(i.filename)]
+            with Archive(data) as zf:
+                infos = [m for m in zf.members() if not _is_junk(m.raw)]
                 if len(infos) > ZIP_MAX_MEMBERS:
                     self.skip(name, "zip-failed")
                     return
                 budget = ZIP_TOTAL_FACTOR * self.max_bytes
                 for info in infos:
                     budget -= self._zip_member(zf, info, budget, depth)
-        except _ZIP_ERRORS:
+        except ZIP_ERRORS:
             self.skip(name, "zip-failed")
 
-    def _zip_member(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int, depth: int) -> int:
+    def _zip_member(self, zf: Archive, info: Member, budget: int, depth: int) -> int:
         """Take or skip one member; returns the bytes read, counted against the whole zip's budget."""
-        member = _clean_name(_zip_name(info))
+        member = _clean_name(info.name)
         ext = _extension(member)
         if ext == ".zip" and depth >= ZIP_MAX_DEPTH:
             self.skip(member, "zip-failed")  # nested too deep
@@ -605,21 +600,21 @@ class _Collector:
         if ext not in WORKBOOK_EXTENSIONS and ext in _OTHER_EXTENSIONS and ext != ".zip":
             self.skip(member, "not-workbook")
             return 0
-        if info.file_size > self.max_bytes:
+        if info.size > self.max_bytes:
             self.skip(member, "too-large")
             return 0
-        if info.file_size > budget:
+        if info.size > budget:
             self.skip(member, "zip-failed")  # the members together unpack to too much
             return 0
-        if info.flag_bits & 0x1:
+        if info.encrypted:
             self.skip(member, "zip-failed")  # encrypted member
             return 0
-        if info.file_size > 1_000_000 and info.file_size > ZIP_MAX_RATIO * max(info.compress_size, 1):
+        if info.size > 1_000_000 and info.size > ZIP_MAX_RATIO * max(info.compressed, 1):
             self.skip(member, "zip-failed")
             return 0
         try:
-            content = _read_member(zf, info, self.max_bytes)
-        except _ZIP_ERRORS:
+            content = zf.read_member(info, self.max_bytes)
+        except ZIP_ERRORS:
             self.skip(member, "zip-failed")
             return 0
         if content is None:
@@ -706,40 +701,6 @@ def _inner_messages(part: Message) -> Iterator[Message]:
 def _is_junk(name: str) -> bool:
     base = name.replace("\\", "/").split("/")[-1]
     return name.startswith("__MACOSX/") or base.startswith("._") or base in {".DS_Store", "Thumbs.db"}
-
-
-def _zip_name(info: zipfile.ZipInfo) -> str:
-    """A member's name; names without the UTF-8 flag are cp437 to zipfile but often UTF-8 or Big5."""
-    if info.flag_bits & 0x800:
-        return info.filename
-    try:
-        raw = info.filename.encode("cp437")
-    except UnicodeEncodeError:
-        return info.filename
-    if raw.isascii():
-        return info.filename
-    for codec in ("utf-8", "cp950", "big5hkscs"):
-        try:
-            return raw.decode(codec)
-        except UnicodeDecodeError:
-            continue
-    return info.filename
-
-
-def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes | None:
-    """Read a member in chunks, stopping (None) beyond the limit whatever the header declared."""
-    chunks: list[bytes] = []
-    total = 0
-    with zf.open(info) as fh:
-        while True:
-            chunk = fh.read(1 << 20)
-            if not chunk:
-                break
-            total += len(chunk)
-            if total > limit:
-                return None
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _tnef_files(data: bytes) -> list[tuple[str, bytes]]:

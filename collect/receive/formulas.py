@@ -21,7 +21,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from collect.receive.read import Book, Sheet, a1, column_number, parse_a1
+from collect.receive.read import Book, Sheet
+from collect.xlsx.addresses import a1, column_number, parse_a1
 from collect.xlsx.dates import to_serial
 
 MAX_FORMULA_CHARS = 8_192  # Excel's own limit

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
-
 from collect import findings as F
 from collect.findings import Finding
 from collect.forms.spec import IDENTITY_NAMES, NAME_AGENCY_CODE, STAMP_SHEET, Collection
 from collect.forms.stamp import PROP_PREFIX, STAMP_FIELDS, Stamp, verify
 from collect.receive.read import Book
 from collect.receive.table import Grid, title_of
+from collect.xlsx.addresses import column_index_from_string, coordinate_from_string
 
 
 @dataclass(frozen=True)

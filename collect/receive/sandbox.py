@@ -19,8 +19,9 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Imported once in the forkserver (and again, cheaply, in each worker) so that a replaced worker starts fast.
-DEFAULT_PRELOAD: tuple[str, ...] = ("python_calamine", "openpyxl", "msoffcrypto", "olefile", "pandas")
+# Imported once in the forkserver (and again, cheaply, in each worker) so that a replaced worker starts fast: the
+# workbook layer's reader (python-calamine) and copier (openpyxl) with the libraries they wrap.
+DEFAULT_PRELOAD: tuple[str, ...] = ("collect.xlsx.reader", "collect.xlsx.copies", "msoffcrypto", "olefile", "pandas")
 
 # A task that kills its worker this many times is given up on as Crashed.
 MAX_DEATHS = 2

@@ -7,13 +7,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from openpyxl.utils import column_index_from_string, get_column_letter, range_boundaries
 
 from collect import findings as F
 from collect.findings import Finding
 from collect.forms.spec import Collection, Layout
 from collect.normalise import is_total_row
 from collect.receive.read import Book, Sheet
+from collect.xlsx.addresses import column_index_from_string, get_column_letter, range_boundaries
 from collect.xlsx.cells import clean, joined, path_of
 
 HEADER_SEARCH_ROWS = 30

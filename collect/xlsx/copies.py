@@ -1,133 +1,155 @@
-"""Many copies of one workbook, fast: its package read once, unchanged parts compressed once, and a worksheet part's
-empty cells filled in its raw XML (how each agency's stamped copy, and a simulated agency's answer, are written)."""
+"""Workbooks to patch when the agency's own package cannot be: rebuilt by openpyxl, a copy of its values read by
+calamine, or an empty workbook."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
-import struct
+import warnings
 import zipfile
-import zlib
-from collections.abc import Mapping
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
-from xml.sax.saxutils import escape
 
-from collect.xlsx.dates import to_serial
+import openpyxl
+from openpyxl.cell.cell import Cell, MergedCell
+from openpyxl.utils.exceptions import IllegalCharacterError
+from openpyxl.worksheet.worksheet import Worksheet
+from python_calamine import CalamineWorkbook, SheetTypeEnum, SheetVisibleEnum
 
+from collect.xlsx.addresses import get_column_letter
+from collect.xlsx.package import CT_WORKBOOK, MAIN_NS, PKG_REL_NS, REL_NS, RT_OFFICE_DOCUMENT, RT_STYLES, XML_DECL
+from collect.xlsx.xmltext import shown, text_width
 
-def parts(data: bytes) -> dict[str, tuple[tuple[int, ...], bytes]]:
-    """The package's parts in order: name -> (its zip date_time, its bytes)."""
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        return {info.filename: (info.date_time, zf.read(info)) for info in zf.infolist()}
-
-
-def sheet_part(data: bytes, sheet: str) -> str:
-    """The part name of the worksheet titled `sheet` (xl/worksheets/sheet3.xml), through the workbook's
-    relationships; ValueError when the package has no such sheet."""
-    with zipfile.ZipFile(io.BytesIO(data)) as z:
-        wb = z.read("xl/workbook.xml").decode()
-        rels = z.read("xl/_rels/workbook.xml.rels").decode()
-    name = escape(sheet, {'"': "&quot;"})
-    rid = re.search(rf'<sheet [^>]*name="{re.escape(name)}"[^>]*r:id="([^"]+)"', wb)
-    if rid is None:
-        raise ValueError(f"no sheet {sheet}")
-    target = re.search(rf'<Relationship [^>]*Id="{rid.group(1)}"[^>]*Target="([^"]+)"', rels) or re.search(
-        rf'<Relationship [^>]*Target="([^"]+)"[^>]*Id="{rid.group(1)}"', rels)
-    if target is None:
-        raise ValueError(f"the sheet {sheet} has no part")
-    return "xl/" + target.group(1).removeprefix("/xl/").removeprefix("xl/")
+_INVALID_TITLE_CHARS = str.maketrans({c: "_" for c in "[]:*?/\\"})
+_BLANK_TEXT = re.compile(rb"<t>([ \t\r\n]+)</t>")
 
 
-def fill_sheet(data: bytes, sheet: str, cells: Mapping[str, Any]) -> bytes:
-    """The workbook `data` with the empty cells of `sheet` filled (see fill_cells); every other part unchanged."""
-    name = sheet_part(data, sheet)
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            body = src.read(info)
-            dst.writestr(info, fill_cells(body, cells) if info.filename == name else body)
-    return out.getvalue()
-
-
-class ZipTemplate:
-    """A zip package whose unchanged members are compressed once; build() writes a copy with some parts replaced."""
-
-    def __init__(self, members: list[tuple[str, bytes, tuple[int, ...]]]) -> None:
-        self._members = [(name, _dos_time(when), *_pack(data)) for name, data, when in members]
-
-    def build(self, changed: Mapping[str, bytes]) -> bytes:
+def rebuilt(data: bytes) -> bytes:
+    """The workbook loaded and saved again by openpyxl (formulas, styles, comments and protection kept; VBA, threaded
+    comments and parts openpyxl does not know dropped), whitespace-only text marked as preserved (openpyxl writes
+    <t> </t>, which readers then load as blank)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "extension is not supported and will be removed" and the like
+        wb = openpyxl.load_workbook(io.BytesIO(data), keep_vba=False, keep_links=True)
         out = io.BytesIO()
-        central = []
-        for name, (dtime, ddate), crc, size, packed in self._members:
-            if name in changed:
-                crc, size, packed = _pack(changed[name])
-            raw_name = name.encode("utf-8")
-            flags = 0x800 if not raw_name.isascii() else 0
-            offset = out.tell()
-            out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flags, 8, dtime, ddate, crc, len(packed), size,
-                                  len(raw_name), 0))
-            out.write(raw_name)
-            out.write(packed)
-            central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, flags, 8, dtime, ddate, crc,
-                                       len(packed), size, len(raw_name), 0, 0, 0, 0, 0, offset) + raw_name)
-        start = out.tell()
-        for entry in central:
-            out.write(entry)
-        out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(central), len(central), out.tell() - start, start,
-                              0))
-        return out.getvalue()
+        wb.save(out)
+    with zipfile.ZipFile(io.BytesIO(out.getvalue())) as src:
+        parts = [(info, src.read(info)) for info in src.infolist()]
+    fixed = io.BytesIO()
+    with zipfile.ZipFile(fixed, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info, body in parts:
+            if info.filename.startswith("xl/") and info.filename.endswith(".xml") and b"<t>" in body:
+                body = _BLANK_TEXT.sub(rb'<t xml:space="preserve">\1</t>', body)
+            dst.writestr(info, body)
+    return fixed.getvalue()
 
 
-def _pack(data: bytes) -> tuple[int, int, bytes]:
-    deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
-    return zlib.crc32(data), len(data), deflate.compress(data) + deflate.flush()
+def value_copy(data: bytes) -> tuple[bytes, dict[str, str]]:
+    """A new .xlsx holding every worksheet's values at their original addresses (merged ranges and visibility kept),
+    and {original: new} sheet names where a name could not be kept."""
+    book = CalamineWorkbook.from_filelike(io.BytesIO(data))
+    wb = openpyxl.Workbook()
+    wb.remove(wb.active)  # type: ignore[arg-type]
+    renamed: dict[str, str] = {}
+    taken: set[str] = set()
+    for meta in book.sheets_metadata:
+        if meta.typ not in (SheetTypeEnum.WorkSheet, SheetTypeEnum.DialogSheet, SheetTypeEnum.MacroSheet):
+            continue
+        name = unique_title(_safe_title(meta.name), taken)
+        taken.add(name.casefold())
+        if name != meta.name:
+            renamed[meta.name] = name
+        ws = wb.create_sheet(name)
+        if meta.visible == SheetVisibleEnum.Hidden:
+            ws.sheet_state = "hidden"
+        elif meta.visible == SheetVisibleEnum.VeryHidden:
+            ws.sheet_state = "veryHidden"
+        sheet = book.get_sheet_by_name(meta.name)
+        _copy_values(ws, sheet.start, sheet.to_python(skip_empty_area=True))
+        for (r1, c1), (r2, c2) in sheet.merged_cell_ranges or []:
+            if (r1, c1) != (r2, c2):
+                ws.merge_cells(start_row=r1 + 1, start_column=c1 + 1, end_row=r2 + 1, end_column=c2 + 1)
+    if not wb.worksheets:
+        raise ValueError("no worksheets")
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue(), renamed
 
 
-def _dos_time(when: tuple[int, ...]) -> tuple[int, int]:
-    year, month, day, hour, minute, second = (tuple(when) + (0,) * 6)[:6]
-    return (hour << 11) | (minute << 5) | (second // 2), (max(year, 1980) - 1980) << 9 | (month << 5) | day
+def _copy_values(ws: Worksheet, start: tuple[int, int] | None, grid: list[list[Any]]) -> None:
+    if start is None:
+        return
+    row0, col0 = start
+    widths: dict[int, float] = {}
+    for r, values in enumerate(grid, start=row0 + 1):
+        for c, value in enumerate(values, start=col0 + 1):
+            if value is None or value == "":
+                continue
+            _set_value(ws.cell(row=r, column=c), value)
+            text = value.strftime("%Y-%m-%d %H:%M") if isinstance(value, dt.datetime) else str(value)
+            widths[c] = max(widths.get(c, 0.0), float(text_width(text)))
+    for c, width in widths.items():
+        if width > 8:
+            ws.column_dimensions[get_column_letter(c)].width = min(width + 2, 50)
 
 
-# openpyxl writes an empty cell as <c .../> with xml.etree and as <c ...></c> when lxml is installed.
-_EMPTY_CELL = re.compile(rb'<c r="([A-Z]{1,3}[0-9]{1,7})"((?: [a-z]+="[^"]*")*)\s*(?:/>|></c>)')
+def _set_value(cell: Cell | MergedCell, value: Any) -> None:
+    """Store `value` as it is; text stays text even when it looks like a formula or holds control chars."""
+    if isinstance(value, str):
+        try:
+            cell.value = value
+        except IllegalCharacterError:
+            cell.value = shown(value)
+        cell.data_type = "s"  # not "f" for "=1+1", not "e" for a typed "#N/A"
+        return
+    cell.value = value
 
 
-def cell_xml(ref: str, attrs: str, value: Any, style: int | None = None) -> str:
-    """One filled <c> element; strings go inline so sharedStrings.xml never changes; `style` replaces its xf."""
-    attrs = re.sub(r' t="[^"]*"', "", attrs)
-    if style is not None:
-        attrs = re.sub(r' s="[^"]*"', "", attrs) + f' s="{style}"'
-    if isinstance(value, bool):
-        return f'<c r="{ref}"{attrs} t="b"><v>{int(value)}</v></c>'
-    if isinstance(value, int | float | Decimal):
-        return f'<c r="{ref}"{attrs}><v>{value}</v></c>'
-    if isinstance(value, date | datetime):
-        return f'<c r="{ref}"{attrs}><v>{to_serial(value)}</v></c>'
-    text = escape(_xml_safe(str(value)))
-    return f'<c r="{ref}"{attrs} t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>'
+def _safe_title(name: str) -> str:
+    title = shown(name).translate(_INVALID_TITLE_CHARS).strip("'")[:31]
+    return title or "Sheet"
 
 
-def _xml_safe(text: str) -> str:
-    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", "", text)
+def unique_title(title: str, taken: set[str]) -> str:
+    """`title`, or `title (2)`, `title (3)`... cut to Excel's 31 characters: one no name in `taken` (casefolded) has."""
+    if title.casefold() not in taken:
+        return title
+    n = 2
+    while True:
+        suffix = f" ({n})"
+        candidate = title[: 31 - len(suffix)] + suffix
+        if candidate.casefold() not in taken:
+            return candidate
+        n += 1
 
 
-def fill_cells(xml: bytes, cells: Mapping[str, Any], styles: Mapping[str, int] | None = None) -> bytes:
-    """Fill empty (styled) cells of a worksheet part in place; every target cell must exist as an empty <c/>.
-
-    `styles` gives some of those cells another xf index (e.g. the locked look of a prefilled locked cell).
-    """
-    remaining = dict(cells)
-    restyle = styles or {}
-
-    def sub(m: re.Match[bytes]) -> bytes:
-        ref = m.group(1).decode()
-        if ref not in remaining:
-            return m.group(0)
-        return cell_xml(ref, m.group(2).decode(), remaining.pop(ref), restyle.get(ref)).encode("utf-8")
-
-    out = _EMPTY_CELL.sub(sub, xml)
-    if remaining:
-        raise ValueError(f"the template has no empty styled cell at {', '.join(sorted(remaining))}")
-    return out
+def empty() -> bytes:
+    """A workbook without sheets, for a sheet to be added to (no reader could open the agency's file)."""
+    styles = (
+        f'<styleSheet xmlns="{MAIN_NS}"><fonts count="1"><font><sz val="11"/><name val="Calibri"/></font></fonts>'
+        '<fills count="2"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/>'
+        '</fill></fills><borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
+        '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
+        '<cellXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/></cellXfs>'
+        '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles></styleSheet>'
+    )
+    parts = {
+        "[Content_Types].xml": (
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            f'<Override PartName="/xl/workbook.xml" ContentType="{CT_WORKBOOK}"/>'
+            '<Override PartName="/xl/styles.xml" '
+            'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/></Types>'),
+        "_rels/.rels": (f'<Relationships xmlns="{PKG_REL_NS}"><Relationship Id="rId1" Type="{RT_OFFICE_DOCUMENT}" '
+                        'Target="xl/workbook.xml"/></Relationships>'),
+        "xl/workbook.xml": f'<workbook xmlns="{MAIN_NS}" xmlns:r="{REL_NS}"><sheets></sheets></workbook>',
+        "xl/_rels/workbook.xml.rels": (f'<Relationships xmlns="{PKG_REL_NS}"><Relationship Id="rId1" '
+                                       f'Type="{RT_STYLES}" Target="styles.xml"/></Relationships>'),
+        "xl/styles.xml": styles,
+    }
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, xml in parts.items():
+            zf.writestr(name, XML_DECL + xml.encode())
+    return out.getvalue()
