@@ -63,8 +63,10 @@ def sheet_writer(coll: Collection, rows: pd.DataFrame, period: str = "",
                  deadline: str = "") -> Callable[[str | None, str], list[Sheet]]:
     """The report's extra-sheet hook: the 彙整表 sheet for the city (None) or one supervising agency (its code); the
     form's identity block says whose consolidation it is, for which period and deadline."""
-    assert coll.layout is not None
-    template = _Template(FormSheet.read(coll.template_path, coll.layout.sheet), coll)
+    lay = coll.layout
+    assert lay is not None
+    alike = range(0) if lay.cells or not lay.data_rows else range(lay.data_rows[0], lay.data_rows[-1] + 1)
+    template = _Template(FormSheet.read(coll.template_path, lay.sheet, alike), coll)
     codes = rows["supervisor"].astype(object).where(rows["supervisor"].notna(), "").astype(str) \
         if "supervisor" in rows else pd.Series([""] * len(rows), dtype=object)
     positions = pd.Series(np.arange(len(rows))).groupby(codes.to_numpy(), sort=False).indices if len(rows) else {}

@@ -60,11 +60,14 @@ class FormSheet:
         return self.cells.get((row, col), EMPTY)
 
     @classmethod
-    def read(cls, path: Path, sheet: str) -> FormSheet:
+    def read(cls, path: Path, sheet: str, alike: range = range(0)) -> FormSheet:
+        """The sheet; of the rows `alike` (a list's data rows, styled as one another) only the first is read."""
         ws = openpyxl.load_workbook(path)[sheet]
         cells: dict[tuple[int, int], FormCell] = {}
         last_row = last_col = 1
         for row in ws.iter_rows():
+            if row and row[0].row in alike and row[0].row != alike.start:
+                continue
             for c in row:
                 r, col = c.row or 1, c.column or 1
                 if c.value is not None or (c.has_style and bordered(c, ("left", "bottom"))):
