@@ -16,7 +16,7 @@ import pytest
 from collect.report import workbooks as report
 from collect.report.workbooks import ReportColumn, ReportInput, master_name, write_reports
 from collect.xlsx.printing import PrintSetup
-from collect.xlsx.writer import HOUSE, Sheet, probe_house_styles, xf_index
+from collect.xlsx.writer import HOUSE, Sheet, xf_index
 
 BIG = 9_007_199_254_740_993  # 2**53 + 1: a float cannot hold it
 HYPERLINK = '=HYPERLINK("http://x")'
@@ -462,8 +462,22 @@ def test_no_nan_none_or_nat_in_any_workbook_when_values_are_missing(tmp_path):
 def test_style_indexes_agree_with_those_xlsxwriter_writes(tmp_path):
     # xlsx.writer.xf_index asks xlsxwriter for a format's style index through its one non-public call; the rows
     # rendered name that index. If an xlsxwriter upgrade changes it, this fails instead of cells being styled wrongly.
-    expected, written = probe_house_styles(tmp_path / "probe.xlsx")
-    assert written == expected and set(written) == set(HOUSE)
+    import re
+    import zipfile
+
+    import xlsxwriter
+
+    path = tmp_path / "probe.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    fmts = {name: wb.add_format(style) for name, style in HOUSE.items()}
+    expected = {name: xf_index(fmt) for name, fmt in fmts.items()}
+    ws = wb.add_worksheet()
+    for r, fmt in enumerate(fmts.values()):
+        ws.write_number(r, 0, 1, fmt)
+    wb.close()
+    sheet = zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml").decode()
+    written = {int(row): int(s) for row, s in re.findall(r'<c r="A(\d+)" s="(\d+)"', sheet)}
+    assert {name: written[r + 1] for r, name in enumerate(fmts)} == expected
     assert xf_index(None) is None
 
 

@@ -18,8 +18,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from openpyxl.utils import column_index_from_string
-from openpyxl.utils.cell import coordinate_to_tuple
 
 from collect.forms.spec import (
     NAME_AGENCY_CODE,
@@ -31,7 +29,7 @@ from collect.forms.spec import (
 )
 from collect.report.columns import cells_col, date_col, float_col, strings, whole_col
 from collect.report.totals import Exact, as_decimal, decimal_sum, exact_total, isna
-from collect.xlsx.formsheet import FormCell, FormSheet
+from collect.xlsx.formsheet import FormCell, FormSheet, column_number, position
 from collect.xlsx.printing import PrintSetup
 from collect.xlsx.style import MONEY_FORMAT, ROC_DATE_FORMAT
 from collect.xlsx.writer import Block, Col, Sheet, Style
@@ -110,13 +108,13 @@ class _Template:
         lay = coll.layout
         assert lay is not None
         values: dict[tuple[int, int], Any] = {  # (template row, col) -> the value to show
-            coordinate_to_tuple(ref): shown[name] for name, ref in lay.identity.items() if shown.get(name)}
+            position(ref): shown[name] for name, ref in lay.identity.items() if shown.get(name)}
         first_data = lay.data_first_row
         listed = 0
         if lay.cells:
             sums = self._cell_sums(rows)
             for key, ref in lay.cells.items():  # inputs and totals alike: every key of a cell form has its cell
-                values[coordinate_to_tuple(ref)] = sums.get(key)
+                values[position(ref)] = sums.get(key)
         else:
             listed = min(len(rows), MAX_LISTED_ROWS)
         extra = max(0, listed - len(lay.data_rows))  # a list with more accepted rows than the form has
@@ -199,7 +197,7 @@ class _Template:
         lay = coll.layout
         assert lay is not None
         count = max(len(listed), len(lay.data_rows))
-        key_at = {column_index_from_string(v): k for k, v in lay.letters.items()}
+        key_at = {column_number(v): k for k, v in lay.letters.items()}
         specs = {c.key: c for c in coll.columns}
         columns: list[Col] = []
         number_styles: list[Style] = []
@@ -229,7 +227,7 @@ class _Template:
     def _total_rows(self, out: Sheet, rows: pd.DataFrame, target: dict[int, int]) -> None:
         coll, lay = self.coll, self.coll.layout
         assert lay is not None
-        letters = {k: column_index_from_string(v) for k, v in lay.letters.items()}
+        letters = {k: column_number(v) for k, v in lay.letters.items()}
         for r in lay.total_rows:
             for col in coll.columns:
                 c = letters.get(col.key)

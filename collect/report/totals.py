@@ -80,12 +80,6 @@ class Exact:
                 beyond[i] = v
         return cls(values, present, beyond)
 
-    def python(self, i: int) -> int | None:
-        """The value at position i as a Python int (None where missing)."""
-        if not self.present[i]:
-            return None
-        return self.beyond.get(i, int(self.values[i]))
-
 
 def group_sums(money: list[Exact], rows: np.ndarray, groups: np.ndarray) -> dict[str, list[int]]:
     """Exact sums of each money column over the rows at `rows`, per group (`groups[i]` is row i's group code);

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import openpyxl
-from openpyxl.utils import get_column_letter
+from openpyxl.utils import column_index_from_string, get_column_letter
+from openpyxl.utils.cell import coordinate_to_tuple
 
 from collect.xlsx.cells import Merges, bordered
 from collect.xlsx.printing import openpyxl_width
@@ -18,6 +19,17 @@ MAX_COLUMNS = 200  # a form wider than this is cut here
 _BORDERS = {"thin": 1, "medium": 2, "dashed": 3, "dotted": 4, "thick": 5, "double": 6, "hair": 7,
             "mediumDashed": 8, "dashDot": 9, "mediumDashDot": 10, "dashDotDot": 11, "mediumDashDotDot": 12,
             "slantDashDot": 13}
+
+
+def column_number(letters: str) -> int:
+    """A column's number from its letters: "A" -> 1, "AA" -> 27."""
+    return int(column_index_from_string(letters))
+
+
+def position(ref: str) -> tuple[int, int]:
+    """A cell's (row, column) from its A1 reference, 1-based."""
+    row, col = coordinate_to_tuple(ref)
+    return row, col
 
 
 @dataclass(frozen=True)

@@ -167,20 +167,6 @@ def xf_index(fmt: Format | None) -> int | None:
     return int(get_index())
 
 
-def probe_house_styles(path: Path) -> tuple[dict[str, int | None], dict[str, int]]:
-    """Each house style's index as xf_index gives it, and as xlsxwriter writes it on a cell (they must agree)."""
-    wb = xlsxwriter.Workbook(str(path))
-    styles = _Styles(wb)
-    expected = {name: styles.index(name) for name in HOUSE}
-    ws = wb.add_worksheet()
-    for r, name in enumerate(HOUSE):
-        ws.write_number(r, 0, 1, styles.get(name))
-    wb.close()
-    xml = zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml").decode()
-    written = {int(row): int(s) for row, s in re.findall(r'<c r="A(\d+)" s="(\d+)"', xml)}
-    return expected, {name: written[r + 1] for r, name in enumerate(HOUSE)}
-
-
 def _write_frame(path: Path, sheets: list[Sheet]) -> dict[tuple[int, int, str], int | None]:
     """xlsxwriter's part: every sheet but its block's rows. Returns the style index of each block style."""
     wb = xlsxwriter.Workbook(str(path), {
