@@ -243,7 +243,7 @@ def _column(series: pd.Series, kind: str) -> Col:
     try:
         if kind == "whole":
             return whole_col(Exact.of(series, str(series.name)), False)[0]
-        if kind == "decimal":
+        if kind in ("decimal", "formula", "rate"):
             return float_col(series)
         if kind == "date":
             return date_col(series)

@@ -285,7 +285,8 @@ class _Rendered:
     """A workbook's block texts as shared strings: the distinct texts, and each column's index per row."""
 
     strings: pa.Array  # large_string, distinct
-    codes: dict[tuple[int, int], pa.Array]  # (sheet number, column number) -> index per position, null: no text
+    # (sheet number, column number) -> index per position, null: no text; a column without any text is left out
+    codes: dict[tuple[int, int], pa.Array]
     references: int
 
 
@@ -295,6 +296,8 @@ def _shared_strings(blocks: dict[int, Block]) -> _Rendered:
     for s, block in blocks.items():
         positions = pa.array(block.positions, pa.int64())
         for c, col in enumerate(block.columns):
+            if col.texts.null_count == len(col.texts):
+                continue  # no text at all (a number column, mostly): no part in the string table
             pieces.append(col.texts.take(positions).cast(pa.large_string()))
             where.append((s, c))
     if not pieces:
@@ -329,20 +332,24 @@ def _render_rows(block: Block, s: int, rendered: _Rendered, offset: int, styles:
     parts: list[Any] = ['<row r="', rows, '"', height, ">"]
     for c, col in enumerate(block.columns):
         cell = f'<c r="{get_column_letter(c + 1)}'
-        codes = rendered.codes[(s, c)].slice(lo, hi - lo)
-        has_text = pc.is_valid(codes)
-        codes = pc.add(codes.cast(pa.int64()), offset)
-        parts.append(pc.binary_join_element_wise(cell, rows, f'"{_attr(styles[(s, c, "t")])} t="s"><v>',
-                                                 pc.cast(codes, pa.string()), "</v></c>", ""))
+        has_text: Any = False
+        if (s, c) in rendered.codes:
+            codes = rendered.codes[(s, c)].slice(lo, hi - lo)
+            has_text = pc.is_valid(codes)
+            codes = pc.add(codes.cast(pa.int64()), offset)
+            parts.append(pc.binary_join_element_wise(cell, rows, f'"{_attr(styles[(s, c, "t")])} t="s"><v>',
+                                                     pc.cast(codes, pa.string()), "</v></c>", ""))
         has_number: Any = False
-        if col.numbers is not None:
+        if col.numbers is not None and col.numbers.null_count < len(col.numbers):
             numbers = col.numbers.take(positions)
             has_number = pc.is_valid(numbers)
             parts.append(pc.binary_join_element_wise(cell, rows, f'"{_attr(styles[(s, c, "n")])}><v>',
                                                      pc.cast(numbers, pa.string()), "</v></c>", ""))
         blank = styles[(s, c, "b")]
         if blank is not None:
-            empty = pc.invert(pc.or_(has_text, has_number)) if has_number is not False else pc.invert(has_text)
+            present = [p for p in (has_text, has_number) if p is not False]
+            empty = pc.invert(pc.or_(*present)) if len(present) == 2 else pc.invert(present[0]) if present else \
+                pa.array(np.ones(hi - lo, dtype=bool))
             parts.append(pc.if_else(empty, pc.binary_join_element_wise(cell, rows, f'"{_attr(blank)}/>', ""),
                                     pa.scalar(None, pa.string())))
     return pc.binary_join_element_wise(*parts, "</row>", "", null_handling="replace", null_replacement="")
