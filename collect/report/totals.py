@@ -81,14 +81,12 @@ class Exact:
         return cls(values, present, beyond)
 
 
-def group_sums(money: list[Exact], rows: np.ndarray, groups: np.ndarray) -> dict[str, list[int]]:
-    """Exact sums of each money column over the rows at `rows`, per group (`groups[i]` is row i's group code);
-    a group appears once some row of it has an amount in some column."""
+def group_sums(money: list[Exact], rows: np.ndarray, index: np.ndarray, codes: list[str]) -> dict[str, list[int]]:
+    """Exact sums of each money column over the rows at `rows`, per group (row i of them is in group
+    codes[index[i]]); a group appears once some row of it has an amount in some column."""
     sums: dict[str, list[int]] = {}
     if not len(rows):
         return sums
-    index, labels = pd.factorize(groups)  # each row's group as a number
-    codes = [str(label) for label in labels]
     for m, exact in enumerate(money):
         values = exact.values[rows]
         present = exact.present[rows]
@@ -99,14 +97,14 @@ def group_sums(money: list[Exact], rows: np.ndarray, groups: np.ndarray) -> dict
             by_code = dict(zip(codes, totals.tolist(), strict=True))
         else:
             by_code = {}
-            for code, v, ok in zip(groups.tolist(), values.tolist(), present.tolist(), strict=True):
+            for g, v, ok in zip(index.tolist(), values.tolist(), present.tolist(), strict=True):
                 if ok:
-                    by_code[str(code)] = by_code.get(str(code), 0) + int(v)
+                    by_code[codes[g]] = by_code.get(codes[g], 0) + int(v)
         seen = {codes[g] for g in np.unique(index[present]).tolist()}
         if exact.beyond:
             for i, position in enumerate(rows.tolist()):
                 if position in exact.beyond:
-                    code = str(groups[i])
+                    code = codes[index[i]]
                     by_code[code] = by_code.get(code, 0) + exact.beyond[position]
                     seen.add(code)
         for code in seen:
@@ -131,7 +129,8 @@ def by_supervisor(agencies: pd.DataFrame, rows: pd.DataFrame, money: list[str],
     summary mail shows): supervisor, name, in_scope, accepted, each money key, rate."""
     exact = [Exact.of(rows[key], key) for key in money]
     codes = rows["supervisor"].astype(object).where(rows["supervisor"].notna(), "").astype(str).to_numpy()
-    sums = group_sums(exact, np.arange(len(rows)), codes)
+    index, labels = pd.factorize(codes)
+    sums = group_sums(exact, np.arange(len(rows)), index, [str(label) for label in labels])
     out: list[dict[str, Any]] = []
     for (code, name), group in agencies.groupby(["supervisor", "supervisor_name"], sort=False):
         entry: dict[str, Any] = {"supervisor": code, "name": name, "in_scope": len(group),

@@ -17,7 +17,6 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from collect.report.columns import (
     ACCEPTED_STATES,
@@ -106,7 +105,6 @@ def write_reports(inp: ReportInput, out_dir: Path, *, workers: int | None = None
         path = out_dir / supervisor_file_name(inp, code, name)
         jobs.append(_plan(inp, data, _Slice.of_supervisor(data, code), path, (code, name), exports))
         supervisors[code] = path
-    _POSITIONS.clear()
     if workers is None:
         cells = len(inp.rows) * len(data.detail.headers)
         workers = min(os.cpu_count() or 1, MAX_WORKERS) if cells >= PARALLEL_FROM_CELLS else 1
@@ -128,42 +126,27 @@ class _Slice:
     missing: np.ndarray
     agencies: np.ndarray
     group: np.ndarray  # supervising agency of each agency in scope (for the table on 摘要)
-    row_group: np.ndarray  # supervising agency of each detail row
+    row_group: np.ndarray  # supervising agency of each detail row, as a number: its position in row_labels
+    row_labels: list[str]
 
     @classmethod
     def whole(cls, data: Prepared) -> _Slice:
         return cls(np.arange(len(data.row_agency)), np.arange(len(data.finding_agency)),
                    np.arange(len(data.missing_agency)), np.arange(len(data.agency_code)),
-                   data.agency_supervisor, data.row_supervisor)
+                   data.agency_supervisor, data.row_supervisor.ids, data.row_supervisor.labels)
 
     @classmethod
     def of_supervisor(cls, data: Prepared, code: str) -> _Slice:
         """The supervising agency's units, its own row included even if the list files it under another."""
 
         def where(sup: np.ndarray, agency: np.ndarray) -> np.ndarray:
-            return np.union1d(_positions(sup).get(code, _NONE), _positions(agency).get(code, _NONE))
+            return np.union1d(np.flatnonzero(sup == code), np.flatnonzero(agency == code))
 
         agencies = where(data.agency_supervisor, data.agency_code)
-        rows = where(data.row_supervisor, data.row_agency)
+        rows = np.union1d(data.row_supervisor.positions(code), data.row_agency.positions(code))
         return cls(rows, where(data.finding_supervisor, data.finding_agency),
                    where(data.missing_supervisor, data.missing_agency), agencies,
-                   np.full(len(agencies), code, dtype=object), np.full(len(rows), code, dtype=object))
-
-
-_NONE = np.array([], dtype=np.int64)
-_POSITIONS: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
-
-
-def _positions(codes: np.ndarray) -> dict[str, np.ndarray]:
-    """Each code's positions in `codes` (computed once per array, kept while the array lives)."""
-    cached = _POSITIONS.get(id(codes))
-    if cached is not None and cached[0] is codes:
-        return cached[1]
-    found = {str(k): np.asarray(v, dtype=np.int64)
-             for k, v in pd.Series(np.arange(len(codes))).groupby(codes, sort=False).indices.items()} if len(
-        codes) else {}
-    _POSITIONS[id(codes)] = (codes, found)
-    return found
+                   np.full(len(agencies), code, dtype=object), np.zeros(len(rows), dtype=np.int64), [code])
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -227,7 +210,7 @@ def _plan(inp: ReportInput, data: Prepared, part: _Slice, path: Path, supervisor
         units[code] = units.get(code, 0) + 1
         done[code] = done.get(code, 0) + (state in ACCEPTED_STATES)
     n_money = len(data.money)
-    sums = group_sums(data.money, part.rows, part.row_group)
+    sums = group_sums(data.money, part.rows, part.row_group, part.row_labels)
     groups = [(data.supervisors.get(code, code) or "（未指定主管機關）", units.get(code, 0),
                done.get(code, 0), sums.get(code, [0] * n_money)) for code in sorted(set(units) | set(sums))]
     totals = [sum(g[3][m] for g in groups) for m in range(n_money)]
