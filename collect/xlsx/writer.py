@@ -295,23 +295,27 @@ def _shared_strings(blocks: dict[int, Block]) -> _Rendered:
     where: list[tuple[int, int]] = []
     for s, block in blocks.items():
         positions = pa.array(block.positions, pa.int64())
+        every = len(block.positions) == len(block.columns[0].texts) and bool(
+            (block.positions == np.arange(len(block.positions))).all())  # the whole table, in order: no copy
         for c, col in enumerate(block.columns):
             if col.texts.null_count == len(col.texts):
                 continue  # no text at all (a number column, mostly): no part in the string table
-            pieces.append(col.texts.take(positions).cast(pa.large_string()))
+            pieces.append((col.texts if every else col.texts.take(positions)).cast(pa.large_string()))
             where.append((s, c))
     if not pieces:
         return _Rendered(pa.array([], pa.large_string()), {}, 0)
     lengths = [len(p) for p in pieces]
     joined = pa.concat_arrays(pieces)
     del pieces
+    references = len(joined) - joined.null_count
     encoded = joined.dictionary_encode()
+    del joined
     codes: dict[tuple[int, int], pa.Array] = {}
     start = 0
     for key, length in zip(where, lengths, strict=True):
         codes[key] = encoded.indices.slice(start, length)
         start += length
-    return _Rendered(encoded.dictionary, codes, len(joined) - joined.null_count)
+    return _Rendered(encoded.dictionary, codes, references)
 
 
 def _attr(index: int | None) -> str:
