@@ -18,6 +18,7 @@ rows_per_file  # benchmarks/run.py Measured: a dataclass field, filled by keywor
 exc_type  # the context-manager protocol's __exit__ argument: the signature is fixed by Python
 outgoing_by_mid  # collect.ledger: an Index registered on the table's metadata by being made
 change  # collect.report.summary.Change: a dataclass field read by the summary's jinja templates
+totals_by_supervisor  # collect.report.merge: tests/test_merge.py's check; the summary now sums with report.totals
 
 # -- attributes other libraries read (openpyxl and zipfile objects we set up) --------------------------------------
 _.sheet_state  # openpyxl Worksheet: hidden / veryHidden

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import data
+from benchmarks import data, gate
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_ROWS = (50, 1_000, 10_000)
@@ -63,6 +63,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"where generated data is kept (default benchmarks/cache, or ${CACHE_ENV})")
     parser.add_argument("--results", type=Path, default=None,
                         help=f"where the JSON goes (default benchmarks/results, or ${RESULTS_ENV})")
+    parser.add_argument("--tolerance", type=float, default=gate.TOLERANCE,
+                        help="how far below benchmarks/README.md's latest naive/ours ratio a step may fall before "
+                             f"the run fails (default {gate.TOLERANCE:.2f})")
     args = parser.parse_args(argv)
     if args.quick:
         args.agencies, args.rows, args.repeat = 40, "50", 1
@@ -163,7 +166,8 @@ def summarise(measured: dict[tuple[str, int], Measured], opts: argparse.Namespac
                 entry["bare"] = {**{k: round(v, 3) for k, v in bare.items()}, "fastest": round(fastest, 3)}
                 entry["vs_bare"] = round(seconds / fastest, 2)
             results.append(entry)
-    return {"results": results, "targets": targets(results, opts)}
+    return {"results": results, "targets": targets(results, opts),
+            "regressions": gate.regressions(results, gate.recorded_ratios(), opts.tolerance)}
 
 
 def targets(results: list[dict[str, Any]], opts: argparse.Namespace) -> list[dict[str, Any]]:
@@ -172,6 +176,7 @@ def targets(results: list[dict[str, Any]], opts: argparse.Namespace) -> list[dic
     checks: list[tuple[str, str, int, str, float | None, float]] = []  # name, step, size, figure, value, limit
     issue, ingest1k = by.get(("issue", data.FORM_ROWS)), by.get(("ingest", 1_000))
     ingest10k, report1k = by.get(("ingest", 10_000)), by.get(("report", 1_000))
+    report10k = by.get(("report", 10_000))
     if issue:
         checks += [("issue 430 agencies <= 2 s", "issue", data.FORM_ROWS, "seconds", issue["seconds"], 2.0),
                    ("issue >= 10x faster than naive", "issue", data.FORM_ROWS, "naive_ratio", issue["naive_ratio"],
@@ -186,7 +191,12 @@ def targets(results: list[dict[str, Any]], opts: argparse.Namespace) -> list[dic
                    ("ingest 430 x 10,000 peak <= 2 GB", "ingest", 10_000, "peak_mb", ingest10k["peak_mb"], 2048.0)]
     if report1k:
         checks += [("report 430 x 1,000 <= 10 s", "report", 1_000, "seconds", report1k["seconds"], 10.0),
+                   ("report >= 10x faster than naive", "report", 1_000, "naive_ratio", report1k["naive_ratio"],
+                    10.0),
                    ("report 430 x 1,000 peak <= 1 GB", "report", 1_000, "peak_mb", report1k["peak_mb"], 1024.0)]
+    if report10k:
+        checks += [("report 430 x 10,000 peak <= 1.5 GB", "report", 10_000, "peak_mb", report10k["peak_mb"],
+                    1536.0)]
     out = []
     for name, step, size, figure, value, limit in checks:
         at_least = figure == "naive_ratio"
@@ -231,7 +241,11 @@ def render(summary: dict[str, Any]) -> str:
         for t in summary["targets"]:
             verdict = {True: "MET", False: "NOT MET", None: "n/a"}[t["met"]]
             value = "-" if t["value"] is None else f"{t['value']:,.2f}"
-            text.append(f"  {verdict:<8} {t['target']}: {value} (limit {t['limit']:,.0f})")
+            limit = f"{t['limit']:,.0f}" + ("x" if t["figure"] == "naive_ratio" else "")
+            text.append(f"  {verdict:<8} {t['target']}: {value} (limit {limit})")
+    if summary.get("regressions"):
+        text.append("")
+        text.extend(summary["regressions"])
     return "\n".join(text)
 
 
@@ -257,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text(json.dumps(document, ensure_ascii=False, indent=2), encoding="utf-8")
     print(render(summary))
     print(f"\nresults: {path}")
+    if summary["regressions"]:
+        sys.stderr.write("\n".join(["", "make bench FAILED: slower against naive than the latest recorded figures",
+                                     *summary["regressions"], ""]))
+        return 1
     return 0
 
 

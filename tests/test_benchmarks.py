@@ -37,3 +37,26 @@ def test_quick_benchmark_writes_positive_figures_for_every_step(tmp_path):
     # The generated data is cached: a second listing of the cache shows the workspace and the returns.
     cached = sorted(p.name.split("-")[0] for p in (tmp_path / "cache").iterdir())
     assert cached == ["returns", "ws"]
+
+
+def test_the_gate_fails_a_step_slower_against_naive_than_the_readme_records(tmp_path):
+    from benchmarks import gate
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# Benchmarks\n\n## Latest figures\nsome words\n\n"
+                      "| step | rows/file | ours | peak | naive | naive/ours |\n| --- | --- | --- | --- | --- | --- |\n"
+                      "| issue (200-row form) | 50 | 0.97 s | 152 MB | 21.6 s | 22.3x |\n"
+                      "| report | 1,000 | 5.27 s | 731 MB | 71.7 s | 13.6x |\n"
+                      "| report | 10,000 | 35.4 s | 5,014 MB | (not run) | - |\n\n## Older\n"
+                      "| step | rows/file | ours | peak | naive | naive/ours |\n| --- | --- | --- | --- | --- | --- |\n"
+                      "| report | 50 | 1 s | 1 MB | 1 s | 99.0x |\n", encoding="utf-8")
+    recorded = gate.recorded_ratios(readme)
+    assert recorded == {("issue", 50): 22.3, ("report", 1000): 13.6}  # only the latest table, only real ratios
+
+    def result(step, rows, ratio, agencies=430):
+        return {"step": step, "rows_per_file": rows, "naive_ratio": ratio, "agencies": agencies}
+
+    slower = gate.regressions([result("report", 1000, 0.57), result("issue", 50, 22.0)], recorded, 0.15)
+    assert len(slower) == 1 and "report 1,000 rows/file is 0.6x" in slower[0] and "13.6x" in slower[0]
+    assert gate.regressions([result("report", 1000, 12.0), result("report", 10000, None),
+                             result("report", 1000, 1.0, agencies=40)], recorded, 0.15) == []

@@ -15,6 +15,8 @@ import pytest
 
 from collect.report import workbooks as report
 from collect.report.workbooks import ReportColumn, ReportInput, master_name, write_reports
+from collect.xlsx.printing import PrintSetup
+from collect.xlsx.writer import HOUSE, Sheet, xf_index
 
 BIG = 9_007_199_254_740_993  # 2**53 + 1: a float cannot hold it
 HYPERLINK = '=HYPERLINK("http://x")'
@@ -429,11 +431,9 @@ def test_summary_shows_the_execution_rate_from_exact_sums(tmp_path):
 def test_one_more_sheet_per_workbook_goes_right_after_the_summary(tmp_path):
     seen = []
 
-    def consolidated(wb, supervisor, footer):
-        ws = wb.add_worksheet("彙整表")
-        ws.write_string(0, 0, f"彙整表 {supervisor or '全市'}")
-        ws.set_footer(footer)
+    def consolidated(supervisor, footer):
         seen.append(supervisor)
+        return [Sheet("彙整表", PrintSetup(footer=footer), cells=[(0, 0, f"彙整表 {supervisor or '全市'}", "")])]
 
     files = write_reports(replace(make_input(), extra_sheets=consolidated), tmp_path)
     assert sorted(seen, key=str) == sorted([None, "A00", "B00", "C00"], key=str)
@@ -460,8 +460,8 @@ def test_no_nan_none_or_nat_in_any_workbook_when_values_are_missing(tmp_path):
 
 
 def test_style_indexes_agree_with_those_xlsxwriter_writes(tmp_path):
-    # report._xf asks xlsxwriter for a format's style index through its one non-public call; the rows rendered
-    # here name that index. If an xlsxwriter upgrade changes it, this fails instead of cells being styled wrongly.
+    # xlsx.writer.xf_index asks xlsxwriter for a format's style index through its one non-public call; the rows
+    # rendered name that index. If an xlsxwriter upgrade changes it, this fails instead of cells being styled wrongly.
     import re
     import zipfile
 
@@ -469,17 +469,16 @@ def test_style_indexes_agree_with_those_xlsxwriter_writes(tmp_path):
 
     path = tmp_path / "probe.xlsx"
     wb = xlsxwriter.Workbook(str(path))
-    fmts = report._formats(wb)
-    expected = {name: report._xf(fmt) for name, fmt in fmts.items()}
+    fmts = {name: wb.add_format(style) for name, style in HOUSE.items()}
+    expected = {name: xf_index(fmt) for name, fmt in fmts.items()}
     ws = wb.add_worksheet()
-    named = [(name, fmt) for name, fmt in fmts.items() if fmt is not None]
-    for r, (_, fmt) in enumerate(named):
+    for r, fmt in enumerate(fmts.values()):
         ws.write_number(r, 0, 1, fmt)
     wb.close()
     sheet = zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml").decode()
     written = {int(row): int(s) for row, s in re.findall(r'<c r="A(\d+)" s="(\d+)"', sheet)}
-    assert {name: written[r + 1] for r, (name, _) in enumerate(named)} == {n: expected[n] for n, _ in named}
-    assert expected[""] is None
+    assert {name: written[r + 1] for r, name in enumerate(fmts)} == expected
+    assert xf_index(None) is None
 
 
 def test_sheets_are_deflated(files):

@@ -2,27 +2,22 @@
 
 A grid or fields form gets every numeric input cell summed exactly over the accepted returns (text cells list
 what was written); a list form gets every accepted row under the form's header, its totals recomputed. The
-template is read with openpyxl once and copied into the report workbook (written by xlsxwriter) with its column
-widths, row heights, merged ranges, fonts, borders, fills and number formats; no stamp, no protection.
+template is read once (xlsx.formsheet) and planned into each report workbook's sheet (written by xlsx.writer)
+with its column widths, row heights, merged ranges, fonts, borders, fills and number formats; no stamp, no
+protection. A list's rows are one block of Arrow columns, rendered in bulk like the 明細.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import openpyxl
+import numpy as np
 import pandas as pd
-import xlsxwriter
-from openpyxl.cell.cell import Cell as XlCell
-from openpyxl.utils import column_index_from_string, get_column_letter
-from openpyxl.utils.cell import coordinate_to_tuple
-from xlsxwriter.format import Format
-from xlsxwriter.worksheet import Worksheet
+import pyarrow as pa
 
 from collect.forms.spec import (
     NAME_AGENCY_CODE,
@@ -32,33 +27,18 @@ from collect.forms.spec import (
     NAME_SUPERVISOR,
     Collection,
 )
-from collect.xlsx.cells import Merges, bordered
-from collect.xlsx.printing import PrintSetup, apply_xlsxwriter, openpyxl_width
-from collect.xlsx.style import ROC_DATE_FORMAT
+from collect.report.columns import cells_col, date_col, float_col, strings, whole_col
+from collect.report.totals import Exact, as_decimal, decimal_sum, exact_total, isna
+from collect.xlsx.formsheet import FormCell, FormSheet, column_number, position
+from collect.xlsx.printing import PrintSetup
+from collect.xlsx.style import MONEY_FORMAT, ROC_DATE_FORMAT
+from collect.xlsx.writer import Block, Col, Sheet, Style
 
 SHEET = "彙整表"
 MAX_LISTED = 5  # a text cell of a summed grid lists at most this many distinct answers
 # A list form lists at most this many accepted rows (its totals still add up every row): beyond, the 明細 sheet
 # and the Parquet/CSV export hold them all, and the sheet says so under its totals.
 MAX_LISTED_ROWS = 20_000
-_BORDERS = {"thin": 1, "medium": 2, "dashed": 3, "dotted": 4, "thick": 5, "double": 6, "hair": 7,
-            "mediumDashed": 8, "dashDot": 9, "mediumDashDot": 10, "dashDotDot": 11, "mediumDashDotDot": 12,
-            "slantDashDot": 13}
-
-
-def _number(value: Any) -> Decimal | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
-        return None
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | Decimal):
-        return Decimal(value)
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    try:
-        return Decimal(str(value))
-    except ArithmeticError:
-        return None
 
 
 def _shown(value: Decimal | None) -> int | float | None:
@@ -69,75 +49,29 @@ def _shown(value: Decimal | None) -> int | float | None:
 
 
 def _text(values: list[Any]) -> str | None:
-    distinct = list(dict.fromkeys(str(v).strip() for v in values if v is not None and v is not pd.NA
-                                  and str(v).strip() and str(v) != "nan"))
+    distinct = list(dict.fromkeys(str(v).strip() for v in values if not isna(v) and str(v).strip()
+                                  and str(v) != "nan"))
     if not distinct:
         return None
     more = len(distinct) - MAX_LISTED
     return "、".join(distinct[:MAX_LISTED]) + (f" 等 {len(distinct)} 項" if more > 0 else "")
 
 
-@dataclass
-class _Style:
-    """openpyxl cell styles turned into xlsxwriter formats, each made once per workbook."""
-
-    wb: xlsxwriter.Workbook
-    made: dict[tuple[Any, ...], Format]
-
-    def of(self, cell: XlCell | None, number_format: str | None = None) -> Format | None:
-        if cell is None or not cell.has_style:
-            return self._get((), {"num_format": number_format} if number_format else {})
-        f, a, b, fill = cell.font, cell.alignment, cell.border, cell.fill
-        props: dict[str, Any] = {}
-        if f is not None:
-            if f.name:
-                props["font_name"] = f.name
-            if f.sz:
-                props["font_size"] = float(f.sz)
-            if f.b:
-                props["bold"] = True
-            if f.i:
-                props["italic"] = True
-            if f.u:
-                props["underline"] = 1
-            rgb = getattr(f.color, "rgb", None) if f.color is not None else None
-            if isinstance(rgb, str) and len(rgb) == 8 and rgb != "FF000000":
-                props["font_color"] = "#" + rgb[2:]
-        if a is not None:
-            if a.horizontal in ("left", "center", "right", "fill", "justify", "centerContinuous", "distributed"):
-                props["align"] = {"centerContinuous": "center_across"}.get(a.horizontal, a.horizontal)
-            if a.vertical in ("top", "center", "bottom", "justify", "distributed"):
-                props["valign"] = {"center": "vcenter"}.get(a.vertical, a.vertical)
-            if a.wrap_text:
-                props["text_wrap"] = True
-        for side in ("left", "right", "top", "bottom"):
-            style = getattr(getattr(b, side, None), "style", None)
-            if style in _BORDERS:
-                props[side] = _BORDERS[style]
-        if fill is not None and fill.fill_type == "solid":
-            rgb = getattr(fill.fgColor, "rgb", None)
-            if isinstance(rgb, str) and len(rgb) == 8:
-                props["bg_color"] = "#" + rgb[2:]
-        fmt = number_format or cell.number_format
-        if fmt and fmt != "General":
-            props["num_format"] = fmt
-        return self._get(tuple(sorted(props.items())), props)
-
-    def _get(self, key: tuple[Any, ...], props: dict[str, Any]) -> Format:
-        if key not in self.made:
-            self.made[key] = self.wb.add_format(props)
-        return self.made[key]
-
-
 def sheet_writer(coll: Collection, rows: pd.DataFrame, period: str = "",
-                 deadline: str = "") -> Callable[[xlsxwriter.Workbook, str | None, str], None]:
-    """The report's extra-sheet hook: a 彙整表 sheet for the city (None) or one supervising agency (its code); the
+                 deadline: str = "") -> Callable[[str | None, str], list[Sheet]]:
+    """The report's extra-sheet hook: the 彙整表 sheet for the city (None) or one supervising agency (its code); the
     form's identity block says whose consolidation it is, for which period and deadline."""
-    template = _Template.read(coll.template_path, coll)
+    lay = coll.layout
+    assert lay is not None
+    alike = range(0) if lay.cells or not lay.data_rows else range(lay.data_rows[0], lay.data_rows[-1] + 1)
+    template = _Template(FormSheet.read(coll.template_path, lay.sheet, alike), coll)
+    codes = rows["supervisor"].astype(object).where(rows["supervisor"].notna(), "").astype(str) \
+        if "supervisor" in rows else pd.Series([""] * len(rows), dtype=object)
+    positions = pd.Series(np.arange(len(rows))).groupby(codes.to_numpy(), sort=False).indices if len(rows) else {}
 
-    def write(wb: xlsxwriter.Workbook, supervisor: str | None, footer: str) -> None:
-        mine = rows if supervisor is None else rows[rows["supervisor"].astype(str) == supervisor]
-        template.write(wb, coll, mine, footer, identity(supervisor, mine, period, deadline))
+    def write(supervisor: str | None, footer: str) -> list[Sheet]:
+        mine = rows if supervisor is None else rows.iloc[positions.get(supervisor, np.array([], dtype=np.int64))]
+        return [template.sheet(mine, footer, identity(supervisor, mine, period, deadline))]
 
     return write
 
@@ -158,173 +92,174 @@ def identity(supervisor: str | None, rows: pd.DataFrame, period: str, deadline: 
 
 @dataclass
 class _Template:
-    """The template's form sheet as openpyxl read it, kept for every workbook of the report."""
+    """The template's form sheet, kept for every workbook of the report."""
 
-    ws: Any
-    merges: Merges
-    max_row: int
-    max_col: int
+    form: FormSheet
+    coll: Collection
 
-    @classmethod
-    def read(cls, path: Path, coll: Collection) -> _Template:
-        assert coll.layout is not None
-        wb = openpyxl.load_workbook(path)
-        ws = wb[coll.layout.sheet]
-        used = [(c.row or 1, c.column or 1) for row in ws.iter_rows() for c in row
-                if c.value is not None or (c.has_style and bordered(c, ("left", "bottom")))]
-        last_col = max((col for _r, col in used), default=1)
-        last_row = max((r for r, _c in used), default=1)
-        return cls(ws, Merges.of(ws), max(last_row, coll.layout.data_last_row, *coll.layout.total_rows),
-                   min(last_col, 200))
+    @property
+    def max_row(self) -> int:
+        lay = self.coll.layout
+        assert lay is not None
+        return max(self.form.last_row, lay.data_last_row, *lay.total_rows)
 
-    def write(self, wb: xlsxwriter.Workbook, coll: Collection, rows: pd.DataFrame, footer: str,
-              shown: dict[str, str]) -> None:
+    def sheet(self, rows: pd.DataFrame, footer: str, shown: dict[str, str]) -> Sheet:
+        coll, form = self.coll, self.form
         lay = coll.layout
         assert lay is not None
-        out = wb.add_worksheet(SHEET)
-        style = _Style(wb, {})
         values: dict[tuple[int, int], Any] = {  # (template row, col) -> the value to show
-            coordinate_to_tuple(ref): shown[name] for name, ref in lay.identity.items() if shown.get(name)}
-        extra = 0  # a list with more accepted rows than the form has: the rows below move down
+            position(ref): shown[name] for name, ref in lay.identity.items() if shown.get(name)}
         first_data = lay.data_first_row
+        listed = 0
         if lay.cells:
-            sums = self._cell_sums(coll, rows)
+            sums = self._cell_sums(rows)
             for key, ref in lay.cells.items():  # inputs and totals alike: every key of a cell form has its cell
-                values[coordinate_to_tuple(ref)] = sums.get(key)
-            listed: list[dict[str, Any]] = []
+                values[position(ref)] = sums.get(key)
         else:
-            listed = rows.head(MAX_LISTED_ROWS).to_dict("records")
-            extra = max(0, len(listed) - len(lay.data_rows))
+            listed = min(len(rows), MAX_LISTED_ROWS)
+        extra = max(0, listed - len(lay.data_rows))  # a list with more accepted rows than the form has
+        max_row = self.max_row
         # rows of the template, each to its row of the sheet
-        target = {r: r + extra if r > lay.data_last_row else r for r in range(1, self.max_row + 1)}
-        for c in range(1, self.max_col + 1):
-            dim = self.ws.column_dimensions.get(get_column_letter(c))
-            if dim is not None and dim.width:
-                out.set_column(c - 1, c - 1, float(dim.width))
-        for r in range(1, self.max_row + 1):
-            dim = self.ws.row_dimensions.get(r)
-            height = float(dim.height) if dim is not None and dim.height else None
-            if height:
-                out.set_row(target[r] - 1, height)
-        data_rows = set(lay.data_rows)
-        letters = {k: column_index_from_string(v) for k, v in lay.letters.items()}
-        sample_row = lay.data_rows[0] if lay.data_rows else first_data
-        for r in range(1, self.max_row + 1):
-            if not lay.cells and r in data_rows:
-                continue  # a list's data rows are written below, one per accepted row
-            for c in range(1, self.max_col + 1):
-                if self.merges.is_covered(r, c):
+        target = {r: r + extra if r > lay.data_last_row else r for r in range(1, max_row + 1)}
+        data_rows = set(lay.data_rows) if not lay.cells else set()
+        out = Sheet(SHEET, PrintSetup.for_width(form.printed_width, title_rows=(lay.header_rows.start,
+                                                                                lay.header_row), footer=footer),
+                    widths={c - 1: w for c, w in form.widths.items()},
+                    heights={target[r] - 1: h for r, h in form.heights.items() if r <= max_row and r not in data_rows})
+        for r in range(1, max_row + 1):
+            if r in data_rows:
+                continue  # a list's data rows are one block, below
+            for c in range(1, form.last_col + 1):
+                if form.merges.is_covered(r, c):
                     continue
-                cell = self.ws.cell(r, c)
+                cell = form.cell(r, c)
                 if (r, c) in values:
                     value = values[(r, c)]
                 elif isinstance(cell.value, str) and cell.value.startswith("="):
                     value = None  # the form's formulas: their results are written where collect computes them
                 else:
                     value = cell.value
-                self._put(out, style, target[r], c, value, cell)
+                self._put(out, target[r], c, value, cell)
         if not lay.cells:
-            self._list_rows(out, style, coll, listed, sample_row, letters, first_data)
-            self._total_rows(out, style, coll, rows, letters, target)
-            if len(rows) > len(listed):
-                note = (f"本表列出前 {len(listed):,} 列（共 {len(rows):,} 列），合計含全部各列；完整資料見「明細」"
+            sample = lay.data_rows[0] if lay.data_rows else first_data
+            out.block = self._list_block(rows.iloc[:listed], sample, first_data)
+            self._total_rows(out, rows, target)
+            if len(rows) > listed:
+                note = (f"本表列出前 {listed:,} 列（共 {len(rows):,} 列），合計含全部各列；完整資料見「明細」"
                         f"工作表及 Parquet/CSV 檔，各列所屬機關亦見「明細」（順序相同）。")
             else:
                 note = f"本表共 {len(rows):,} 列，各列所屬機關見「明細」工作表（順序相同）。"
             # below everything written: the form's last row (moved down) and the last listed row
-            last = max(target[self.max_row], first_data + max(len(listed), len(lay.data_rows)) - 1)
-            out.write_string(last + 1, 0, note)  # 0-based: one blank row between
-        for (r1, c1, r2, c2) in self.merges.extent.values():
-            if not lay.cells and (r1 in data_rows or r2 in data_rows):
+            last = max(target[max_row], first_data + max(listed, len(lay.data_rows)) - 1)
+            out.cells.append((last + 1, 0, note, ""))  # 0-based: one blank row between
+        for (r1, c1, r2, c2) in form.merges.extent.values():
+            if r1 in data_rows or r2 in data_rows:
                 continue
-            first = self.ws.cell(r1, c1)
+            first = form.cell(r1, c1)
             value = values.get((r1, c1), first.value)
             if isinstance(value, str) and value.startswith("="):
                 value = None
-            out.merge_range(target[r1] - 1, c1 - 1, target[r2] - 1, c2 - 1, "" if value is None else value,
-                            style.of(first))
-        apply_xlsxwriter(out, PrintSetup.for_width(openpyxl_width(self.ws, self.max_col),
-                                                   title_rows=(lay.header_rows.start, lay.header_row), footer=footer))
+            out.merges.append((target[r1] - 1, c1 - 1, target[r2] - 1, c2 - 1, value, first.style()))
+        return out
 
-    def _put(self, out: Worksheet, style: _Style, row: int, col: int, value: Any, cell: XlCell | None) -> None:
-        dated = isinstance(value, date) and (cell is None or not cell.is_date)
-        general = cell is None or cell.number_format in ("General", "@")
+    @staticmethod
+    def _put(out: Sheet, row: int, col: int, value: Any, cell: FormCell) -> None:
+        dated = isinstance(value, date) and not cell.is_date
+        general = not cell.has_style or cell.number_format in ("General", "@")
         grouped = isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1000 and general
-        fmt = style.of(cell, ROC_DATE_FORMAT if dated else "#,##0" if grouped else None)
-        if value is None:
-            if fmt is not None and cell is not None and cell.has_style:
-                out.write_blank(row - 1, col - 1, None, fmt)
+        style = cell.style(ROC_DATE_FORMAT if dated else MONEY_FORMAT if grouped else None)
+        if value is None and not cell.has_style:
             return
-        if isinstance(value, str):
-            out.write_string(row - 1, col - 1, value, fmt)
-        elif isinstance(value, bool):
-            out.write_boolean(row - 1, col - 1, value, fmt)
-        elif isinstance(value, int | float):
-            out.write_number(row - 1, col - 1, value, fmt)
-        elif isinstance(value, datetime | date):
-            out.write_datetime(row - 1, col - 1, value if isinstance(value, datetime) else
-                               datetime(value.year, value.month, value.day), fmt)
-        else:
-            out.write(row - 1, col - 1, value, fmt)
+        out.cells.append((row - 1, col - 1, value, style))
 
-    def _cell_sums(self, coll: Collection, rows: pd.DataFrame) -> dict[str, Any]:
+    def _cell_sums(self, rows: pd.DataFrame) -> dict[str, Any]:
         sums: dict[str, Any] = {}
-        for col in coll.columns:
+        for col in self.coll.columns:
             if col.kind in ("text", "choice", "code", "date"):
                 sums[col.key] = _text(rows[col.key].tolist()) if col.key in rows else None
             elif col.count_of is not None:  # the rule says: count the returns that reported the other cell
-                counted = [n for v in rows[col.count_of].tolist() if (n := _number(v)) is not None and n != 0] \
+                counted = [n for v in rows[col.count_of].tolist() if (n := as_decimal(v)) is not None and n != 0] \
                     if col.count_of in rows else []
                 sums[col.key] = Decimal(len(counted)) if len(rows) else None
             elif not col.is_total:
-                numbers = [n for v in (rows[col.key].tolist() if col.key in rows else []) if (n := _number(v))
-                           is not None]
-                sums[col.key] = sum(numbers, Decimal(0)) if numbers else None
-        for col in coll.computed:
+                sums[col.key] = decimal_sum(rows[col.key].tolist()) if col.key in rows else None
+        for col in self.coll.computed:
             if col.is_total:
                 parts = [sums.get(k) for k in col.of or ()]
                 known = [p for p in parts if isinstance(p, Decimal)]
                 sums[col.key] = sum(known, Decimal(0)) if known and col.of else None
         return {k: (_shown(v) if isinstance(v, Decimal) else v) for k, v in sums.items()}
 
-    def _list_rows(self, out: Worksheet, style: _Style, coll: Collection, listed: list[dict[str, Any]],
-                   sample_row: int, letters: dict[str, int], first: int) -> None:
+    def _list_block(self, listed: pd.DataFrame, sample: int, first: int) -> Block:
+        """The listed rows, and the form's empty rows below them, as one block in the style of the form's first
+        data row; 項次 numbers the rows of this form 1, 2, 3 (each agency's own numbers stay in 明細)."""
+        coll, form = self.coll, self.form
         lay = coll.layout
         assert lay is not None
         count = max(len(listed), len(lay.data_rows))
-        key_at = {v: k for k, v in letters.items()}
-        cols = [(c, key_at.get(c), self.ws.cell(sample_row, c)) for c in range(1, self.max_col + 1)]
-        ordinal = {c.key for c in coll.columns if c.ordinal}  # 項次 numbers the rows of this form, not an agency's
-        for i in range(count):
-            r = first + i
-            rec = {**listed[i], **dict.fromkeys(ordinal, i + 1)} if i < len(listed) else {}
-            for c, key, look in cols:
-                self._put(out, style, r, c, _cell_value(rec.get(key)) if key else None, look)
+        key_at = {column_number(v): k for k, v in lay.letters.items()}
+        specs = {c.key: c for c in coll.columns}
+        columns: list[Col] = []
+        number_styles: list[Style] = []
+        text_styles: list[Style] = []
+        blank_styles: list[Style | None] = []
+        for c in range(1, form.last_col + 1):
+            look = form.cell(sample, c)
+            key = key_at.get(c)
+            spec = specs.get(key) if key else None
+            kind = coll.value_kind(spec) if spec is not None else ""
+            general = not look.has_style or look.number_format in ("General", "@")
+            if spec is not None and spec.ordinal:
+                col = Col(pa.nulls(len(listed), pa.string()), pa.array(np.arange(1, len(listed) + 1)))
+            elif key is not None and key in listed:
+                col = _column(listed[key], kind)
+            else:
+                col = Col(pa.nulls(len(listed), pa.string()))
+            columns.append(_padded(col, count))
+            number = (MONEY_FORMAT if kind == "whole" and general else
+                      ROC_DATE_FORMAT if kind == "date" and not look.is_date else None)
+            number_styles.append(look.style(number))
+            text_styles.append(look.style())
+            blank_styles.append(look.style() if look.has_style else None)
+        return Block(columns, np.arange(count), first, number_styles, text_styles, blank_styles,
+                     height=form.heights.get(sample))
 
-    def _total_rows(self, out: Worksheet, style: _Style, coll: Collection, rows: pd.DataFrame,
-                    letters: dict[str, int], target: dict[int, int]) -> None:
-        lay = coll.layout
+    def _total_rows(self, out: Sheet, rows: pd.DataFrame, target: dict[int, int]) -> None:
+        coll, lay = self.coll, self.coll.layout
         assert lay is not None
+        letters = {k: column_number(v) for k, v in lay.letters.items()}
         for r in lay.total_rows:
             for col in coll.columns:
                 c = letters.get(col.key)
-                if c is None or coll.value_kind(col) not in ("whole", "decimal") or col.ordinal:
+                kind = coll.value_kind(col)
+                if c is None or kind not in ("whole", "decimal") or col.ordinal:
                     continue
-                numbers = [n for v in rows[col.key].tolist() if (n := _number(v)) is not None] \
-                    if col.key in rows else []
-                total = sum(numbers, Decimal(0)) if numbers else None
-                self._put(out, style, target[r], c, _shown(total), self.ws.cell(r, c))
+                total = exact_total(rows[col.key]) if col.key in rows else None
+                self._put(out, target[r], c, _shown(total), self.form.cell(r, c))
 
 
-def _cell_value(value: Any) -> Any:
-    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
-    if isinstance(value, Decimal):
-        return _shown(value)
-    if hasattr(value, "item"):  # numpy scalars
-        value = value.item()
-    if isinstance(value, int | float | str):
-        return value
-    return str(value)
+def _column(series: pd.Series, kind: str) -> Col:
+    """A listed column of the form as worksheet cells: numbers, ROC dates (serial days), or texts."""
+    try:
+        if kind == "whole":
+            return whole_col(Exact.of(series, str(series.name)), False)[0]
+        if kind in ("decimal", "formula", "rate"):
+            return float_col(series)
+        if kind == "date":
+            return date_col(series)
+        if kind in ("text", "choice", "code"):
+            return Col(strings(series))
+    except (ValueError, TypeError, ArithmeticError):
+        pass  # not the kind the form says: every value as it is
+    return cells_col([None if isna(v) else v if isinstance(v, int | float | str) and not isinstance(v, bool)
+                      else str(v) for v in series.tolist()])
+
+
+def _padded(col: Col, count: int) -> Col:
+    """The column with blanks to `count` rows."""
+    more = count - len(col.texts)
+    if more <= 0:
+        return col
+    texts = pa.concat_arrays([col.texts.cast(pa.string()), pa.nulls(more, pa.string())])
+    numbers = None if col.numbers is None else pa.concat_arrays([col.numbers, pa.nulls(more, col.numbers.type)])
+    return Col(texts, numbers)

@@ -17,8 +17,9 @@ from collect.errors import CollectionError
 from collect.mail.compose import OutgoingAttachment, compose
 from collect.mail.notify import domain_of, render
 from collect.mail.outbox import Transport, deliver
-from collect.report.merge import Merged, totals_by_supervisor
-from collect.report.workbooks import ReportFiles, ReportInput, export_stem, rate_of
+from collect.report.merge import Merged
+from collect.report.totals import by_supervisor, column_total, rate_of
+from collect.report.workbooks import ReportFiles, ReportInput, export_stem
 from collect.rounds import previous_round, roc_date, roc_round_label, roc_time
 from collect.workspace import Context
 
@@ -134,7 +135,7 @@ def previous_report(ctx: Context, rep: ReportInput) -> tuple[str, list[Change]] 
         return None
     table = pq.read_table(path)
     money = [c for c in rep.columns if c.money]
-    now = {c.key: sum(int(v) for v in rep.rows[c.key].dropna()) for c in money}
+    now = {c.key: column_total(rep.rows[c.key], c.key) for c in money}
     before: dict[str, int | None] = {}
     for c in money:
         if c.key in table.column_names:
@@ -161,7 +162,7 @@ def build(ctx: Context, merged: Merged, files: ReportFiles, font: str | None = N
     """The summary email (HTML with the chart inline, the master workbook attached) and its HTML body."""
     rep, st = merged.report, merged.status
     money = [c for c in rep.columns if c.money]
-    totals = totals_by_supervisor(rep)
+    totals = by_supervisor(rep.agencies, rep.rows, [c.key for c in money], rep.rate)
     f = rep.findings
     top = f[f["severity"] == "error"].sort_values("amount", ascending=False, na_position="last").head(
         TOP_EXCEPTIONS) if len(f) else f
