@@ -17,8 +17,8 @@ from conftest import SECRET, run_cli
 from ingest_util import fill, row
 
 from collect.forms.issuing import issue
-from collect.lake.query import QueryError, query
 from collect.lake.quality import quality
+from collect.lake.query import QueryError, query
 from collect.lake.store import partition_path, sync
 from collect.lake.trend import trend
 from collect.pipeline import ReportResult, make_report

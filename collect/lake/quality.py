@@ -1,4 +1,4 @@
-"""Data quality over time, per agency: how often its first return was rejected, its most frequent findings, days late."""
+"""Data quality over time, per agency: how often its first return was rejected, its frequent findings, days late."""
 
 from __future__ import annotations
 

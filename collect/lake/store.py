@@ -190,10 +190,10 @@ def round_table(ctx: Context, coll: Collection, round_id: str, accepted: Sequenc
         kind = "time" if key.endswith("_at") else "whole" if key == "row" else "text"
         arrays[key] = _array(data[key], kind)
         fields.append(pa.field(key, arrays[key].type, metadata={"title": title}))
-    for c in columns:
-        arrays[c.key] = _array(data[c.key], c.kind)
-        fields.append(pa.field(c.key, arrays[c.key].type, metadata={
-            "title": c.title, "kind": c.kind, "money": str(c.money).lower()}))
+    for rc in columns:
+        arrays[rc.key] = _array(data[rc.key], rc.kind)
+        fields.append(pa.field(rc.key, arrays[rc.key].type, metadata={
+            "title": rc.title, "kind": rc.kind, "money": str(rc.money).lower()}))
     arrays["counts"] = pa.array(data["counts"].astype(bool).tolist(), pa.bool_())
     fields.append(pa.field("counts", pa.bool_(), metadata={"title": "計入"}))
     meta = {"collection": coll.id, "collection_title": coll.title, "round": round_id,
@@ -281,10 +281,10 @@ def _write_ledger_tables(ctx: Context, subs: list[dict[str, Any]], counted: set[
     by_id = {s["id"]: s for s in sub_rows}
     found = []
     for f in _ledger_rows(ctx, findings_table):
-        s = by_id.get(f["submission_id"])
-        if s is not None:
-            found.append({**f, "receipt": s["receipt"], "collection": s["collection"], "round": s["round"],
-                          "agency": s["agency"], "supervisor": s["supervisor"]})
+        of = by_id.get(f["submission_id"])
+        if of is not None:
+            found.append({**f, "receipt": of["receipt"], "collection": of["collection"], "round": of["round"],
+                          "agency": of["agency"], "supervisor": of["supervisor"]})
     found.sort(key=lambda f: (f["submission_id"], f["seq"]))
     agencies = []
     for a in reg:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from collect.errors import CollectError, NotFound
 from collect.archive import write_atomic
+from collect.errors import CollectError, NotFound
 from collect.lake.query import connect, run, view_name, views
 from collect.lake.store import sync
 from collect.report.merge import report_columns

@@ -114,7 +114,8 @@ def trend_png(labels: list[str], series: dict[str, list[int | None]], title: str
 def round_trend(ctx: Context, rep: ReportInput, key: str) -> tuple[list[str], list[int | None]] | None:
     """This round's exact total of one money column after those of the rounds before it that have a report
     (their Parquet exports, as `previous_report` reads), oldest first; None when no earlier round has one."""
-    rounds, totals = [rep.round_id], [sum(int(v) for v in rep.rows[key].dropna())]
+    rounds: list[str] = [rep.round_id]
+    totals: list[int | None] = [sum(int(v) for v in rep.rows[key].dropna())]
     round_id = rep.round_id
     for _ in range(TREND_ROUNDS - 1):
         try:

@@ -45,11 +45,12 @@ def _write(ws: Any, i: int, j: int, value: Any, formats: dict[str, Any], rate: b
         return
     if isinstance(value, bool):
         ws.write_boolean(i, j, value)
-    elif isinstance(value, int | Decimal) and (isinstance(value, int) or value == value.to_integral_value()):
-        if abs(value) >= EXACT_LIMIT:
-            ws.write_string(i, j, f"{int(value):,}")
+    elif isinstance(value, int) or (isinstance(value, Decimal) and value == value.to_integral_value()):
+        whole = int(value)
+        if abs(whole) >= EXACT_LIMIT:
+            ws.write_string(i, j, f"{whole:,}")
         else:
-            ws.write_number(i, j, int(value), formats["money"])
+            ws.write_number(i, j, whole, formats["money"])
     elif isinstance(value, float | Decimal):
         if value == value:  # not NaN
             ws.write_number(i, j, float(value), formats["rate"] if rate else None)
