@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
+from collect.lake.quality import quality, quality_sheet
+from collect.lake.store import sync
 from collect.report.merge import Merged, merge
 from collect.report.workbooks import ReportFiles, write_reports
 from collect.workspace import Context
@@ -20,5 +22,8 @@ def make_report(ctx: Context, cid: str, round_id: str, now: datetime | None = No
     """Merge the counting returns of a round and write the master and supervising-agency reports."""
     with ctx.ledger.snapshot():  # one consistent state of the ledger while watchers ingest
         merged = merge(ctx, cid, round_id, now)
+    sync(ctx, cid)  # the lake: this round's counting rows, and the 資料品質 sheet of every round so far
+    merged = replace(merged, report=replace(merged.report, extra_sheets=quality_sheet(
+        quality(ctx, cid, refresh=False), merged.report.extra_sheets)))
     out_dir = ctx.ws.round_dir(cid, round_id) / "report"
     return ReportResult(merged, write_reports(merged.report, out_dir))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from collect.lake.query import QueryResult, connect, run, views
 from collect.lake.store import sync
 from collect.workspace import Context
+from collect.xlsx.table_out import add_table_sheet
 
 TOP_CODES = 3
 # the quality rows' columns and their zh-TW titles (the master report's sheet, `collect quality`)
@@ -70,3 +72,25 @@ def quality(ctx: Context, collection: str | None = None, *, refresh: bool = True
 def quality_table(result: QueryResult) -> tuple[list[str], list[list[Any]]]:
     """The rows under their zh-TW titles (the share of first returns rejected as a fraction, shown as a %)."""
     return [COLUMNS.get(c, c) for c in result.columns], [list(r) for r in result.rows]
+
+
+QUALITY_SHEET = "資料品質"
+RATE_TITLE = COLUMNS["first_rejected_rate"]
+
+
+SheetWriter = Callable[[Any, str | None, str], None]  # (workbook, supervising agency or None, footer)
+
+
+def quality_sheet(result: QueryResult, before: SheetWriter | None = None) -> SheetWriter:
+    """The report's extra-sheet hook (ReportInput.extra_sheets) with a 資料品質 sheet after `before`'s sheets: the
+    city's agencies in the master report, a supervising agency's own units in its workbook."""
+    columns, rows = quality_table(result)
+    at = result.columns.index("supervisor")
+
+    def write(wb: Any, supervisor: str | None, footer: str) -> None:
+        if before is not None:
+            before(wb, supervisor, footer)
+        mine = rows if supervisor is None else [r for r in rows if r[at] == supervisor]
+        add_table_sheet(wb, QUALITY_SHEET, columns, mine, footer, rate_columns=[RATE_TITLE])
+
+    return write

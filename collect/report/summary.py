@@ -112,8 +112,8 @@ def trend_png(labels: list[str], series: dict[str, list[int | None]], title: str
 
 
 def round_trend(ctx: Context, rep: ReportInput, key: str) -> tuple[list[str], list[int | None]] | None:
-    """This round's exact total of one money column after those of the rounds before it that have a report
-    (their Parquet exports, as `previous_report` reads), oldest first; None when no earlier round has one."""
+    """The rounds and this round's exact total of one money column after those of the rounds before it that have a
+    report (their Parquet exports, as `previous_report` reads), oldest first; None when no earlier round has one."""
     rounds: list[str] = [rep.round_id]
     totals: list[int | None] = [sum(int(v) for v in rep.rows[key].dropna())]
     round_id = rep.round_id
@@ -129,7 +129,7 @@ def round_trend(ctx: Context, rep: ReportInput, key: str) -> tuple[list[str], li
         table = pq.read_table(path, columns=[key]) if key in pq.read_schema(path).names else None
         rounds.insert(0, round_id)
         totals.insert(0, None if table is None else int(pc.sum(table.column(key)).as_py() or 0))
-    return ([roc_round_label(r) for r in rounds], totals) if len(rounds) > 1 else None
+    return (rounds, totals) if len(rounds) > 1 else None
 
 
 def _blank(value: Any) -> bool:
@@ -244,7 +244,8 @@ def build(ctx: Context, merged: Merged, files: ReportFiles, font: str | None = N
             body.add_related(png, maintype="image", subtype="png", cid="<chart@collect>",
                              filename="chart.png", disposition="inline")
             if trend is not None:
-                body.add_related(trend_png(trend[0], {money[0].title if font else money[0].key: trend[1]},
+                labels = [roc_round_label(r) if font else r for r in trend[0]]
+                body.add_related(trend_png(labels, {money[0].title if font else money[0].key: trend[1]},
                                            money[0].title if font else money[0].key, font),
                                  maintype="image", subtype="png", cid="<trend@collect>", filename="trend.png",
                                  disposition="inline")
