@@ -24,6 +24,7 @@ from collect.lake.trend import trend
 from collect.pipeline import ReportResult, make_report
 from collect.receive.ingest import Ingestor
 from collect.report.merge import totals_by_supervisor
+from collect.report.summary import round_trend, summarise
 from collect.rounds import TAIPEI
 from collect.workspace import Context, init_workspace
 
@@ -215,3 +216,30 @@ def test_trend_command_prints_the_table_writes_a_chart_and_reads_back(lake: Lake
     assert [r["round"] for r in records] == list(ROUNDS) and all(isinstance(r["spent"], int) for r in records)
     bad = run_cli("trend", "covid19", "-m", "備註", cwd=lake.root)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr and "spent (實支數)" in bad.stderr
+
+
+def test_the_master_report_shows_data_quality_per_agency(lake: Lake) -> None:
+    rep = lake.reports["2026-10"]
+    wb = openpyxl.load_workbook(rep.files.master, read_only=True)
+    rows = list(wb["資料品質"].iter_rows(values_only=True))
+    assert rows[0][:2] == ("機關代碼", "機關名稱") and "首次退件率" in rows[0]
+    by_code = {r[0]: dict(zip(rows[0], r, strict=True)) for r in rows[1:]}
+    assert set(by_code) == set(AGENCIES)
+    assert by_code["020002"]["首次退件期數"] == 1 and by_code["020001"]["首次退件期數"] == 0
+    civil = openpyxl.load_workbook(rep.files.supervisors["030000"], read_only=True)
+    assert [r[0] for r in civil["資料品質"].iter_rows(min_row=2, values_only=True)] == ["030001"]
+
+
+def test_the_managers_summary_carries_a_trend_across_reported_rounds(lake: Lake) -> None:
+    rep = lake.reports["2026-10"]
+    found = round_trend(lake.ctx, rep.merged.report, "spent")
+    assert found is not None
+    rounds, totals = found
+    assert rounds == list(ROUNDS)
+    lake_totals = query(lake.ctx, "SELECT round, sum(spent) FROM rows_covid19 GROUP BY 1 ORDER BY 1").rows
+    assert list(zip(rounds, totals, strict=True)) == lake_totals
+    s = summarise(lake.ctx, rep.merged, rep.files)
+    html = s.html.read_text(encoding="utf-8")
+    assert 'src="trend.png"' in html and "實支數歷期趨勢" in html
+    assert (s.html.parent / "trend.png").read_bytes()[:4] == b"\x89PNG"
+    assert "與上期（115年9月）比較" in html

@@ -39,12 +39,12 @@ def _shown(value: Any) -> str:
 
 
 def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, as_csv: bool, as_json: bool,
-           xlsx: Path | None, sheet: str, title: str | None = None) -> None:
+           xlsx: Path | None, sheet: str, title: str | None = None, rates: Sequence[str] = ()) -> None:
     """One table: a rich table on the terminal, or CSV / JSON on stdout, or a workbook."""
     if xlsx is not None:
         from collect.xlsx.table_out import write_table
 
-        out.print(f"{len(rows)} rows written to {write_table(xlsx, columns, rows, sheet)}")
+        out.print(f"{len(rows)} rows written to {write_table(xlsx, columns, rows, sheet, rate_columns=rates)}")
     elif as_csv:
         w = csv.writer(sys.stdout, lineterminator="\n")
         w.writerow(columns)
@@ -126,11 +126,18 @@ def quality(
 ) -> None:
     """Data quality over time, per agency: rounds whose first return was rejected, frequent findings, days late."""
     from collect.lake.quality import quality as rows_of
-    from collect.lake.quality import quality_table
+    from collect.lake.quality import RATE_TITLE, quality_table
 
     result = rows_of(ctx(), collection)
     if as_json or as_csv:
         render(result.columns, result.rows, as_csv=as_csv, as_json=as_json, xlsx=None, sheet="")
         return
     columns, rows = quality_table(result)
-    render(columns, rows, as_csv=False, as_json=False, xlsx=xlsx, sheet="資料品質")
+    if xlsx is not None:
+        render(columns, rows, as_csv=False, as_json=False, xlsx=xlsx, sheet="資料品質", rates=[RATE_TITLE])
+        return
+    shown = [c for c in ("agency", "agency_name", "rounds", "first_rejected", "first_rejected_rate", "late_rounds",
+                         "days_late", "top_findings")]  # the terminal's width: the whole row in --csv and --xlsx
+    at = [result.columns.index(c) for c in shown]
+    render([columns[i] for i in at], [[f"{r[i]:.0%}" if result.columns[i] == "first_rejected_rate" else r[i]
+                                       for i in at] for r in rows], as_csv=False, as_json=False, xlsx=None, sheet="")

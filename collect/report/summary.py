@@ -222,8 +222,10 @@ def build(ctx: Context, merged: Merged, files: ReportFiles, font: str | None = N
         previous_label=previous[0] if previous else "", changes=previous[1] if previous else [],
         fmt=fmt_amount, fmt_rate=fmt_rate,
     )
-    trend = round_trend(ctx, rep, money[0].key) if money else None  # the trend across rounds (collect.lake)
-    values["has_trend"] = trend is not None
+    # the trend across rounds of what is spent (the execution rate's numerator, else the first money column)
+    spent = next((c for c in money if rep.rate and c.key == rep.rate[0]), money[0]) if money else None
+    trend = round_trend(ctx, rep, spent.key) if spent else None
+    values.update(has_trend=trend is not None, trend_title=spent.title if spent else "")
     html = render("summary.html.j2", **values)
     text = render("summary.txt.j2", **values)
     settings = ctx.ws.settings
@@ -245,8 +247,8 @@ def build(ctx: Context, merged: Merged, files: ReportFiles, font: str | None = N
                              filename="chart.png", disposition="inline")
             if trend is not None:
                 labels = [roc_round_label(r) if font else r for r in trend[0]]
-                body.add_related(trend_png(labels, {money[0].title if font else money[0].key: trend[1]},
-                                           money[0].title if font else money[0].key, font),
+                name = spent.title if font and spent else spent.key if spent else ""
+                body.add_related(trend_png(labels, {name: trend[1]}, name, font),
                                  maintype="image", subtype="png", cid="<trend@collect>", filename="trend.png",
                                  disposition="inline")
     return msg, html

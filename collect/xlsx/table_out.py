@@ -63,14 +63,14 @@ def _write(ws: Any, i: int, j: int, value: Any, formats: dict[str, Any], rate: b
 
 
 def write_table(path: Path, columns: Sequence[str], rows: Sequence[Sequence[Any]], sheet: str = "查詢結果",
-                footer: str | None = None) -> Path:
+                footer: str | None = None, rate_columns: Sequence[str] = ()) -> Path:
     """A workbook of one table sheet at `path` (written to a temporary name first, then renamed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.xlsx")
     wb = xlsxwriter.Workbook(str(tmp), {"strings_to_numbers": False, "strings_to_formulas": False,
                                         "strings_to_urls": False})
     try:
-        add_table_sheet(wb, sheet, columns, rows, footer)
+        add_table_sheet(wb, sheet, columns, rows, footer, rate_columns)
     finally:
         wb.close()
     tmp.replace(path)
