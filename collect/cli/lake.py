@@ -125,8 +125,8 @@ def quality(
     xlsx: XlsxOpt = None,
 ) -> None:
     """Data quality over time, per agency: rounds whose first return was rejected, frequent findings, days late."""
-    from collect.lake.quality import quality as rows_of
     from collect.lake.quality import RATE_TITLE, quality_table
+    from collect.lake.quality import quality as rows_of
 
     result = rows_of(ctx(), collection)
     if as_json or as_csv:
