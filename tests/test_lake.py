@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -243,3 +244,11 @@ def test_the_managers_summary_carries_a_trend_across_reported_rounds(lake: Lake)
     assert 'src="trend.png"' in html and "實支數歷期趨勢" in html
     assert (s.html.parent / "trend.png").read_bytes()[:4] == b"\x89PNG"
     assert "與上期（115年9月）比較" in html
+
+
+def test_every_query_example_in_docs_lake_runs(lake: Lake) -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "lake.md").read_text(encoding="utf-8")
+    examples = re.findall(r'collect query "(.*?)"', text, re.S)
+    assert len(examples) >= 7
+    for sql in examples:
+        query(lake.ctx, sql)  # a QueryError fails the test with DuckDB's message
