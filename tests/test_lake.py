@@ -29,6 +29,8 @@ from collect.report.summary import round_trend, summarise
 from collect.rounds import TAIPEI
 from collect.workspace import Context, init_workspace
 
+pytestmark = pytest.mark.xdist_group("lake")  # one worker builds the three rounds once
+
 ROUNDS = ("2026-08", "2026-09", "2026-10")
 AGENCIES = ("020001", "020002", "030001")  # two under 民政局 (020000), one under 財政局 (030000)
 LATE_DEADLINE = date(2026, 11, 10)  # 2026-10 was due then: every return of it arrives late
