@@ -18,6 +18,7 @@ from conftest import SECRET, run_cli
 from ingest_util import fill, row
 
 from collect.forms.issuing import issue
+from collect.lake import store
 from collect.lake.quality import quality
 from collect.lake.query import QueryError, query
 from collect.lake.store import partition_path, sync
@@ -254,3 +255,23 @@ def test_every_query_example_in_docs_lake_runs(lake: Lake) -> None:
     assert len(examples) >= 7
     for sql in examples:
         query(lake.ctx, sql)  # a QueryError fails the test with DuckDB's message
+
+
+def test_a_sync_that_fails_midway_leaves_every_partition_whole(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = partition_path(lake.ctx, "rows", "covid19", "2026-09")
+    before = path.read_bytes()
+    written: list[str] = []
+
+    def half_then_fail(table: object, where: io.BytesIO) -> None:
+        where.write(b"PAR1 half a partition")
+        written.append("x")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store, "LAKE_VERSION", store.LAKE_VERSION + 1)  # every partition is due again
+    monkeypatch.setattr(store.pq, "write_table", half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        sync(lake.ctx)
+    assert written and path.read_bytes() == before
+    assert not [p for p in path.parent.parent.rglob("*") if p.is_file() and p.name != "data.parquet"]
+    monkeypatch.undo()
+    assert query(lake.ctx, "SELECT count(*) FROM rows_covid19 WHERE round = '2026-09'").rows == [(6,)]

@@ -21,8 +21,10 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
@@ -158,47 +160,73 @@ def _heads(ctx: Context, codes: Iterable[str]) -> list[tuple[str, str, str, str]
     return sorted(out)
 
 
+ARROW_TYPES = {"whole": pa.int64(), "date": pa.date32(), "time": pa.timestamp("s"), "rate": pa.float64(),
+               "decimal": pa.float64(), "text": pa.string(), "bool": pa.bool_()}
+# Arrow to pandas for the formula columns: whole numbers stay exact (nullable Int64), as the master report computes
+_PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.float64(): pd.Float64Dtype()}
+
+
+def _type(kind: str) -> pa.DataType:
+    return ARROW_TYPES.get(kind, pa.string())
+
+
 def round_table(ctx: Context, coll: Collection, round_id: str, accepted: Sequence[dict[str, Any]],
                 counting: set[str | None]) -> pa.Table:
     """Every accepted version's rows of one round (oldest first), each with its agency, receipt and times, and
-    `counts` true on the rows of the return that counts."""
+    `counts` true on the rows of the return that counts: one Arrow concatenation of the stored frames."""
     columns = report_columns(coll)
+    keys = [c.key for c in columns]
     heads = {h[0]: h for h in _heads(ctx, [s["agency"] for s in accepted])}
-    frames = []
+    tables: list[pa.Table] = []
+    per: list[dict[str, Any]] = []
     for s in accepted:
         head = heads.get(s["agency"])
         if head is None or not s["frame_path"]:
             continue
-        frame = pd.read_parquet(ctx.ws.state_dir / s["frame_path"])
-        for c in coll.computed:  # as the master report does: the same row's cells, never the file's cached value
-            if len(frame):
-                frame[c.key] = c.compute(frame)  # type: ignore[misc]
-        part = pd.DataFrame({c.key: frame[c.key] if c.key in frame.columns else pd.NA for c in columns},
-                            index=frame.index)
-        part.insert(0, "row", frame["_row"] if "_row" in frame.columns else pd.NA)
-        for key, value in (("collection", coll.id), ("round", round_id), ("agency", head[0]),
-                           ("agency_name", head[1]), ("supervisor", head[2]), ("supervisor_name", head[3]),
-                           ("receipt", s["receipt"]), ("received_at", _taipei(s["received_at"])),
-                           ("accepted_at", _taipei(s["processed_at"])), ("counts", s["receipt"] in counting)):
-            part[key] = value
-        frames.append(part)
-    data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        {k: [] for k in (*HEAD, "counts", *(c.key for c in columns))})
+        table = pq.ParquetFile(ctx.ws.state_dir / s["frame_path"]).read(use_threads=False)  # small files
+        if not table.num_rows:
+            continue
+        tables.append(table.select([k for k in ("_row", *keys) if k in table.column_names])
+                      .replace_schema_metadata(None))
+        per.append({"collection": coll.id, "round": round_id, "agency": head[0], "agency_name": head[1],
+                    "supervisor": head[2], "supervisor_name": head[3], "receipt": s["receipt"],
+                    "received_at": _taipei(s["received_at"]), "accepted_at": _taipei(s["processed_at"]),
+                    "counts": s["receipt"] in counting})
+    data = pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
+    which = pa.array(np.repeat(np.arange(len(tables), dtype=np.int32), [t.num_rows for t in tables]))
+    kinds = {k: "time" if k.endswith("_at") else "text" for k in HEAD} | {"row": "whole", "counts": "bool"}
     arrays: dict[str, pa.Array] = {}
-    fields = []
-    for key, title in HEAD.items():
-        kind = "time" if key.endswith("_at") else "whole" if key == "row" else "text"
-        arrays[key] = _array(data[key], kind)
-        fields.append(pa.field(key, arrays[key].type, metadata={"title": title}))
+    for key, kind in kinds.items():
+        if key == "row":
+            arrays[key] = _cast(data.column("_row") if "_row" in data.column_names else None, kind, len(which))
+        else:
+            arrays[key] = pc.take(pa.array([h[key] for h in per], _type(kind)), which)
+    computed = {c.key: c for c in coll.computed}
+    frame = data.select([k for k in data.column_names if k != "_row"]).to_pandas(
+        types_mapper=_PANDAS_TYPES.get) if computed and len(which) else None
     for rc in columns:
-        arrays[rc.key] = _array(data[rc.key], rc.kind)
-        fields.append(pa.field(rc.key, arrays[rc.key].type, metadata={
-            "title": rc.title, "kind": rc.kind, "money": str(rc.money).lower()}))
-    arrays["counts"] = pa.array(data["counts"].astype(bool).tolist(), pa.bool_())
+        if frame is not None and rc.key in computed:  # as the master report: from the row's cells, not the cache
+            arrays[rc.key] = _array(computed[rc.key].compute(frame), rc.kind)  # type: ignore[misc]
+        else:
+            arrays[rc.key] = _cast(data.column(rc.key) if rc.key in data.column_names else None, rc.kind, len(which))
+    fields = [pa.field(k, arrays[k].type, metadata={"title": t}) for k, t in HEAD.items()]
+    fields += [pa.field(rc.key, arrays[rc.key].type, metadata={"title": rc.title, "kind": rc.kind,
+                                                               "money": str(rc.money).lower()}) for rc in columns]
     fields.append(pa.field("counts", pa.bool_(), metadata={"title": "計入"}))
     meta = {"collection": coll.id, "collection_title": coll.title, "round": round_id,
             "round_label": roc_round_label(round_id)}
-    return pa.Table.from_arrays(list(arrays.values()), schema=pa.schema(fields, metadata=meta))
+    order = [*HEAD, *keys, "counts"]
+    return pa.Table.from_arrays([arrays[k] for k in order], schema=pa.schema(fields, metadata=meta))
+
+
+def _cast(column: pa.ChunkedArray | None, kind: str, length: int) -> pa.Array | pa.ChunkedArray:
+    """A stored column as its kind's Arrow type (nulls when the frames never had it)."""
+    target = _type(kind)
+    if column is None or pa.types.is_null(column.type):
+        return pa.nulls(length, target)
+    if kind == "date" and pa.types.is_timestamp(column.type):
+        return pc.cast(column, pa.date32())
+    return column if column.type == target else pc.cast(column, target)
 
 
 def _missing(value: Any) -> bool:
