@@ -275,3 +275,20 @@ def test_a_sync_that_fails_midway_leaves_every_partition_whole(lake: Lake, monke
     assert not [p for p in path.parent.parent.rglob("*") if p.is_file() and p.name != "data.parquet"]
     monkeypatch.undo()
     assert query(lake.ctx, "SELECT count(*) FROM rows_covid19 WHERE round = '2026-09'").rows == [(6,)]
+
+
+def test_lake_sync_on_demand_writes_nothing_when_nothing_changed(lake: Lake) -> None:
+    done = run_cli("lake", "sync", cwd=lake.root)
+    assert done.returncode == 0, done.stderr
+    assert "3 rounds, written again: none" in done.stdout
+
+
+def test_a_workspace_with_no_round_yet_answers_cleanly(workspace: Path) -> None:
+    empty = run_cli("query", "SELECT count(*) AS n FROM submissions", "--json", cwd=workspace)
+    assert empty.returncode == 0, empty.stderr
+    assert json.loads(empty.stdout) == [{"n": 0}]
+    missing = run_cli("trend", "covid19", "--measure", "spent", cwd=workspace)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert "No round of covid19 has been issued" in missing.stderr and "collect issue covid19" in missing.stderr
+    unknown = run_cli("query", "SELECT * FROM rows_nosuch", cwd=workspace)
+    assert unknown.returncode == 1 and "rows_nosuch" in unknown.stderr and "Traceback" not in unknown.stderr

@@ -62,6 +62,24 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, as_csv: boo
         out.print(table)
 
 
+lake_app = typer.Typer(help="The data lake (state/lake/): every counting row of every round.", no_args_is_help=True)
+app.add_typer(lake_app, name="lake")
+
+
+@lake_app.command("sync")
+def lake_sync(
+    collection: Annotated[str | None, typer.Argument(help="Collection id (default: every collection).")] = None,
+) -> None:
+    """Bring state/lake/ up to date with the ledger now (query, trend, quality and report do it themselves): for
+    tools that read its Parquet files directly, e.g. from a timer after `collect watch`."""
+    from collect.lake.store import lake_dir, sync
+
+    c = ctx()
+    done = sync(c, collection)
+    rebuilt = ", ".join(f"{cid} {r}" for cid, r in done.rebuilt) or "none"
+    out.print(f"{lake_dir(c)}: {done.rounds} rounds, written again: {rebuilt} ({done.seconds:.1f} s)")
+
+
 CsvOpt = Annotated[bool, typer.Option("--csv", help="CSV on stdout.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="JSON on stdout (a list of records).")]
 XlsxOpt = Annotated[Path | None, typer.Option("--xlsx", help="Write the table to this workbook.")]
