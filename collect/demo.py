@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import random
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,12 +18,12 @@ from collect.errors import CollectionError
 from collect.follow.remind import remind
 from collect.follow.status import round_status, set_exempt
 from collect.forms.issuing import issue, read_prefill_file
-from collect.forms.spec import Collection
+from collect.forms.spec import Collection, IssuedFacts
 from collect.mail.compose import OutgoingAttachment, compose, to_bytes
 from collect.pipeline import make_report
 from collect.receive.ingest import Ingestor
 from collect.report.summary import summarise
-from collect.rounds import parse_round
+from collect.rounds import TAIPEI, parse_round, previous_round, round_end
 from collect.simulate import (
     BLOCKING,
     MISTAKES,
@@ -103,12 +104,13 @@ def corrected_of(faulty: Mapping[str, str]) -> set[str]:
 
 def run_demo(root: Path | None = None, collection: str = "covid19", *, seed: int = 115,
              say: Callable[[str], None] = lambda _: None, now: datetime | None = None,
-             agencies: int | None = None) -> DemoResult:
+             agencies: int | None = None, rounds: int = 1) -> DemoResult:
     """A complete round on the embedded defaults, in a fresh workspace; `say` gets one line per event.
 
     The round is the collection's default for its period, or the round of its sample prefill file
     (samples/<id>-<round>.csv) when there is one. `agencies` cuts the sample agency list to about that many agencies
     in scope (every agency of the prefill file kept, with the supervising agencies above them), for a quicker round.
+    `rounds` > 1 runs that many rounds in all: the earlier ones first (issued, answered, reported), for the lake.
     """
     started = time.perf_counter()
     moment = now or datetime.now(UTC)
@@ -150,6 +152,13 @@ def run_demo(root: Path | None = None, collection: str = "covid19", *, seed: int
     note(s, f"new workspace {root}")
     note(s, f"{len(ctx.registry.agencies)} agencies on the sample list; collection {coll.id}: {coll.title}")
     s.seconds = time.perf_counter() - t
+
+    for earlier in earlier_rounds(round_id, rounds - 1):
+        s = step(f"Earlier round {earlier}: issue, answers, report")
+        t = time.perf_counter()
+        for line in earlier_round(ctx, coll, earlier, random.Random(f"{seed}-{earlier}"), prefill):
+            note(s, line)
+        s.seconds = time.perf_counter() - t
 
     s = step(f"Issue {coll.id} {round_id}")
     t = time.perf_counter()
@@ -413,3 +422,64 @@ def _drop(inbox: Path, when: datetime, code: str, sender: str, agency_name: str,
                   attachments=[OutgoingAttachment(file_name(code, agency_name), data)],
                   domain=sender.rsplit("@", 1)[-1])
     write_atomic(inbox / f"{when:%Y%m%d-%H%M%S}-{code}.eml", to_bytes(msg))
+
+
+# -- earlier rounds (`collect demo --rounds N`): each answered and reported, so the lake has rounds to compare ------
+def earlier_rounds(round_id: str, n: int) -> list[str]:
+    """The `n` rounds before `round_id`, oldest first."""
+    out: list[str] = []
+    for _ in range(max(0, n)):
+        round_id = previous_round(round_id)
+        out.insert(0, round_id)
+    return out
+
+
+def earlier_round(ctx: Context, coll: Collection, round_id: str, rng: random.Random,
+                  prefill: Path | None = None) -> list[str]:
+    """One past round, answered: most agencies on time, some late, a few never; some first returns rejected
+    (spent over committed, where the collection has such a rule) and corrected two days later; then its master
+    report. `prefill` is the demo round's sample prefill file, issued again (a collection that goes to the agencies
+    its prefill file names needs one). Returns the lines to show."""
+    deadline = round_end(round_id) + timedelta(days=coll.meta.deadline_days or 10)
+    result = issue(ctx, coll.id, round_id, deadline=deadline, today=round_end(round_id), prefill=prefill)
+    codes = [i.agency for i in result.issued]
+    never = set(rng.sample(codes, len(codes) // 25))
+    answering = [c for c in codes if c not in never]
+    late = set(rng.sample(answering, len(answering) // 10))
+    faulty = set(rng.sample(answering, len(answering) // 8))
+    due = datetime.combine(deadline, datetime.min.time(), tzinfo=TAIPEI) + timedelta(hours=17)
+    corrected = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        first, second = Path(tmp) / "first", Path(tmp) / "second"
+        for i in result.issued:
+            if i.agency in never:
+                continue
+            agency = ctx.registry.get(i.agency)
+            assert agency is not None
+            data = i.path.read_bytes()
+            facts = agency_facts(ctx, coll, round_id, i.agency, data)
+            rows = generic_rows(coll, rng, round_id, facts)
+            if facts is None or not facts.rows:  # the first round: its rows as if carried, so amounts grow steadily
+                rows = generic_rows(coll, rng, round_id, IssuedFacts({}, tuple(enumerate(rows, start=1))))
+            when = due + timedelta(days=rng.randint(1, 6)) if i.agency in late else \
+                due - timedelta(days=rng.randint(1, 8), minutes=rng.randint(0, 600))
+            mistake, broken = choose_mistake(rows, "spent_over", coll, prefilled_by_key(coll, facts)) \
+                if i.agency in faulty else (None, rows)
+            if mistake is not None:
+                _drop(first, when, i.agency, agency.emails[0], agency.name, coll, round_id, fill(data, coll, broken),
+                      ctx, "填報資料")
+                when += timedelta(days=2)
+                corrected += 1
+            _drop(second if mistake else first, when, i.agency, agency.emails[0], agency.name, coll, round_id,
+                  fill(data, coll, rows), ctx, "更正後重新寄送" if mistake else "填報資料")
+        verdicts: dict[str, int] = {}
+        with Ingestor(ctx) as ing:
+            for folder in (first, second):  # a correction after the return it corrects
+                if folder.is_dir():
+                    for o in ing.paths([folder]):
+                        verdicts[str(o.verdict)] = verdicts.get(str(o.verdict), 0) + 1
+    rep = make_report(ctx, coll.id, round_id)
+    return [f"{len(codes)} issued; {len(answering)} answered ({len(late)} late, {corrected} first returns rejected "
+            f"and corrected), {len(never)} never",
+            "verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items())),
+            f"master report {rep.files.master}"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from collect.lake.quality import quality, quality_sheet
+from collect.lake.store import sync
 from collect.report.merge import Merged, merge
 from collect.report.workbooks import ReportFiles, write_reports
 from collect.workspace import Context
@@ -25,6 +27,9 @@ def make_report(ctx: Context, cid: str, round_id: str, now: datetime | None = No
     "ods" (default: collect.toml's [workspace] format) every workbook also as .ods, by one LibreOffice run."""
     with ctx.ledger.snapshot():  # one consistent state of the ledger while watchers ingest
         merged = merge(ctx, cid, round_id, now)
+    sync(ctx, cid)  # the lake: this round's counting rows, and the 資料品質 sheet of every round so far
+    merged = replace(merged, report=replace(merged.report, extra_sheets=quality_sheet(
+        quality(ctx, cid, refresh=False), merged.report.extra_sheets)))
     out_dir = ctx.ws.round_dir(cid, round_id) / "report"
     files = write_reports(merged.report, out_dir)
     if (fmt or ctx.ws.settings.format) != "ods":

@@ -1,6 +1,7 @@
 """嚴重特殊傳染性肺炎經費動支及執行情形 (covid19): monthly, every public agency; the rules its returns must pass."""
 
 import random
+import zlib
 from datetime import date, timedelta
 from typing import Any
 
@@ -59,9 +60,18 @@ PROJECTS = [
 
 
 def sample_rows(rng: random.Random, round_id: str, issued: IssuedFacts | None) -> list[dict[str, Any]]:
-    """Clean rows for one agency (the demo's simulated agencies): 1-5 projects, committed <= approved >= spent."""
+    """Clean rows for one agency (the demo's simulated agencies): 1-5 projects, committed <= approved >= spent;
+    when its copy carries last round's projects (prefill_previous), those projects again, with this round's amounts."""
     rows = []
     end = round_end(round_id)
+    carried = [dict(values) for _, values in issued.rows if values.get("name")] if issued is not None else []
+    for i, row in enumerate(carried, start=1):  # committed stays; spent grows with the year (never goes down)
+        approved = int(row.get("approved") or 0)
+        share = 50 + zlib.crc32(f"{row['name']}{approved}".encode()) % 51  # the project's own 50-100 %
+        committed = approved * share // 100 // 1_000 * 1_000
+        rows.append({**row, "item": i, "committed": committed, "spent": committed * end.month // 12 // 100 * 100})
+    if rows:
+        return rows
     for i, name in enumerate(rng.sample(PROJECTS, rng.randint(1, 5)), start=1):
         approved = rng.randrange(100_000, 80_000_000, 1_000)
         committed = rng.randrange(0, approved + 1, 1_000)

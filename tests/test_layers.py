@@ -12,7 +12,7 @@ import collect
 
 ROOT = Path(collect.__file__).parent
 # Lower layers first; a module may import its own layer or a lower one, never a higher one.
-LAYERS = ["core", "xlsx", "mail", "forms", "receive", "follow", "report", "top"]
+LAYERS = ["core", "xlsx", "mail", "forms", "receive", "follow", "report", "lake", "top"]
 TOP = {"cli", "demo", "pipeline", "dryround", "simulate", "__main__"}
 
 

@@ -132,7 +132,10 @@ def test_table_sheets_print_one_page_wide_in_landscape_with_the_header_on_every_
         head = next(line for line in page.text.splitlines() if line.strip())
         # Every column on the page, the last one included: fit to one page wide.
         assert head.split()[:2] == ["機關代碼", "機關名稱"] and head.split()[-2:] == ["核定日期", "備註"], head
-    assert {p.sheet for p in pages} == {"摘要", "彙整表", "明細", "檢核例外", "未繳交"}  # 彙整表: the form itself
+    assert {p.sheet for p in pages} == {"摘要", "彙整表", "資料品質", "明細", "檢核例外", "未繳交"}  # 彙整表: the form
+    for page in (p for p in pages if p.sheet == "資料品質"):  # the lake's sheet: one page wide, its header on each
+        words = next(line for line in page.text.splitlines() if line.strip()).split()
+        assert words[:2] == ["機關代碼", "機關名稱"] and words[-1] == "最常見檢核代碼", words
     assert all(p.size in (A4_LANDSCAPE, A4_PORTRAIT) for p in pages if p.sheet == "彙整表")
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import sys
 
-from collect.cli import follow, issue, receive, report, workspace
+from collect.cli import follow, issue, lake, receive, report, workspace
 from collect.cli.common import app, err, fail
 from collect.errors import CollectError
 
-__all__ = ["app", "follow", "issue", "main", "receive", "report", "workspace"]
+__all__ = ["app", "follow", "issue", "lake", "main", "receive", "report", "workspace"]
 
 
 def main() -> None:

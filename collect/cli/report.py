@@ -64,6 +64,8 @@ def demo(
     collection: Annotated[str, typer.Option(help="Which collection's round to run.")] = "covid19",
     agencies: Annotated[int | None, typer.Option(help="Cut the sample agency list to about this many agencies "
                                                       "in scope (default: all of it).", min=5)] = None,
+    rounds: Annotated[int, typer.Option(help="Run this many rounds, the earlier ones first (for `collect query` "
+                                             "and `collect trend`).", min=1, max=12)] = 1,
 ) -> None:
     """Run a complete round on the embedded defaults in a fresh workspace: issue, answers, receipts, report."""
     from collect.demo import run_demo
@@ -71,7 +73,7 @@ def demo(
     def say(line: str) -> None:
         out.print(Text(line))
 
-    result = run_demo(workspace or Options.workspace, collection, say=say, agencies=agencies)
+    result = run_demo(workspace or Options.workspace, collection, say=say, agencies=agencies, rounds=rounds)
     out.print("\nseconds per step: " + "; ".join(f"{i}. {s.seconds:.1f}" for i, s in enumerate(result.steps, 1)))
     out.print(f"done in {result.seconds:.1f} s. Open the master report: {result.outputs['master']}")
     out.print(f"and the managers' summary: {result.outputs['summary']}")

@@ -87,6 +87,52 @@ def chart_png(totals: list[dict[str, Any]], key: str, title: str, font: str | No
     return buf.getvalue()
 
 
+TREND_ROUNDS = 6  # the summary's trend chart: this round and up to five reported rounds before it
+
+
+def trend_png(labels: list[str], series: dict[str, list[int | None]], title: str, font: str | None = None) -> bytes:
+    """A line chart of NT$ amounts across rounds (one line per series; a gap where a round has none)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    with plt.rc_context({"font.family": [font] if font else ["DejaVu Sans"], "axes.unicode_minus": False}):
+        fig, ax = plt.subplots(figsize=(8, 3.6 if len(series) < 3 else 4.8), dpi=110)
+        for name, values in series.items():  # display only: NT$ millions; the tables carry the exact figures
+            ax.plot(labels, [float("nan") if v is None else v / 1_000_000 for v in values], marker="o", label=name)
+        ax.set_ylabel(f"{title}（新臺幣百萬元）" if font else f"{title} (NT$ million)")
+        ax.grid(axis="y", color="#DDDDDD")
+        if len(series) > 1:
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def round_trend(ctx: Context, rep: ReportInput, key: str) -> tuple[list[str], list[int | None]] | None:
+    """The rounds and this round's exact total of one money column after those of the rounds before it that have a
+    report (their Parquet exports, as `previous_report` reads), oldest first; None when no earlier round has one."""
+    rounds: list[str] = [rep.round_id]
+    totals: list[int | None] = [sum(int(v) for v in rep.rows[key].dropna())]
+    round_id = rep.round_id
+    for _ in range(TREND_ROUNDS - 1):
+        try:
+            round_id = previous_round(round_id)
+        except CollectionError:
+            break
+        path = ctx.ws.round_dir(rep.collection_id, round_id) / "report" / \
+            f"{export_stem(rep.collection_id, round_id)}.parquet"
+        if not path.is_file():
+            continue
+        table = pq.read_table(path, columns=[key]) if key in pq.read_schema(path).names else None
+        rounds.insert(0, round_id)
+        totals.insert(0, None if table is None else int(pc.sum(table.column(key)).as_py() or 0))
+    return (rounds, totals) if len(rounds) > 1 else None
+
+
 def _blank(value: Any) -> bool:
     """Nothing to show: None, pandas' NA and NaT, a float NaN."""
     if value is None or value.__class__.__name__ in ("NAType", "NaTType"):
@@ -177,6 +223,10 @@ def build(ctx: Context, merged: Merged, files: ReportFiles, font: str | None = N
         previous_label=previous[0] if previous else "", changes=previous[1] if previous else [],
         fmt=fmt_amount, fmt_rate=fmt_rate,
     )
+    # the trend across rounds of what is spent (the execution rate's numerator, else the first money column)
+    spent = next((c for c in money if rep.rate and c.key == rep.rate[0]), money[0]) if money else None
+    trend = round_trend(ctx, rep, spent.key) if spent else None
+    values.update(has_trend=trend is not None, trend_title=spent.title if spent else "")
     html = render("summary.html.j2", **values)
     text = render("summary.txt.j2", **values)
     settings = ctx.ws.settings
@@ -196,6 +246,12 @@ def build(ctx: Context, merged: Merged, files: ReportFiles, font: str | None = N
         if body is not None:
             body.add_related(png, maintype="image", subtype="png", cid="<chart@collect>",
                              filename="chart.png", disposition="inline")
+            if trend is not None:
+                labels = [roc_round_label(r) if font else r for r in trend[0]]
+                name = spent.title if font and spent else spent.key if spent else ""
+                body.add_related(trend_png(labels, {name: trend[1]}, name, font),
+                                 maintype="image", subtype="png", cid="<trend@collect>", filename="trend.png",
+                                 disposition="inline")
     return msg, html
 
 
@@ -211,10 +267,10 @@ def summarise(ctx: Context, merged: Merged, files: ReportFiles, *, send: bool = 
     eml = out_dir / "summary.eml"
     write_atomic(eml, to_bytes(msg))
     page = out_dir / "summary.html"
-    write_atomic(page, html.replace("cid:chart@collect", "chart.png").encode("utf-8"))
-    chart = next((p for p in msg.walk() if p.get_content_type() == "image/png"), None)
-    if chart is not None:
-        write_atomic(out_dir / "chart.png", chart.get_payload(decode=True))  # type: ignore[arg-type]
+    write_atomic(page, html.replace("cid:chart@collect", "chart.png").replace("cid:trend@collect", "trend.png")
+                 .encode("utf-8"))
+    for image in (p for p in msg.walk() if p.get_content_type() == "image/png"):  # chart.png, trend.png
+        write_atomic(out_dir / str(image.get_filename()), image.get_payload(decode=True))  # type: ignore[arg-type]
     sent: tuple[str, ...] = ()
     if send:
         deliver(ctx.ledger, ctx.ws.mail_outbox, msg, "summary", transport)
