@@ -8,7 +8,8 @@ from typing import Any
 from collect.lake.query import QueryResult, connect, run, views
 from collect.lake.store import sync
 from collect.workspace import Context
-from collect.xlsx.table_out import add_table_sheet
+from collect.xlsx.table_out import table_sheet
+from collect.xlsx.writer import Sheet
 
 TOP_CODES = 3
 # the quality rows' columns and their zh-TW titles (the master report's sheet, `collect quality`)
@@ -78,7 +79,7 @@ QUALITY_SHEET = "資料品質"
 RATE_TITLE = COLUMNS["first_rejected_rate"]
 
 
-SheetWriter = Callable[[Any, str | None, str], None]  # (workbook, supervising agency or None, footer)
+SheetWriter = Callable[[str | None, str], list[Sheet]]  # (supervising agency or None, footer) -> its sheets
 
 
 def quality_sheet(result: QueryResult, before: SheetWriter | None = None) -> SheetWriter:
@@ -87,10 +88,9 @@ def quality_sheet(result: QueryResult, before: SheetWriter | None = None) -> She
     columns, rows = quality_table(result)
     at = result.columns.index("supervisor")
 
-    def write(wb: Any, supervisor: str | None, footer: str) -> None:
-        if before is not None:
-            before(wb, supervisor, footer)
+    def write(supervisor: str | None, footer: str) -> list[Sheet]:
         mine = rows if supervisor is None else [r for r in rows if r[at] == supervisor]
-        add_table_sheet(wb, QUALITY_SHEET, columns, mine, footer, rate_columns=[RATE_TITLE])
+        earlier = before(supervisor, footer) if before is not None else []
+        return [*earlier, table_sheet(QUALITY_SHEET, columns, mine, footer, rate_columns=[RATE_TITLE])]
 
     return write
