@@ -10,8 +10,10 @@ from typing import Any
 
 from collect import findings as F
 from collect.archive import write_atomic
+from collect.counting import Count
 from collect.errors import CollectionError, NotFound
 from collect.findings import Finding
+from collect.forms.signoff_book import agency_count
 from collect.forms.spec import Collection
 from collect.forms.stamp import file_name as issued_file_name
 from collect.ledger import SubmissionRow, is_outage
@@ -22,8 +24,8 @@ from collect.mail.outbox import Transport, deliver
 from collect.mail.settings import MailConfig
 from collect.receive.sandbox import DEFAULT_PRELOAD, Sandbox
 from collect.receive.worker import Examination, Job, Known, as_examination, examine_batch
-from collect.rounds import previous_round, roc_deadline, roc_round_label
-from collect.states import Stage, Verdict
+from collect.rounds import previous_round, roc_deadline, roc_round_label, roc_time
+from collect.states import Counted, Stage, Verdict
 from collect.workspace import Context
 
 SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods", ".xlsb")
@@ -325,10 +327,8 @@ class Ingestor:
             values["annotated_path"] = str(annotated_path)
         if verdict == Verdict.REJECTED and stamp is not None and ex.collection is not None \
                 and stamp.collection == ex.collection:  # never on a sign-off workbook's receipt
-            counting = ctx.ledger.latest_accepted(ex.collection, stamp.round, stamp.agency)
-            if counting is not None:
-                facts.counting_note = (f"貴機關先前於 {counting.received_at:%Y-%m-%d} 通過的版本（收件編號 "
-                                       f"{counting.receipt}）仍為本期計入的資料。")
+            facts.counting_note = counting_note(agency_count(ctx, ex.collection, stamp.round, stamp.agency,
+                                                             excluding=row.id))
         decided_before = again and row.verdict is not None
         if decided_before and row.verdict == verdict and [f.to_dict() for f in found] == [
                 f.to_dict() for f in ctx.ledger.findings_of(row.id)]:
@@ -386,6 +386,22 @@ class Ingestor:
 
     def _deliver(self, msg: Any, kind: str) -> Path:
         return deliver(self.ctx.ledger, self.ctx.ws.mail_outbox, msg, kind, self.transport).path
+
+
+def counting_note(n: Count[SubmissionRow]) -> str:
+    """What a rejected return's receipt says of the agency's earlier accepted version (dates in Taipei, ROC): that
+    it still counts, that it waits for its supervising agency's 核轉, or that it was sent back (退回) and nothing
+    counts; "" when nothing was accepted before."""
+    earlier = n.accepted
+    if earlier is None:
+        return ""
+    version = f"貴機關先前於 {roc_time(earlier.received_at)} 通過的版本（收件編號 {earlier.receipt}）"
+    if n.reason == Counted.RETURNED:
+        why = f"（退回理由：{n.returned_reason}）" if n.returned_reason else ""
+        return f"{version}已由主管機關退回{why}，不計入本期；本期目前沒有計入的資料，請修正後重新寄送。"
+    if n.awaiting and not n.counts:
+        return f"{version}仍為本期有效的版本，待主管機關核轉後計入。"
+    return f"{version}仍為本期計入的資料。"
 
 
 def batches(jobs: Sequence[tuple[int, Job]], per_batch: int) -> list[list[tuple[int, Job]]]:
