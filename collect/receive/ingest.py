@@ -214,10 +214,14 @@ class Ingestor:
         rows = [row for row, _ in items]
         envelopes = {row.id: envelope for row, envelope in items}
         duplicates = {} if again else {r.id: d for r in rows if (d := self._duplicate_of(r)) is not None}
-        to_examine = [r for r in rows if r.id not in duplicates]
-        secret = ctx.ws.secret() if to_examine else b""
-        jobs = {r.id: Job(str(ctx.ws.root), secret, ctx.archive.get(r.sha256), envelopes[r.id].sender,
-                          r.receipt or "") for r in to_examine}
+        repeats = set() if again else repeated_here([r for r in rows if r.id not in duplicates])
+        to_examine = [r for r in rows if r.id not in duplicates and r.id not in repeats]
+        secret = ctx.ws.secret() if to_examine or repeats else b""
+
+        def job(r: SubmissionRow) -> Job:
+            return Job(str(ctx.ws.root), secret, ctx.archive.get(r.sha256), envelopes[r.id].sender, r.receipt or "")
+
+        jobs = {r.id: job(r) for r in to_examine}
         by_id = {r.id: r for r in rows}
         outcomes: dict[int, Outcome] = {}
         accepted_here: set[tuple[str | None, str | None, str | None]] = set()
@@ -233,6 +237,19 @@ class Ingestor:
             if outcome.verdict == Verdict.ACCEPTED:
                 accepted_here.add((outcome.collection, outcome.round, outcome.agency))
         for row_id, result in self._examine([(r.id, jobs[r.id]) for r in later]):
+            row = by_id[row_id]
+            outcomes[row_id] = self._decide_one(row, self._examined(row, result), None, envelopes[row_id], again)
+        # the same bytes twice in this run: a duplicate of the first copy, now decided, unless that one turned out
+        # no real arrival (quarantined), when the copy is examined itself
+        unrepeated = []
+        for r in rows:
+            if r.id in repeats:
+                first = self._duplicate_of(r)
+                if first is None:
+                    unrepeated.append(r)
+                else:
+                    duplicates[r.id] = first
+        for row_id, result in self._examine([(r.id, job(r)) for r in unrepeated]):
             row = by_id[row_id]
             outcomes[row_id] = self._decide_one(row, self._examined(row, result), None, envelopes[row_id], again)
         for row in rows:
@@ -386,6 +403,13 @@ class Ingestor:
 
     def _deliver(self, msg: Any, kind: str) -> Path:
         return deliver(self.ctx.ledger, self.ctx.ws.mail_outbox, msg, kind, self.transport).path
+
+
+def repeated_here(rows: Sequence[SubmissionRow]) -> set[int]:
+    """The ids of rows whose bytes an earlier row of the same run carries (two copies of a file named together,
+    one message with the same attachment twice): decided as duplicates of the first copy, never examined twice."""
+    first: dict[str, int] = {}
+    return {r.id for r in sorted(rows, key=lambda r: r.id) if first.setdefault(r.sha256, r.id) != r.id}
 
 
 def counting_note(n: Count[SubmissionRow]) -> str:
