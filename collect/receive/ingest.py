@@ -412,7 +412,7 @@ def repeated_here(rows: Sequence[SubmissionRow]) -> set[int]:
     return {r.id for r in sorted(rows, key=lambda r: r.id) if first.setdefault(r.sha256, r.id) != r.id}
 
 
-def counting_note(n: Count[SubmissionRow]) -> str:
+def counting_note(n: Count[Any]) -> str:
     """What a rejected return's receipt says of the agency's earlier accepted version (dates in Taipei, ROC): that
     it still counts, that it waits for its supervising agency's 核轉, or that it was sent back (退回) and nothing
     counts; "" when nothing was accepted before."""
