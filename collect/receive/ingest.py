@@ -209,7 +209,8 @@ class Ingestor:
 
     def _process(self, items: Sequence[tuple[SubmissionRow, Envelope]], again: bool = False) -> list[Outcome]:
         """Decide recorded submissions: examined in the sandbox's workers while the parent records and answers
-        each finished one; duplicates last, when what they repeat has been decided."""
+        each finished one; duplicates last, when what they repeat has been decided (a copy of a file earlier in
+        the same run too: it is never examined, and is answered 重複寄送)."""
         ctx = self.ctx
         rows = [row for row, _ in items]
         envelopes = {row.id: envelope for row, envelope in items}
