@@ -10,6 +10,7 @@ form_field  # collect.forms.spec: a header-level field in Meta(fields=...), used
 title_en  # collect.forms.spec.Meta: set by rules/*.py, read through Meta by name
 MISTAKE_FINDINGS  # collect.simulate: each simulated mistake's finding code, checked by tests/test_demo_collections.py
 _.units_of  # collect.agencies.Registry: a supervising agency's units, public API (tests/test_agencies.py)
+counting_agencies  # collect.follow.signoff: which agencies count in a round, public API (tests/test_second_tier.py)
 _.failed_messages  # collect.ledger: messages that failed, for staff (tests/test_mail_backends.py)
 receipt_mail  # collect.receive.ingest.Outcome: a dataclass field set by keyword, read by callers and tests
 reconnects  # collect.receive.watch: the watch summary's reconnect count (tests/test_watch.py)

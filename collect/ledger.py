@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from collect.counting import RoundFacts, UnitDecision
 from collect.errors import LedgerError
 from collect.findings import Finding
 from collect.states import MailStage, Stage, Verdict
@@ -587,11 +588,16 @@ class Ledger:
             rows = c.execute(sa.select(findings).where(findings.c.submission_id == sid).order_by(findings.c.seq))
             return [Finding.from_dict(dict(r._mapping)) for r in rows]
 
-    def submissions_for_round(self, collection: str, round_id: str) -> list[SubmissionRow]:
+    def submissions_for_round(self, collection: str, round_id: str, *, agency: str | None = None,
+                              processed: bool = False) -> list[SubmissionRow]:
+        """A round's submissions in arrival order: one agency's only, when given; decided ones only, if `processed`."""
+        cond = [submissions.c.collection == collection, submissions.c.round == round_id]
+        if agency is not None:
+            cond.append(submissions.c.agency == agency)
+        if processed:
+            cond.append(submissions.c.stage == Stage.PROCESSED)
         with self.begin() as c:
-            rows = c.execute(sa.select(submissions).where(submissions.c.collection == collection,
-                                                          submissions.c.round == round_id)
-                             .order_by(submissions.c.id))
+            rows = c.execute(sa.select(submissions).where(*cond).order_by(submissions.c.id))
             return [SubmissionRow.of(r) for r in rows]
 
     def pending_submissions(self) -> list[SubmissionRow]:
@@ -704,6 +710,17 @@ class Ledger:
                                                             unit_signoffs.c.round == round_id)
                              .order_by(unit_signoffs.c.id))
             return {r.agency: dict(r._mapping) for r in rows}
+
+    def counting_facts(self, collection: str, round_id: str, agency: str | None = None) -> RoundFacts[SubmissionRow]:
+        """What collect.counting needs of a round (of one agency's returns only, when given), from one consistent
+        state: the processed submissions in arrival order, the units' latest sign-off decisions, the paper
+        sign-offs and the exemptions."""
+        with self.snapshot():
+            subs = self.submissions_for_round(collection, round_id, agency=agency, processed=True)
+            decisions = {a: UnitDecision(a, d["receipt"], d["decision"], d["reason"])
+                         for a, d in self.unit_decisions(collection, round_id).items()}
+            paper = {code: parse_time(rec["at"]) for code, rec in self.signoffs_for(collection, round_id).items()}
+            return RoundFacts(tuple(subs), decisions, paper, self.exemptions_for(collection, round_id))
 
     def decisions_applied(self, source: str) -> bool:
         with self.begin() as c:

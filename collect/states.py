@@ -48,3 +48,16 @@ ANSWERED = (State.ACCEPTED, State.LATE)
 STATE_LABELS = {State.ISSUED: "已發出", State.RECEIVED: "已收件待確認", State.REJECTED: "退件待補正",
                 State.RETURNED: "主管機關退回", State.ACCEPTED: "已通過", State.LATE: "逾期通過",
                 State.EXEMPT: "免填報"}
+
+
+class Counted(enum.StrEnum):
+    """Why an agency's return counts in a round or not (collect.counting decides it)."""
+
+    COUNTS = "counts"  # its latest accepted return counts in the totals
+    AWAITING_SIGNOFF = "awaiting_signoff"  # its latest accepted return waits for its supervising agency's 核轉
+    RETURNED = "returned"  # its supervising agency sent its latest accepted return back (退回): none counts
+    REJECTED = "rejected"  # nothing accepted; its latest decided return had errors
+    UNDECIDED = "undecided"  # something came back, nothing that could be decided
+    NOTHING = "nothing"  # nothing came back
+    EXEMPT = "exempt"  # staff excused it from the round
+

@@ -57,8 +57,10 @@ BAD_FILES = "020009"
 RESUME = "020010"
 REOPENED = "020011"
 UNIT, SUPERVISOR = "010001", "010000"  # 010001 is supervised by 010000
+SENT_BACK = "020013"  # accepted, sent back (退回) by 020000, then rejected
+COPIES, MAIL_COPIES = "020014", "020015"  # the same file twice in one run
 IN_SCOPE = [BATCH, COUNTING, COMPARE, DONE_CLEAN, DONE_FAULTY, DONE_OTHER, LO_XLSX, LO_ODS, BAD_FILES, RESUME, REOPENED,
-             UNIT]
+             UNIT, SENT_BACK, COPIES, MAIL_COPIES]
 
 CORPUS = Path("/work/shared/corpus")
 JSON_KEYS = {"file", "sha256", "verdict", "collection", "round", "agency", "receipt", "findings"}
@@ -415,6 +417,57 @@ def test_a_rejected_return_leaves_the_accepted_one_counting(env: Env) -> None:
     assert counting is not None and counting.receipt == first.receipt
     text = mail_text(env.mail_for(second))
     assert first.receipt in text and "仍為本期計入的資料" in text
+
+
+def test_a_rejected_return_after_a_sent_back_one_says_nothing_counts_in_taipei_roc_dates(env: Env) -> None:
+    """The accepted version came by mail at 00:30 Taipei time (16:30 the day before in UTC); its supervising agency
+    sent it back; the next return is rejected. Its receipt must not say the sent-back version still counts, and
+    dates that version as the agency does: 115/11/27 00:30, not 2026-11-26."""
+    good = env.workbook(SENT_BACK, "sent-back-good.xlsx", TWO)
+    raw, _mid = agency_mail(acct(SENT_BACK), [good])
+    eml = env.made / "sent-back-good.eml"
+    eml.write_bytes(raw.replace(b"Date: Fri, 27 Nov 2026 09:30:00 +0800", b"Date: Fri, 27 Nov 2026 00:30:00 +0800"))
+    [first] = env.ingest([eml])
+    assert first.verdict == Verdict.ACCEPTED
+    env.ctx.ledger.record_unit_decisions("covid19", ROUND, "020000", "民政局會計室", "R-test-signoff",
+                                         [(SENT_BACK, first.receipt, "returned", "核定金額與公文不符")])
+    bad = env.workbook(SENT_BACK, "sent-back-bad.xlsx", [row(category="防疫費")])
+    [second] = env.ingest([bad])
+    assert second.verdict == Verdict.REJECTED
+    text = mail_text(env.mail_for(second))
+    assert "仍為本期計入的資料" not in text
+    assert f"先前於 115/11/27 00:30 通過的版本（收件編號 {first.receipt}）已由主管機關退回" in text
+    assert "核定金額與公文不符" in text and "本期目前沒有計入的資料" in text
+    assert "2026-11-26" not in text
+
+
+def test_two_copies_of_a_file_in_one_run_are_one_decision_and_one_duplicate(env: Env) -> None:
+    a = env.workbook(COPIES, "copies-a.xlsx", TWO)
+    b = env.made / "copies-b.xlsx"
+    b.write_bytes(a.read_bytes())
+    first, copy = env.ingest([a, b])
+    assert (first.verdict, copy.verdict) == (Verdict.ACCEPTED, Verdict.DUPLICATE)
+    assert (copy.duplicate_of, copy.agency, copy.collection, copy.round) == (first.receipt, COPIES, "covid19", ROUND)
+    assert first.receipt != copy.receipt
+    assert "通過" in env.mail_for(first)["Subject"] and "重複" in env.mail_for(copy)["Subject"]
+    assert first.receipt in mail_text(env.mail_for(copy))
+    accepted = [s for s in env.ctx.ledger.submissions_for_round("covid19", ROUND)
+                if s.agency == COPIES and s.verdict == Verdict.ACCEPTED]
+    assert [s.receipt for s in accepted] == [first.receipt]
+
+
+def test_one_message_with_the_same_attachment_twice_is_one_decision_and_one_duplicate(env: Env) -> None:
+    path = env.workbook(MAIL_COPIES, "mail-copies.xlsx", TWO)
+    raw, _mid = agency_mail(acct(MAIL_COPIES), [path, path])
+    eml = env.made / "mail-copies.eml"
+    eml.write_bytes(raw)
+    first, copy = env.ingest([eml])
+    assert (first.verdict, copy.verdict) == (Verdict.ACCEPTED, Verdict.DUPLICATE)
+    assert copy.duplicate_of == first.receipt
+    subjects = [str(env.mail_for(o)["Subject"]) for o in (first, copy)]
+    assert "通過" in subjects[0] and "重複" in subjects[1]
+    assert [s.verdict for s in env.ctx.ledger.submissions_for_round("covid19", ROUND)
+            if s.agency == MAIL_COPIES] == [Verdict.ACCEPTED, Verdict.DUPLICATE]
 
 
 def test_compare_with_the_previous_round_warns(env: Env) -> None:

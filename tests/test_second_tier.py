@@ -296,3 +296,41 @@ def test_a_unit_resending_after_its_sign_off_needs_a_fresh_one(trip: World) -> N
     assert counting_agencies(ctx, "covid19", ROUND) == {"020002", "020003"}
     (d,) = digesting.plan(ctx, "covid19", ROUND, supervisors=[SUP])
     assert d.changes == [f"020001 臺北市松山區公所：核轉後重新寄回（收件編號 {again.receipt}），需重新核轉"]
+
+
+def test_the_pipeline_applies_a_returned_signoff_then_sends_the_digests_due(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """collect.pipeline, as `collect ingest` and each pass of `collect watch` run it: the files decided, then the
+    sign-off workbook just accepted applied, then (watch) the digests due sent with their report written."""
+    from collect.follow.signoff import signoff_workbook
+    from collect.pipeline import after_ingest, ingest
+
+    monkeypatch.setenv("COLLECT_SECRET", SECRET)
+    root = tmp_path / "ws"
+    init_workspace(root)
+    ctx = Context.open(root)
+    try:
+        (issued,) = issue(ctx, "covid19", ROUND, agencies=["020001"]).issued
+        unit = fill(issued.path, tmp_path / "unit.xlsx", rows(2))
+        done = ingest(ctx, [unit])
+        assert [o.verdict for o in done.outcomes] == [Verdict.ACCEPTED] and done.after.applied == []
+        made = signoff_workbook(ctx, "covid19", ROUND, SUP)
+        assert made is not None
+        wb = openpyxl.load_workbook(io.BytesIO(made[1]))
+        ws = wb[SHEET]
+        assert ws[f"A{FIRST_ROW}"].value == "020001"
+        ws[f"{DECISION}{FIRST_ROW}"], ws["B3"], ws["D3"] = "核轉", "民政局會計室 王主任", "115/11/12"
+        wb.save(tmp_path / made[0])
+        done = ingest(ctx, [tmp_path / made[0]])
+        assert [o.verdict for o in done.outcomes] == [Verdict.ACCEPTED]
+        [applied] = done.after.applied
+        assert (applied.supervisor, applied.signed, applied.returned) == (SUP, ("020001",), ())
+        assert ingest(ctx, []).after.applied == []  # applied once
+        day = datetime.combine(datetime.now(TAIPEI).date() + timedelta(days=30), time(9, 30), tzinfo=TAIPEI)
+        after = after_ingest(ctx, digests=True, now=day)
+        assert after.applied == [] and SUP in [d.supervisor for d in after.digests]
+        assert any(line.startswith(f"digest covid19 {ROUND} to {SUP} ") for line in after.lines())
+        assert (ctx.ws.round_dir("covid19", ROUND) / "report").is_dir()  # the slices the digests carry
+        assert after_ingest(ctx, digests=True, now=day + timedelta(hours=1)).digests == []  # sent today already
+    finally:
+        ctx.close()

@@ -20,24 +20,21 @@ def ingest_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file per line.")] = False,
 ) -> None:
     """Archive, identify, read, validate and answer every returned file; print one line per file."""
-    from collect.receive.ingest import Ingestor
+    from collect.cli.common import transport_for
+    from collect.pipeline import ingest
 
     c = ctx()
-    with Ingestor(c) as ing:
-        outcomes = ing.resume() + ing.paths(paths)
-    render_outcomes(outcomes, as_json)
-    _apply_signoffs(c, as_json)
+    done = ingest(c, paths, transport=transport_for(c))
+    render_outcomes(done.outcomes, as_json)
+    if not as_json:
+        render_applied(done.after.applied)
 
 
-def _apply_signoffs(c: Any, quiet: bool = False) -> None:
-    """Sign-off workbooks (核轉表) just accepted are applied: their 核轉 and 退回 take effect (collect.follow)."""
-    from collect.cli.common import transport_for
-    from collect.follow.signoff import apply_pending
-
-    for a in apply_pending(c, transport=transport_for(c)):
-        if not quiet:
-            out.print(f"核轉表 {a.receipt}（{a.supervisor}）：核轉 {len(a.signed)}、退回 {len(a.returned)}"
-                      + (f"（{', '.join(a.returned)}）" if a.returned else ""))
+def render_applied(applied: list[Any]) -> None:
+    """One line per sign-off workbook (核轉表) applied: how many units it signed off and sent back."""
+    for a in applied:
+        out.print(f"核轉表 {a.receipt}（{a.supervisor}）：核轉 {len(a.signed)}、退回 {len(a.returned)}"
+                  + (f"（{', '.join(a.returned)}）" if a.returned else ""))
 
 
 @app.command()
@@ -78,13 +75,15 @@ def render_outcomes(outcomes: list[Any], as_json: bool) -> None:
 @app.command("fetch")
 def fetch_cmd() -> None:
     """Take every waiting message from the mailbox once: ingest, answer, move it; one line per message."""
-    from collect.receive.watch import fetch_once
+    from collect.cli.common import transport_for
+    from collect.pipeline import fetch
 
     setup_logging(Options.debug)
     c = ctx()
-    for r in fetch_once(c):
+    done = fetch(c, transport_for(c))
+    for r in done.messages:
         out.print(Text(r.line()))
-    _apply_signoffs(c)
+    render_applied(done.after.applied)
 
 
 @app.command("watch")
@@ -93,25 +92,10 @@ def watch_cmd(
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
 ) -> None:
     """Fetch, wait for mail (IMAP IDLE or polling), repeat until SIGTERM / Ctrl-C; one watcher per workspace."""
-    import logging
-
-    from collect.follow.digest import after_fetch
-    from collect.pipeline import make_report
-    from collect.receive.watch import watch
+    from collect.pipeline import keep_watching
 
     setup_logging(Options.debug)
-    c = ctx()
-
-    log = logging.getLogger("collect.receive.watch")
-
-    def second_tier(transport: Any) -> None:  # sign-off workbooks applied, digests sent when due
-        try:
-            for line in after_fetch(c, transport, refresh=lambda cid, r: make_report(c, cid, r)):
-                log.info(line)
-        except Exception as exc:  # the watcher keeps ingesting; the next pass tries again
-            log.error("digests and sign-offs not done: %s: %s", exc.__class__.__name__, exc)
-
-    watch(c, interval=interval, max_passes=1 if once else None, after_pass=second_tier)
+    keep_watching(ctx(), interval=interval, max_passes=1 if once else None)
 
 
 @mail_app.command("test")

@@ -198,18 +198,3 @@ def send_due(ctx: Context, now: datetime | None = None, transport: Transport | N
                        refresh=refresh)
     return sent
 
-
-def after_fetch(ctx: Context, transport: Transport | None = None, now: datetime | None = None,
-                refresh: Refresh | None = None) -> list[str]:
-    """What `collect fetch` and each pass of `collect watch` do for the second tier: apply the sign-off workbooks
-    just accepted, then send the digests due. One log line per thing done."""
-    from collect.follow.signoff import apply_pending
-
-    lines = []
-    for a in apply_pending(ctx, transport=transport):
-        lines.append(f"sign-off {a.receipt}: {a.supervisor} {a.collection} {a.round} signed off "
-                     f"{len(a.signed)}, sent back {len(a.returned)}")
-    for d in send_due(ctx, now, transport, refresh):
-        lines.append(f"digest {d.collection} {d.round} to {d.supervisor} {d.supervisor_name}: "
-                     f"{len(d.changes)} change(s), {len(d.attachments)} attachment(s)")
-    return lines

@@ -5,20 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from collect.archive import write_atomic
 from collect.errors import CollectError, NotFound
-from collect.forms.signoff_book import build_workbook, counting_submissions, signoff_collection, unit_lines
+from collect.forms.signoff_book import (
+    build_workbook,
+    counting_submissions,
+    round_counts,
+    signoff_collection,
+    unit_lines,
+)
 from collect.forms.spec import Collection
 from collect.ledger import SubmissionRow, parse_time
 from collect.mail.compose import OutgoingAttachment, compose
 from collect.mail.notify import domain_of, render
 from collect.mail.outbox import Transport, deliver
 from collect.rounds import parse_round, roc_deadline, roc_round_label
-from collect.states import Verdict
 from collect.workspace import Context
 
 
@@ -38,15 +42,6 @@ class SignOff:
 
 def _coll(ctx: Context, coll: Collection | str) -> Collection:
     return ctx.collection(coll) if isinstance(coll, str) else coll
-
-
-def _accepted(ctx: Context, coll: Collection, round_id: str) -> dict[str, datetime]:
-    """Agency -> when its latest accepted return of the round arrived."""
-    out: dict[str, datetime] = {}
-    for s in ctx.ledger.submissions_for_round(coll.id, round_id):
-        if s.verdict == Verdict.ACCEPTED and s.agency:
-            out[s.agency] = s.received_at
-    return out
 
 
 def forward(ctx: Context, collection: str, round_id: str, supervisor_code: str, by: str,
@@ -79,7 +74,7 @@ def signoffs(ctx: Context, coll: Collection | str, round_id: str) -> dict[str, S
     """The sign-offs recorded for a round, by supervising agency code."""
     c = _coll(ctx, coll)
     reg = ctx.registry
-    accepted = _accepted(ctx, c, round_id)
+    accepted = [a for a, n in round_counts(ctx, c, round_id).items() if n.accepted is not None]
     out: dict[str, SignOff] = {}
     for code, rec in ctx.ledger.signoffs_for(c.id, round_id).items():
         sup = reg.get(code)
@@ -98,18 +93,9 @@ def counting_agencies(ctx: Context, coll: Collection | str, round_id: str) -> se
     workbook naming that very return's receipt.
     """
     c = _coll(ctx, coll)
-    counting = counting_submissions(ctx, c.id, round_id)
-    if not c.meta.require_signoff:
-        return set(counting)
     reg = ctx.registry
-    signed = set(ctx.ledger.signoffs_for(c.id, round_id))
-    decisions = ctx.ledger.unit_decisions(c.id, round_id)
-    return {a for a, s in counting.items() if reg.get(a) is not None and (
-        reg.supervisor_of(a).code in signed or _signed(decisions.get(a), s.receipt))}
-
-
-def _signed(decision: dict[str, Any] | None, receipt: str | None) -> bool:
-    return decision is not None and decision["decision"] == "signed" and decision["receipt"] == receipt
+    return {a for a, n in round_counts(ctx, c, round_id).items()
+            if n.counts and (not c.meta.require_signoff or reg.get(a) is not None)}
 
 
 def awaiting_signoff(ctx: Context, coll: Collection | str, round_id: str) -> dict[str, list[str]]:
@@ -117,19 +103,11 @@ def awaiting_signoff(ctx: Context, coll: Collection | str, round_id: str) -> dic
     sign-off, or that arrived after the sign-off (the supervisor has not seen that version). Empty when the
     collection does not require sign-off."""
     c = _coll(ctx, coll)
-    if not c.meta.require_signoff:
-        return {}
     reg = ctx.registry
-    signed = {code: parse_time(rec.get("at")) for code, rec in ctx.ledger.signoffs_for(c.id, round_id).items()}
-    decisions = ctx.ledger.unit_decisions(c.id, round_id)
     out: dict[str, list[str]] = {}
-    for agency, sub in sorted(counting_submissions(ctx, c.id, round_id).items()):
-        if reg.get(agency) is None or _signed(decisions.get(agency), sub.receipt):
-            continue
-        root = reg.supervisor_of(agency).code
-        at = signed.get(root)
-        if root not in signed or (at is not None and sub.received_at > at):
-            out.setdefault(root, []).append(agency)
+    for agency, n in sorted(round_counts(ctx, c, round_id).items()):
+        if n.awaiting and reg.get(agency) is not None:
+            out.setdefault(reg.supervisor_of(agency).code, []).append(agency)
     return out
 
 
@@ -139,8 +117,7 @@ def signoff_workbook(ctx: Context, coll: Collection | str, round_id: str, superv
     is not signed off yet; None when there is none to sign."""
     c = _coll(ctx, coll)
     sup = ctx.registry.get(supervisor)
-    decisions = ctx.ledger.unit_decisions(c.id, round_id)
-    lines = [u for u in unit_lines(ctx, c, round_id, supervisor) if not _signed(decisions.get(u.agency), u.receipt)]
+    lines = unit_lines(ctx, c, round_id, supervisor)
     if sup is None or not lines:
         return None
     data = build_workbook(c, round_id, supervisor, sup.name, lines, ctx.ws.secret())

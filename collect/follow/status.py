@@ -6,11 +6,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from collect.counting import Count
 from collect.errors import NotFound
+from collect.forms.signoff_book import round_counts
 from collect.forms.spec import Collection
 from collect.ledger import SubmissionRow
 from collect.rounds import TAIPEI
-from collect.states import ANSWERED, Stage, State, Verdict
+from collect.states import ANSWERED, Counted, State
 from collect.workspace import Context
 
 
@@ -33,6 +35,7 @@ class AgencyStatus:
     exempt_reason: str | None
     signed_off: bool = False  # its counting return is signed off (核轉) by its supervising agency
     returned_reason: str | None = None  # why its supervising agency sent it back (state returned)
+    counts: bool = False  # its counting return goes into the totals (signed off, where the collection requires it)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,6 +101,19 @@ def end_of_day(d: date) -> datetime:
     return datetime.combine(d + timedelta(days=1), time(0), tzinfo=TAIPEI)
 
 
+def state_of(n: Count[SubmissionRow], deadline: date | None) -> State:
+    """An agency's state in the round from its Count: late when its counting return came after the deadline."""
+    if n.reason == Counted.EXEMPT:
+        return State.EXEMPT
+    if n.reason == Counted.RETURNED:
+        return State.RETURNED
+    if n.current is not None:
+        return State.LATE if deadline_passed(deadline, n.current.received_at) else State.ACCEPTED
+    if n.reason == Counted.REJECTED:
+        return State.REJECTED
+    return State.RECEIVED if n.reason == Counted.UNDECIDED else State.ISSUED
+
+
 def round_status(ctx: Context, cid: str, round_id: str) -> RoundStatus:
     """Every agency in scope with its state, from one consistent state of the ledger (watchers may be ingesting)."""
     with ctx.ledger.snapshot():
@@ -112,53 +128,23 @@ def _round_status(ctx: Context, cid: str, round_id: str) -> RoundStatus:
         raise NotFound(f"The round {cid} {round_id} has not been issued.",
                        f"Issue it with `collect issue {cid} --round {round_id}`.")
     deadline = date.fromisoformat(info["deadline"]) if info else None
-    subs = [s for s in ctx.ledger.submissions_for_round(cid, round_id) if s.stage == Stage.PROCESSED]
-    by_agency: dict[str, list[SubmissionRow]] = {}
-    for s in subs:
-        if s.agency:
-            by_agency.setdefault(s.agency, []).append(s)
-    exempt = ctx.ledger.exemptions_for(cid, round_id)
     reminded = ctx.ledger.last_reminded(cid, round_id)
-    signoffs = ctx.ledger.signoffs_for(cid, round_id)
-    decisions = ctx.ledger.unit_decisions(cid, round_id)
     reg = ctx.registry
     codes = [a.code for a in reg.in_scope(coll.in_scope_codes())]
     codes += [c for c in issued if c not in codes and reg.get(c) is not None]
+    counts = round_counts(ctx, coll, round_id, codes)
     rows = []
     for code in codes:
         agency = reg.get(code)
         assert agency is not None
         sup = reg.supervisor_of(code)
-        mine = by_agency.get(code, [])
-        decided = [s for s in mine if s.verdict in (Verdict.ACCEPTED, Verdict.REJECTED)]
-        accepted = [s for s in decided if s.verdict == Verdict.ACCEPTED]
-        counting = accepted[-1] if accepted else None
-        latest = decided[-1] if decided else (mine[-1] if mine else None)
-        decision = decisions.get(code)
-        returned = counting is not None and decision is not None and decision["decision"] == "returned" \
-            and decision["receipt"] == counting.receipt
-        if returned:
-            counting = None  # sent back by its supervising agency: that return no longer counts
-        signed = counting is not None and (sup.code in signoffs or (
-            decision is not None and decision["decision"] == "signed" and decision["receipt"] == counting.receipt))
-        if code in exempt:
-            state = State.EXEMPT
-        elif returned:
-            state = State.RETURNED
-        elif counting is not None:
-            state = State.LATE if deadline_passed(deadline, counting.received_at) else State.ACCEPTED
-        elif decided:
-            state = State.REJECTED
-        elif mine:
-            state = State.RECEIVED
-        else:
-            state = State.ISSUED
-        shown = counting or latest
+        n = counts[code]
+        shown = n.current or n.latest
         rows.append(AgencyStatus(
-            code, agency.name, agency.kind, sup.code, sup.name, agency.emails, state,
-            max((s.received_at for s in mine), default=None), shown.errors if shown else 0,
-            shown.warnings if shown else 0, shown.receipt if shown else None, counting, latest,
-            reminded.get(code), exempt.get(code), signed, decision["reason"] if returned and decision else None,
+            code, agency.name, agency.kind, sup.code, sup.name, agency.emails, state_of(n, deadline),
+            max((s.received_at for s in n.received), default=None), shown.errors if shown else 0,
+            shown.warnings if shown else 0, shown.receipt if shown else None, n.current, n.latest,
+            reminded.get(code), n.exempt_reason, n.signed, n.returned_reason, n.counts,
         ))
     result = RoundStatus(coll, round_id, deadline, rows)
     for r in rows:

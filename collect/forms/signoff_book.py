@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from collect import findings as F
+from collect.counting import Count, count_agency, count_round
 from collect.findings import Finding, has_errors
 from collect.forms.spec import STAMP_SHEET, Collection
 from collect.forms.stamp import PROP_PREFIX, STAMP_FIELDS, Stamp, make_stamp
@@ -71,24 +72,41 @@ def units_of(ctx: Context, supervisor: str) -> list[str]:
     return [a.code for a in reg.agencies.values() if reg.supervisor_of(a.code).code == supervisor]
 
 
+def round_counts(ctx: Context, coll: Collection | str, round_id: str,
+                 agencies: Iterable[str] = ()) -> dict[str, Count[SubmissionRow]]:
+    """Every agency with a return in the round (and each of `agencies`) to its Count: which return counts and why
+    (collect.counting), from the ledger's facts, the agency list's supervising agencies and the collection."""
+    c = ctx.collection(coll) if isinstance(coll, str) else coll
+    return count_round(ctx.ledger.counting_facts(c.id, round_id), _root_of(ctx), c.meta.require_signoff, agencies)
+
+
+def agency_count(ctx: Context, cid: str, round_id: str, agency: str,
+                 excluding: int | None = None) -> Count[SubmissionRow]:
+    """One agency's Count in the round, leaving out the submission `excluding` (the one being decided)."""
+    facts = ctx.ledger.counting_facts(cid, round_id, agency)
+    return count_agency(agency, facts.submissions, facts, _root_of(ctx)(agency),
+                        ctx.collection(cid).meta.require_signoff, excluding=excluding)
+
+
+def _root_of(ctx: Context) -> Callable[[str], str | None]:
+    reg = ctx.registry
+    return lambda a: reg.supervisor_of(a).code if reg.get(a) is not None else None
+
+
 def counting_submissions(ctx: Context, cid: str, round_id: str) -> dict[str, SubmissionRow]:
     """Agency -> its latest accepted return of the round, unless its supervising agency sent that one back."""
-    latest: dict[str, SubmissionRow] = {}
-    for s in ctx.ledger.submissions_for_round(cid, round_id):
-        if s.verdict == Verdict.ACCEPTED and s.agency:
-            latest[s.agency] = s
-    decisions = ctx.ledger.unit_decisions(cid, round_id)
-    return {a: s for a, s in latest.items()
-            if not (a in decisions and decisions[a]["decision"] == "returned" and decisions[a]["receipt"] == s.receipt)}
+    return {a: n.current for a, n in round_counts(ctx, cid, round_id).items() if n.current is not None}
 
 
 def unit_lines(ctx: Context, coll: Collection, round_id: str, supervisor: str) -> list[UnitLine]:
-    """The supervisor's units with a counting return, each with the sums of the collection's money columns."""
-    counting = counting_submissions(ctx, coll.id, round_id)
+    """The supervisor's units with a counting return not signed off in a 核轉表 yet, each with the sums of the
+    collection's money columns."""
+    counts = round_counts(ctx, coll.id, round_id)
     money = [c for c in coll.columns if c.money]
     out = []
     for code in units_of(ctx, supervisor):
-        sub = counting.get(code)
+        n = counts.get(code)
+        sub = n.current if n is not None and not n.signed_in_book else None
         if sub is None or not sub.receipt:
             continue
         totals: dict[str, int | Decimal] = {}

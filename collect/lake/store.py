@@ -30,8 +30,7 @@ import sqlalchemy as sa
 
 from collect.archive import write_atomic
 from collect.errors import CollectError
-from collect.follow.signoff import counting_agencies
-from collect.follow.status import round_status
+from collect.forms.signoff_book import round_counts
 from collect.forms.spec import Collection
 from collect.ledger import SubmissionRow, parse_time
 from collect.ledger import findings as findings_table
@@ -69,14 +68,9 @@ def partition_path(ctx: Context, table: str, cid: str, round_id: str) -> Path:
 
 
 def counting_returns(ctx: Context, cid: str, round_id: str) -> dict[str, SubmissionRow]:
-    """Agency -> the return that counts for it in the round: the one place the lake decides it.
-
-    Today this is what collect/report/merge.py uses (the latest accepted return from the round's status, kept
-    when `counting_agencies` says it counts: not sent back, signed off where the collection requires it); when
-    collect/counting.py lands, this function is the one line to switch."""
-    st = round_status(ctx, cid, round_id)
-    counting = counting_agencies(ctx, cid, round_id)
-    return {r.agency: r.counting for r in st.rows if r.counting is not None and r.agency in counting}
+    """Agency -> the return that counts for it in the round, as collect/counting.py decides for the report too
+    (the latest accepted, not sent back, signed off where the collection requires it)."""
+    return {a: n.current for a, n in round_counts(ctx, cid, round_id).items() if n.counts and n.current is not None}
 
 
 def _taipei(text: str | None) -> datetime | None:

@@ -10,8 +10,10 @@ from typing import Any
 
 from collect import findings as F
 from collect.archive import write_atomic
+from collect.counting import Count
 from collect.errors import CollectionError, NotFound
 from collect.findings import Finding
+from collect.forms.signoff_book import agency_count
 from collect.forms.spec import Collection
 from collect.forms.stamp import file_name as issued_file_name
 from collect.ledger import SubmissionRow, is_outage
@@ -22,8 +24,8 @@ from collect.mail.outbox import Transport, deliver
 from collect.mail.settings import MailConfig
 from collect.receive.sandbox import DEFAULT_PRELOAD, Sandbox
 from collect.receive.worker import Examination, Job, Known, as_examination, examine_batch
-from collect.rounds import previous_round, roc_deadline, roc_round_label
-from collect.states import Stage, Verdict
+from collect.rounds import previous_round, roc_deadline, roc_round_label, roc_time
+from collect.states import Counted, Stage, Verdict
 from collect.workspace import Context
 from collect.xlsx import odf
 
@@ -208,15 +210,20 @@ class Ingestor:
 
     def _process(self, items: Sequence[tuple[SubmissionRow, Envelope]], again: bool = False) -> list[Outcome]:
         """Decide recorded submissions: examined in the sandbox's workers while the parent records and answers
-        each finished one; duplicates last, when what they repeat has been decided."""
+        each finished one; duplicates last, when what they repeat has been decided (a copy of a file earlier in
+        the same run too: it is never examined, and is answered 重複寄送)."""
         ctx = self.ctx
         rows = [row for row, _ in items]
         envelopes = {row.id: envelope for row, envelope in items}
         duplicates = {} if again else {r.id: d for r in rows if (d := self._duplicate_of(r)) is not None}
-        to_examine = [r for r in rows if r.id not in duplicates]
-        secret = ctx.ws.secret() if to_examine else b""
-        jobs = {r.id: Job(str(ctx.ws.root), secret, ctx.archive.get(r.sha256), envelopes[r.id].sender,
-                          r.receipt or "") for r in to_examine}
+        repeats = set() if again else repeated_here([r for r in rows if r.id not in duplicates])
+        to_examine = [r for r in rows if r.id not in duplicates and r.id not in repeats]
+        secret = ctx.ws.secret() if to_examine or repeats else b""
+
+        def job(r: SubmissionRow) -> Job:
+            return Job(str(ctx.ws.root), secret, ctx.archive.get(r.sha256), envelopes[r.id].sender, r.receipt or "")
+
+        jobs = {r.id: job(r) for r in to_examine}
         by_id = {r.id: r for r in rows}
         outcomes: dict[int, Outcome] = {}
         accepted_here: set[tuple[str | None, str | None, str | None]] = set()
@@ -232,6 +239,19 @@ class Ingestor:
             if outcome.verdict == Verdict.ACCEPTED:
                 accepted_here.add((outcome.collection, outcome.round, outcome.agency))
         for row_id, result in self._examine([(r.id, jobs[r.id]) for r in later]):
+            row = by_id[row_id]
+            outcomes[row_id] = self._decide_one(row, self._examined(row, result), None, envelopes[row_id], again)
+        # the same bytes twice in this run: a duplicate of the first copy, now decided, unless that one turned out
+        # no real arrival (quarantined), when the copy is examined itself
+        unrepeated = []
+        for r in rows:
+            if r.id in repeats:
+                first = self._duplicate_of(r)
+                if first is None:
+                    unrepeated.append(r)
+                else:
+                    duplicates[r.id] = first
+        for row_id, result in self._examine([(r.id, job(r)) for r in unrepeated]):
             row = by_id[row_id]
             outcomes[row_id] = self._decide_one(row, self._examined(row, result), None, envelopes[row_id], again)
         for row in rows:
@@ -327,10 +347,8 @@ class Ingestor:
             values["annotated_path"] = str(annotated_path)
         if verdict == Verdict.REJECTED and stamp is not None and ex.collection is not None \
                 and stamp.collection == ex.collection:  # never on a sign-off workbook's receipt
-            counting = ctx.ledger.latest_accepted(ex.collection, stamp.round, stamp.agency)
-            if counting is not None:
-                facts.counting_note = (f"貴機關先前於 {counting.received_at:%Y-%m-%d} 通過的版本（收件編號 "
-                                       f"{counting.receipt}）仍為本期計入的資料。")
+            facts.counting_note = counting_note(agency_count(ctx, ex.collection, stamp.round, stamp.agency,
+                                                             excluding=row.id))
         decided_before = again and row.verdict is not None
         if decided_before and row.verdict == verdict and [f.to_dict() for f in found] == [
                 f.to_dict() for f in ctx.ledger.findings_of(row.id)]:
@@ -388,6 +406,29 @@ class Ingestor:
 
     def _deliver(self, msg: Any, kind: str) -> Path:
         return deliver(self.ctx.ledger, self.ctx.ws.mail_outbox, msg, kind, self.transport).path
+
+
+def repeated_here(rows: Sequence[SubmissionRow]) -> set[int]:
+    """The ids of rows whose bytes an earlier row of the same run carries (two copies of a file named together,
+    one message with the same attachment twice): decided as duplicates of the first copy, never examined twice."""
+    first: dict[str, int] = {}
+    return {r.id for r in sorted(rows, key=lambda r: r.id) if first.setdefault(r.sha256, r.id) != r.id}
+
+
+def counting_note(n: Count[Any]) -> str:
+    """What a rejected return's receipt says of the agency's earlier accepted version (dates in Taipei, ROC): that
+    it still counts, that it waits for its supervising agency's 核轉, or that it was sent back (退回) and nothing
+    counts; "" when nothing was accepted before."""
+    earlier = n.accepted
+    if earlier is None:
+        return ""
+    version = f"貴機關先前於 {roc_time(earlier.received_at)} 通過的版本（收件編號 {earlier.receipt}）"
+    if n.reason == Counted.RETURNED:
+        why = f"（退回理由：{n.returned_reason}）" if n.returned_reason else ""
+        return f"{version}已由主管機關退回{why}，不計入本期；本期目前沒有計入的資料，請修正後重新寄送。"
+    if n.awaiting and not n.counts:
+        return f"{version}仍為本期有效的版本，待主管機關核轉後計入。"
+    return f"{version}仍為本期計入的資料。"
 
 
 def batches(jobs: Sequence[tuple[int, Job]], per_batch: int) -> list[list[tuple[int, Job]]]:

@@ -14,7 +14,6 @@ import pyarrow.parquet as pq
 
 from collect.errors import CollectionError
 from collect.findings import Finding
-from collect.follow.signoff import counting_agencies
 from collect.follow.status import RoundStatus, round_status
 from collect.forms.spec import Collection
 from collect.ledger import SubmissionRow
@@ -73,7 +72,6 @@ def merge(ctx: Context, cid: str, round_id: str, now: datetime | None = None) ->
     coll = ctx.collection(cid)
     rate = execution_rate(coll)
     st = round_status(ctx, cid, round_id)
-    counting = counting_agencies(ctx, coll, round_id)
     money = [c for c in coll.columns if c.money]
     tables: list[pa.Table] = []
     heads: list[dict[str, Any]] = []
@@ -81,7 +79,7 @@ def merge(ctx: Context, cid: str, round_id: str, now: datetime | None = None) ->
     for row in st.rows:
         head = {"agency": row.agency, "agency_name": row.name, "supervisor": row.supervisor,
                 "supervisor_name": row.supervisor_name}
-        if row.counting is not None and row.agency in counting and row.counting.frame_path:
+        if row.counting is not None and row.counts and row.counting.frame_path:
             table = pq.ParquetFile(ctx.ws.state_dir / row.counting.frame_path).read(use_threads=False)  # small files
             if table.num_rows:
                 tables.append(table)
