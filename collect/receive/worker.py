@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +30,8 @@ from collect.rounds import previous_round, roc_deadline, roc_round_label
 from collect.states import Verdict
 from collect.workspace import Context
 from collect.xlsx.odf_annotate import annotate_ods
+
+log = logging.getLogger("collect.receive.worker")
 
 
 @dataclass(frozen=True)
@@ -319,13 +321,17 @@ def _annotate(job: Job, kind: str, found: list[Finding], coll: Collection, round
     data = job.data
     title = f"{coll.title} {roc_round_label(round_id)} 檢核結果"
     if kind == "ods":  # answered in its own format: the .ods marked in place (no LibreOffice run)
-        with contextlib.suppress(Exception):  # an .ods it cannot edit: converted to .xlsx below, as before
+        try:
             return annotate_ods(data, found, title=title, summary_lines=summary)
+        except Exception as exc:  # an .ods it cannot edit: converted to .xlsx below, as before
+            log.warning("%s: the .ods copy could not be marked in place (%s: %s); converting it to .xlsx",
+                        job.receipt, exc.__class__.__name__, exc, exc_info=True)
     if kind in ("xls", "ods"):  # the agency's own workbook with its formatting, not a copy of its values
         converted = to_xlsx(data, kind)
         if converted is not None:
             data, kind, parts = converted, "xlsx", {}
     try:
         return annotate(data, kind, found, title=title, summary_lines=summary, parts=parts)
-    except Exception:  # the receipt still lists every finding; the copy is a convenience
+    except Exception as exc:  # the receipt still lists every finding; the copy is a convenience
+        log.warning("%s: no annotated copy (%s: %s)", job.receipt, exc.__class__.__name__, exc, exc_info=True)
         return None
