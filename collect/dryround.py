@@ -16,6 +16,7 @@ import openpyxl
 
 from collect.errors import CollectError
 from collect.forms.collection import check as agreement
+from collect.forms.sentence import filled_sentences
 from collect.forms.spec import Collection, ColumnSpec
 from collect.receive.ingest import Ingestor
 from collect.rounds import round_end
@@ -130,6 +131,8 @@ def fill_sample(coll: Collection, issued: Path, target: Path, round_id: str) -> 
     if lay.cells:
         for col in coll.inputs:
             ws[lay.cells[col.key]] = sample_value(col, round_id)
+        for ref, text in filled_sentences(coll.meta, {c.key: sample_value(c, round_id) for c in coll.inputs}).items():
+            ws[ref] = text  # a sentence field: its blanks filled in the printed words
     else:
         rows = coll.sample_rows(random.Random(1), round_id, None)[:2] if coll.sample_rows else []
         rows = rows or [{c.key: sample_value(c, round_id) for c in coll.inputs}]

@@ -25,6 +25,7 @@ from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.worksheet import Worksheet
 
 from collect.errors import CollectionError
+from collect.forms.sentence import literal_sentences, sentence_fields
 from collect.forms.spec import ID_RE, NAME_DATA, NAME_HEADER, NAME_TOTALS
 from collect.normalise import is_total_row
 from collect.xlsx.cells import Merges, bordered, clean, is_unit_only, joined, label_path, title_path, unit_of
@@ -78,6 +79,7 @@ class Plan:
     inputs: list[Input]
     unit_cells: dict[str, str] = field(default_factory=dict)  # input cell -> unit text printed in it (moved out)
     notes: list[str] = field(default_factory=list)
+    sentences: dict[str, str] = field(default_factory=dict)  # a field cell -> its template (Meta.sentences)
 
     @property
     def unsure(self) -> list[str]:
@@ -152,6 +154,11 @@ def analyse(ws: Worksheet) -> Plan:
     plan = Plan(sheet=ws.title, shape="cells" if label_cols else "list", header=(top, h2), columns=(c1, c2),
                 data=(h2 + 1, last_data), totals=totals, labels=label_cols, inputs=[])
     plan.inputs = _grid_cells(ws, merges, plan) if label_cols else _list_columns(ws, merges, plan)
+    if plan.shape == "cells":  # inputs printed inside a sentence (「全校班級數：＿＿班」) and boxes (□是 □否)
+        for found in sentence_fields(ws, merges, (plan.header[0], plan.data[1]), plan.columns):
+            plan.inputs = [i for i in plan.inputs if i.cell != found.cell] + [
+                Input(**args) for args in found.inputs()]
+            plan.sentences[found.cell] = found.template
     if not any(i.kind != "total" for i in plan.inputs):
         raise CollectionError(f"The table on {ws.title!r} has no cell for an agency to fill.",
                               "Leave the input cells of the form empty (or with only a unit such as (人)).")
@@ -454,8 +461,8 @@ def write_template(source: Path, plan: Plan, target: Path) -> None:
         cell.number_format = f'#,##0"({unit})"' if kind in ("whole", "total") else f'0.##"({unit})"'
     keys = {i.key: i for i in plan.inputs}
     for inp in plan.inputs:
-        if inp.kind != "total" or not inp.of:
-            continue
+        if inp.kind != "total" or not inp.of or inp.cell in plan.sentences:
+            continue  # a total inside a sentence field is typed there (and checked on return)
         if plan.shape == "cells" and inp.cell:
             ws[inp.cell] = _sum_formula(",".join(str(keys[k].cell) for k in inp.of if keys[k].cell))
         else:
@@ -514,6 +521,7 @@ def rules_text(plan: Plan, cid: str, title: str, source_name: str, scope: str, p
         f"    sheet={_q(plan.sheet)},",
         f"    shape={_q(plan.shape)},",
         f"    max_rows={plan.data[1] - plan.data[0] + 1},",
+        *literal_sentences(plan.sentences),
         ")",
         "",
         "",

@@ -126,6 +126,7 @@ class RoundBook:
         lists.sheet_state = "hidden"
         list_col = 0
         data_rows = lay.data_rows
+        in_sentence = coll.meta.sentence_keys()  # typed inside a printed sentence: the cell is open, no validation
         for col in coll.columns:
             if not col.is_input:
                 continue
@@ -140,7 +141,7 @@ class RoundBook:
                 rng = " ".join(_runs(letter, data_rows))
             for ref in targets:
                 ws[ref].protection = Protection(locked=False)
-            dv = self._validation(col, lists, list_col)
+            dv = None if col.key in in_sentence else self._validation(col, lists, list_col)
             if col.choices and dv is not None and dv.formula1 and dv.formula1.startswith("'"):
                 list_col += 1
             if dv is not None:

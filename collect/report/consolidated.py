@@ -32,6 +32,7 @@ from collect.forms.spec import (
     NAME_SUPERVISOR,
     Collection,
 )
+from collect.report.fields_sum import sentence_sums
 from collect.xlsx.cells import Merges, bordered
 from collect.xlsx.printing import PrintSetup, apply_xlsxwriter, openpyxl_width
 from collect.xlsx.style import ROC_DATE_FORMAT
@@ -191,6 +192,7 @@ class _Template:
             sums = self._cell_sums(coll, rows)
             for key, ref in lay.cells.items():  # inputs and totals alike: every key of a cell form has its cell
                 values[coordinate_to_tuple(ref)] = sums.get(key)
+            values |= {coordinate_to_tuple(ref): text for ref, text in sentence_sums(coll, rows, sums).items()}
             listed: list[dict[str, Any]] = []
         else:
             listed = rows.head(MAX_LISTED_ROWS).to_dict("records")

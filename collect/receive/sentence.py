@@ -1,0 +1,60 @@
+"""A return's sentence fields read: each blank's value and each choice's marked box out of the cell's text.
+
+Called by collect.receive.table for a cells form with `Meta.sentences`. The values go on as the cells' raw values
+(normalised and validated by kind like any input), a total written in a sentence is held against its parts, and a
+sentence whose printed words were changed, or a question with two boxes marked, is a finding at its cell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from collect import findings as F
+from collect.findings import Finding
+from collect.forms.sentence import expected, pattern
+from collect.forms.spec import Collection, Slot, sentence_parts
+
+
+@dataclass
+class Read:
+    """What the sentence fields of one return hold."""
+
+    values: dict[str, Any] = field(default_factory=dict)  # input key -> the text written in its blank (None: none)
+    stated: dict[str, tuple[str, Any]] = field(default_factory=dict)  # cell -> (total key, the total written)
+    findings: list[Finding] = field(default_factory=list)
+
+
+def read_sentences(coll: Collection, value_at: Callable[[str], Any], sheet: str, locale: str = "zh-TW") -> Read:
+    """Each sentence field's values in a returned sheet (`value_at(A1)` gives a cell's value as read)."""
+    out = Read()
+    keys = {c.key: c for c in coll.columns}
+    for cell, template in coll.meta.sentences.items():
+        slots = [p for p in sentence_parts(template) if isinstance(p, Slot) and p.key in keys]
+        inputs = list(dict.fromkeys(p.key for p in slots if keys[p.key].is_input))
+        out.values.update(dict.fromkeys(inputs))
+        raw = value_at(cell)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            continue  # the whole sentence cleared: every blank is blank
+        got = pattern(template).match(raw if isinstance(raw, str) else str(raw))
+        if got is None:
+            titles = "、".join(dict.fromkeys(keys[p.key].title for p in slots))
+            out.findings.append(F.make("field.sentence_changed", locale, sheet=sheet, cell=cell,
+                                       column=titles[:60], value=str(raw), detail=expected(template).strip()))
+            continue
+        for key, text in got.blanks.items():
+            if key not in keys:
+                continue
+            if keys[key].is_input:
+                out.values[key] = text
+            elif keys[key].is_total and text is not None:
+                out.stated[cell] = (key, text)
+        for key, options in got.marked.items():
+            if key not in keys:
+                continue
+            if len(options) > 1:
+                out.findings.append(F.make("field.two_choices", locale, sheet=sheet, cell=cell,
+                                           column=keys[key].title, value="、".join(options)))
+            out.values[key] = options[0] if len(options) == 1 else None
+    return out
