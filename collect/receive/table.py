@@ -359,7 +359,7 @@ def place_read_findings(found: list[Finding], table: Table, coll: Collection, lo
 # a cell whose value collect could not read, taken as blank: malformed XML, a formula without a saved result collect
 # did not compute, an Excel error value
 UNREAD = frozenset({"value.malformed", "value.formula_no_result", "value.formula_error", "value.error_value",
-                    "field.sentence_changed"})
+                    "field.sentence_changed", "field.two_choices"})  # (a sentence field's values are read out of it)
 
 
 def causes_first(found: list[Finding]) -> list[Finding]:
