@@ -5,7 +5,6 @@ text on ingest, and added up in the consolidated form."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -139,21 +138,32 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_adopt_writes_the_sentences_into_the_rules_file_readable_for_staff(ws: Path) -> None:
+def test_adopt_writes_the_sentences_and_the_budget_table_into_the_rules_file_readable_for_staff(ws: Path) -> None:
     rules = (ws / "rules" / "apply_a1.py").read_text(encoding="utf-8")
     assert ('"D27": "親職教育活動：{d27a}元\\n個案家庭輔導方案：{d27b}元\\n申請補助金額合計新臺幣：{d27c}元\\n",'
             in rules)
-    assert re.search(r'd27a: Series\[pd.Int64Dtype\] = column\("親職教育活動", kind="whole", required=False, '
-                     r'money=True, ge=0, cell="D27"\)', rules)
-    assert 'd27c: Series[pd.Int64Dtype] = column("申請補助金額合計新臺幣", kind="total", of=["d27a", "d27b"], ' \
-           'money=True, cell="D27")' in rules
+    # the sentence's amounts name the budget table's sections: computed from it and held against what is written
+    assert ('d27a: Series[pd.Int64Dtype] = column("親職教育活動", kind="total", of=["j11", "j12", "j13", "j14", '
+            '"j15", "j16", "j17", "j18", "j19"], money=True, cell="D27")') in rules
+    assert 'column("申請補助金額合計新臺幣", kind="total", of=["d27a", "d27b"], money=True, cell="D27")' in rules
+    assert ('h11: Series[pd.Int64Dtype] = column("親職教育活動 › 鐘點費 › 外聘講師費 › 單價", kind="whole", '
+            'required=False, money=True, ge=0, cell="H11")') in rules
+    assert '"h21"' not in rules  # the printed 單價 200 of 個案家庭訪視費 is the form's, not an input
+    assert '@row_rule("j11", "「親職教育活動 › 鐘點費 › 外聘講師費」的金額應為單價乘以數量。", warning=True)' in rules
+    assert 'return df["j11"] == df["h11"] * df["i11"]' in rules
+    assert "from collect.forms.spec import Meta, column, row_rule" in rules
     other = (ws / "rules" / "apply_a2.py").read_text(encoding="utf-8")
     assert ('column("本申請項目為", kind="choice", required=True, isin=["延續性辦理", "新申請項目"], '
             'cell="N10")') in other
     assert 'column("全校班級數", kind="whole", required=False, ge=0, cell="G4")' in other
-    # the template keeps the sentence as printed: no formula written over the 合計 inside it
+    # 小計 and 合計 rows of the budget table are totals; the sentence under it names them
+    assert 'j13: Series[pd.Int64Dtype] = column("經常門小計 › 金額", kind="total", of=["j10", "j11", "j12"]' in other
+    assert 'j18: Series[pd.Int64Dtype] = column("合計經費 › 金額", kind="total", of=["j13", "j17"]' in other
+    assert 'column("經常門經費", kind="total", of=["j13"], money=True, cell="D19")' in other
+    # the template keeps the sentence as printed (no formula over the totals inside it); the 小計 adds up
     template = openpyxl.load_workbook(ws / "templates_xlsx" / "apply_a1.xlsx")["Sheet1"]
     assert template["D27"].value.startswith("親職教育活動：      ")
+    assert "SUM(J10,J11,J12)" in openpyxl.load_workbook(ws / "templates_xlsx" / "apply_a2.xlsx")["Sheet1"]["J13"].value
 
 
 def test_check_runs_a_dry_round_that_fills_the_sentences(ws: Path) -> None:
@@ -200,41 +210,47 @@ def test_a_round_of_the_application_form_reads_sums_and_checks_the_money_in_its_
     agencies = ["020001", "020002", "020003", "020004", "020005"]
     issued = _issue(ws, "apply_a1", agencies)
     made = ws.parent / "made-a1"
-    good = {"D27": "親職教育活動：12,000元\n個案家庭輔導方案：3,000元\n申請補助金額合計新臺幣：15,000元",
-            "D7": "申請補助： 親職教育活動 2 場 ／ 次、個案家庭輔導方案 3 案(人)", "D6": "學校所在地區：臺北市大安區"}
+    table = {"H11": 2000, "I11": 3, "J11": 6000, "H12": 1000, "I12": 6, "J12": 6000, "I21": 15, "J21": 3000}
+    good = table | {
+        "D27": "親職教育活動：12,000元\n個案家庭輔導方案：3,000元\n申請補助金額合計新臺幣：15,000元",
+        "D7": "申請補助： 親職教育活動 2 場 ／ 次、個案家庭輔導方案 3 案(人)", "D6": "學校所在地區：臺北市大安區"}
     over_the_blanks = {  # typed into the printed blank, its spaces kept, full-width digits
+        "J11": 8000, "J21": 2000,
         "D27": lambda printed: printed.replace("活動：   ", "活動：８０００", 1).replace("方案：   ", "方案：2000", 1),
         "D7": lambda printed: printed.replace("活動     ", "活動  1   ", 1)}
     files = [_fill(issued[0], made / "a.xlsx", good), _fill(issued[1], made / "b.xlsx", over_the_blanks)]
-    lo = _fill(issued[2], made / "lo" / "c.xlsx", good | {"D27": good["D27"].replace("15,000", "16,000")})
-    files += convert([lo], "xlsx", made / "through-libreoffice")  # a 合計 that does not add up, saved by LibreOffice
-    files.append(_fill(issued[3], made / "d.xlsx", good | {"D27": good["D27"].replace("12,000", "一萬二")}))
+    # 單價×數量 that is not the 金額, and a 合計 that does not add up; saved by LibreOffice
+    lo = _fill(issued[2], made / "lo" / "c.xlsx", good | {"J12": 5000, "D27": good["D27"].replace(
+        "12,000", "11,000").replace("15,000", "16,000")})
+    files += convert([lo], "xlsx", made / "through-libreoffice")
+    files.append(_fill(issued[3], made / "d.xlsx", good | {"J11": "一萬二"}))
     files.append(_fill(issued[4], made / "e.xlsx", good | {"D27": "申請補助金額共 15000 元"}))
     out = _ingest(ws, files)
     assert {a: o["verdict"] for a, o in out.items()} == {
         "020001": "accepted", "020002": "accepted", "020003": "accepted", "020004": "rejected", "020005": "rejected"}
     assert out["020001"]["findings"] == [] and out["020002"]["findings"] == []
-    assert [(f["code"], f["cell"], f["severity"]) for f in out["020003"]["findings"]] == [
-        ("total.mismatch", "D27", "warning")]
-    assert "15,000" in out["020003"]["findings"][0]["message"]  # what the parts add up to
+    warned = out["020003"]["findings"]
+    assert [(f["code"], f["cell"], f["severity"]) for f in warned] == [
+        ("row.rule_warning", "J12", "warning"), ("total.mismatch", "D27", "warning")]
+    assert "金額應為單價乘以數量" in warned[0]["message"] and "14,000" in warned[1]["message"]
     wrong = out["020004"]["findings"]
-    assert [(f["code"], f["cell"], f["column"]) for f in wrong] == [("value.not_number", "D27", "親職教育活動")]
+    assert [(f["code"], f["cell"]) for f in wrong] == [("value.not_number", "J11")]
     changed = out["020005"]["findings"]
     assert [(f["code"], f["cell"]) for f in changed] == [("field.sentence_changed", "D27")]
     assert "親職教育活動：＿＿元" in changed[0]["message"]  # the sentence expected, as printed
-    assert "必須填寫" not in json.dumps(out["020005"], ensure_ascii=False)
     report = run_cli("report", "apply_a1", "--round", ROUND, cwd=ws)
     assert report.returncode == 0, report.stderr
     import pandas as pd
 
     data = pd.read_parquet(sorted((ws / "outbox" / "apply_a1" / ROUND / "report").glob("*.parquet"))[0])
-    assert sorted(data["d27a"].tolist()) == [8_000, 12_000, 12_000] and data["d7a"].sum() == 5
-    assert data["d27c"].tolist() == [15_000, 10_000, 15_000]  # the 合計 recomputed (the agency's 16,000 is not)
+    assert sorted(data["d27a"].tolist()) == [8_000, 11_000, 12_000] and data["d7a"].sum() == 5
+    assert sorted(data["d27c"].tolist()) == [10_000, 14_000, 15_000]  # computed (the agency's 16,000 is not)
     book = openpyxl.load_workbook(ws / "outbox" / "apply_a1" / ROUND / "report" / "apply_a1-2026-10-總表.xlsx")
-    summed = book["彙整表"]["D27"].value
-    assert summed == "親職教育活動：32,000元\n個案家庭輔導方案：8,000元\n申請補助金額合計新臺幣：40,000元\n"
-    assert book["彙整表"]["D7"].value == "申請補助： 親職教育活動5場 ／ 次、個案家庭輔導方案6案(人)"  # 3 + 0 + 3
-    assert book["彙整表"]["A2"].value == "教育部105年度推動教育優先區計畫補助項目申請表"
+    sheet = book["彙整表"]
+    assert sheet["D27"].value == "親職教育活動：31,000元\n個案家庭輔導方案：8,000元\n申請補助金額合計新臺幣：39,000元\n"
+    assert sheet["D7"].value == "申請補助： 親職教育活動5場 ／ 次、個案家庭輔導方案6案(人)"  # 2 + 1 + 2, 3 + 0 + 3
+    assert (sheet["J11"].value, sheet["J12"].value, sheet["H21"].value) == (20_000, 11_000, 200)
+    assert sheet["A2"].value == "教育部105年度推動教育優先區計畫補助項目申請表"
 
 
 def test_check_marks_pick_one_option_and_two_marks_or_none_are_refused(ws: Path) -> None:

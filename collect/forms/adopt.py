@@ -25,7 +25,8 @@ from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.worksheet import Worksheet
 
 from collect.errors import CollectionError
-from collect.forms.sentence import literal_sentences, sentence_fields
+from collect.forms.budget import product_rules
+from collect.forms.sentence import form_fields, literal_sentences
 from collect.forms.spec import ID_RE, NAME_DATA, NAME_HEADER, NAME_TOTALS
 from collect.normalise import is_total_row
 from collect.xlsx.cells import Merges, bordered, clean, is_unit_only, joined, label_path, title_path, unit_of
@@ -80,6 +81,7 @@ class Plan:
     unit_cells: dict[str, str] = field(default_factory=dict)  # input cell -> unit text printed in it (moved out)
     notes: list[str] = field(default_factory=list)
     sentences: dict[str, str] = field(default_factory=dict)  # a field cell -> its template (Meta.sentences)
+    products: list[tuple[str, str, str, str]] = field(default_factory=list)  # budget rows: 單價×數量=金額 rules
 
     @property
     def unsure(self) -> list[str]:
@@ -154,11 +156,10 @@ def analyse(ws: Worksheet) -> Plan:
     plan = Plan(sheet=ws.title, shape="cells" if label_cols else "list", header=(top, h2), columns=(c1, c2),
                 data=(h2 + 1, last_data), totals=totals, labels=label_cols, inputs=[])
     plan.inputs = _grid_cells(ws, merges, plan) if label_cols else _list_columns(ws, merges, plan)
-    if plan.shape == "cells":  # inputs printed inside a sentence (「全校班級數：＿＿班」) and boxes (□是 □否)
-        for found in sentence_fields(ws, merges, (plan.header[0], plan.data[1]), plan.columns):
-            plan.inputs = [i for i in plan.inputs if i.cell != found.cell] + [
-                Input(**args) for args in found.inputs()]
-            plan.sentences[found.cell] = found.template
+    if plan.shape == "cells":  # inputs in sentences (「全校班級數：＿＿班」, □是 □否), budget tables (單價, 數量, 金額)
+        extra = form_fields(ws, merges, (plan.header[0], plan.data[1]), plan.columns)
+        plan.inputs = [i for i in plan.inputs if i.cell not in extra.cells] + [Input(**a) for a in extra.inputs]
+        plan.sentences, plan.products = extra.sentences, extra.products
     if not any(i.kind != "total" for i in plan.inputs):
         raise CollectionError(f"The table on {ws.title!r} has no cell for an agency to fill.",
                               "Leave the input cells of the form empty (or with only a unit such as (人)).")
@@ -512,7 +513,7 @@ def rules_text(plan: Plan, cid: str, title: str, source_name: str, scope: str, p
         "import pandera.pandas as pa",
         "from pandera.typing import Series",
         "",
-        "from collect.forms.spec import Meta, column",
+        "from collect.forms.spec import Meta, column" + (", row_rule" if plan.products else ""),
         "",
         "META = Meta(",
         f"    title={_q(title)},",
@@ -552,6 +553,7 @@ def rules_text(plan: Plan, cid: str, title: str, source_name: str, scope: str, p
             t = "float"
         note = f"  # {i.ref}" + (f"; 單位 {i.unit}" if i.unit else "") + ("; 待確認" if i.unsure else "")
         lines.append(f"    {i.key}: Series[{t}] = column({', '.join(args)}){note}")
+    lines += product_rules(plan.products)
     return "\n".join(lines) + "\n"
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from collect.forms.budget import budget_tables, linked_total
 from collect.forms.spec import Meta, Slot, sentence_parts
 from collect.xlsx.cells import Merges
 
@@ -305,6 +306,36 @@ def filled_sentences(meta: Meta, values: Mapping[str, Any]) -> dict[str, str]:
 
 
 # -- adopt: the hook in collect.forms.adopt.analyse --------------------------------------------------------------------
+@dataclass
+class FormFields:
+    """What a cells form holds besides its grid: sentence fields, check marks and budget tables."""
+
+    inputs: list[dict[str, Any]]  # adopt Input keyword arguments
+    cells: set[str]  # the cells these inputs take (the grid's own guesses there give way)
+    sentences: dict[str, str]  # Meta.sentences
+    products: list[tuple[str, str, str, str]]  # budget rows' 單價×數量=金額 (collect.forms.budget.product_rules)
+
+
+def form_fields(ws: Any, merges: Merges, rows: tuple[int, int], cols: tuple[int, int]) -> FormFields:
+    """The budget tables and the sentence fields in a form's block; a sentence's amount that names a section or a
+    小計 of a budget table becomes that part's total (「經常門經費：＿＿元」 = 經常門 小計)."""
+    budgets = budget_tables(ws, merges, rows, cols)
+    out = FormFields([a for b in budgets for a in b.inputs], {c for b in budgets for c in b.cells}, {},
+                     [p for b in budgets for p in b.products])
+    sections = [s for b in budgets for s in b.sections]
+    for found in sentence_fields(ws, merges, rows, cols):
+        if found.cell in out.cells:
+            continue
+        for blank in found.blanks:
+            parts = linked_total(blank.title, sections) if blank.money and blank.kind != "total" else None
+            if parts:
+                blank.kind, blank.of = "total", parts
+        out.inputs += found.inputs()
+        out.cells.add(found.cell)
+        out.sentences[found.cell] = found.template
+    return out
+
+
 def sentence_fields(ws: Any, merges: Merges, rows: tuple[int, int], cols: tuple[int, int]) -> list[Found]:
     """The field cells of a sheet's block (rows and columns, first and last): each cell (a merged range's first)
     whose printed text has blanks or boxes."""

@@ -147,6 +147,8 @@ class RoundBook:
             if dv is not None:
                 dv.add(rng)
                 ws.add_data_validation(dv)
+        for ref in coll.meta.sentences:  # a sentence field is typed in, even one holding only totals (checked)
+            ws[ref].protection = Protection(locked=False)
         # Excel locks a cell by its own style, else its row's, else its column's. openpyxl drops empty cells of
         # the default style when it saves, so an unlocked row or column style (whole columns unlocked in Excel)
         # would unlock them: only the data range's input cells, unlocked one by one above, are for typing.

@@ -1,8 +1,9 @@
 """A return's sentence fields read: each blank's value and each choice's marked box out of the cell's text.
 
 Called by collect.receive.table for a cells form with `Meta.sentences`. The values go on as the cells' raw values
-(normalised and validated by kind like any input), a total written in a sentence is held against its parts, and a
-sentence whose printed words were changed, or a question with two boxes marked, is a finding at its cell.
+(normalised and validated by kind like any input); a total written in a sentence is held against its parts (a number,
+else an error there); a sentence whose printed words were changed, or a question with two boxes marked, is a finding
+at its cell.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collect import findings as F
 from collect.findings import Finding
 from collect.forms.sentence import expected, pattern
 from collect.forms.spec import Collection, Slot, sentence_parts
+from collect.normalise import normalise_value
 
 
 @dataclass
@@ -49,7 +51,11 @@ def read_sentences(coll: Collection, value_at: Callable[[str], Any], sheet: str,
             if keys[key].is_input:
                 out.values[key] = text
             elif keys[key].is_total and text is not None:
-                out.stated[cell] = (key, text)
+                if normalise_value(text, "decimal")[1] is not None:  # 「一萬二」 where the sentence's total is
+                    out.findings.append(F.make("value.not_number", locale, sheet=sheet, cell=cell,
+                                               column=keys[key].title, value=text))
+                else:
+                    out.stated[cell] = (key, text)
         for key, options in got.marked.items():
             if key not in keys:
                 continue
