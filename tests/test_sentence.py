@@ -270,7 +270,7 @@ def test_check_marks_pick_one_option_and_two_marks_or_none_are_refused(ws: Path)
         _fill(issued[0], made / "a.xlsx", classes | {"N10": marked(("□延續性辦理，第___年", "■延續性辦理，第_3_年"))}),
         _fill(issued[1], made / "b.xlsx", classes | {"N10": marked(("□延續性辦理", "V延續性辦理"),
                                                                    ("□新申請項目", "V新申請項目"))}),
-        _fill(issued[2], made / "c.xlsx", classes),
+        _fill(issued[2], made / "c.xlsx", {"G4": 14, "I4": "全校學生數：１,２００人"}),  # G4 typed over: its number
     ]
     out = _ingest(ws, files)
     assert {a: o["verdict"] for a, o in out.items()} == {"020001": "accepted", "020002": "rejected",
@@ -283,5 +283,5 @@ def test_check_marks_pick_one_option_and_two_marks_or_none_are_refused(ws: Path)
     assert report.returncode == 0, report.stderr
     book = openpyxl.load_workbook(ws / "outbox" / "apply_a2" / ROUND / "report" / "apply_a2-2026-10-總表.xlsx")
     sheet = book["彙整表"]
-    assert sheet["G4"].value == "全校班級數：12班" and sheet["I4"].value == "全校學生數：300人"
+    assert sheet["G4"].value == "全校班級數：12班" and sheet["I4"].value == "全校學生數：300人"  # one accepted
     assert "□延續性辦理（1），第3年\n□新申請項目（0）" in sheet["N10"].value

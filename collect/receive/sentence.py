@@ -40,6 +40,10 @@ def read_sentences(coll: Collection, value_at: Callable[[str], Any], sheet: str,
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             continue  # the whole sentence cleared: every blank is blank
         got = pattern(template).match(raw if isinstance(raw, str) else str(raw))
+        numbers = [k for k in inputs if keys[k].kind in ("whole", "decimal")]
+        if got is None and len(inputs) == 1 and numbers and normalise_value(raw, "decimal")[1] is None:
+            out.values[numbers[0]] = raw  # 「全校班級數：＿＿班」 typed over whole with its one number: that number
+            continue
         if got is None:
             titles = "、".join(dict.fromkeys(keys[p.key].title for p in slots))
             out.findings.append(F.make("field.sentence_changed", locale, sheet=sheet, cell=cell,
