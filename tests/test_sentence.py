@@ -98,6 +98,22 @@ def test_a_sentence_whose_words_were_changed_does_not_match(typed: str) -> None:
     assert expected(found.template).startswith("親職教育活動：＿＿元\n個案家庭輔導方案：＿＿元")
 
 
+@pytest.mark.parametrize("typed", [
+    "親職教育活動：1元\n個案家庭輔導方案：" + " _" * 950 + "x",  # spaces and underscores the blanks could share
+    "親職教育活動：1元\n個案家庭輔導方案：2元\n申請補助金額合計新臺幣：" + "元" * 1900 + "x",
+    OPTIONS.replace("□新申請項目", "□ " * 900),
+])
+def test_a_long_text_that_almost_matches_is_refused_at_once(typed: str) -> None:
+    import time
+
+    for text in (MONEY, OPTIONS):
+        found = parse(text, "A1")
+        assert found is not None
+        started = time.perf_counter()
+        assert pattern(found.template).match(typed) is None
+        assert time.perf_counter() - started < 0.5  # a backtracking pattern took minutes on such a cell
+
+
 @pytest.mark.parametrize("typed, marked, year", [
     (OPTIONS, [], None),
     (OPTIONS.replace("□延續性辦理，第___年", "■延續性辦理，第_3__年"), ["延續性辦理"], "3"),

@@ -33,7 +33,7 @@ PLACE_UNITS = ("縣(市)", "縣市", "鄉鎮市區", "鄉(鎮)", "市(區)", "�
 TOTAL_WORDS = ("合計", "總計", "總額", "共計", "小計")
 NOT_FIELDS = ("說明", "備註", "附註", "註")  # 「填表說明：」 heads notes, it is no field
 SEPARATORS = "、，,；;。\n"
-MAX_TEXT = 4_000  # a returned cell longer than this is not matched (a sentence is a few lines)
+MAX_TEXT = 2_000  # a returned cell longer than this is not matched (a sentence is a few lines)
 
 _RUN = r"[_＿]+|[ \u3000\u00a0]{2,}"
 _EMPTY_BRACKETS = r"【[ \u3000_＿]*】|（[ \u3000_＿]*）|\([ \u3000_＿]*\)"
@@ -224,19 +224,28 @@ class Pattern:
 
     @classmethod
     def of(cls, template: str) -> Pattern:
-        pieces = [_GAP]
+        # (regex, absorbs spaces at its start, at its end): a gap [\s_]* goes only between two pieces that do not,
+        # so no two patterns compete for the same spaces (competing ones backtracked for minutes on 4,000 characters)
+        pieces: list[tuple[str, bool, bool]] = []
         slots: list[tuple[str, Slot]] = []
+        marks = re.escape(BOXES + _fold(MARKS))
         for i, part in enumerate(sentence_parts(template)):
             if isinstance(part, str):
-                pieces.append(_literal(part))
-            elif part.option is None:
-                slots.append((f"s{i}", part))
-                pieces.append(f"{_GAP}(?P<s{i}>.*?){_GAP}")
+                if _literal(part):
+                    pieces.append((_literal(part), False, False))
+                continue
+            slots.append((f"s{i}", part))
+            if part.option is None:
+                pieces.append((f"(?P<s{i}>.*?)", True, True))
             else:
-                slots.append((f"s{i}", part))
-                pieces.append(f"(?P<s{i}>[\\s{BOXES}{re.escape(_fold(MARKS))}]*){_GAP}{_literal(part.option)}")
-            pieces.append(_GAP)
-        return cls(re.compile("".join(pieces), re.DOTALL), tuple(slots))
+                pieces.append((f"(?P<s{i}>[\\s_{marks}]*){_literal(part.option)}", True, False))
+        out = [] if pieces and pieces[0][1] else [_GAP]
+        for n, (regex, _lead, trail) in enumerate(pieces):
+            out.append(regex)
+            following = pieces[n + 1][1] if n + 1 < len(pieces) else False
+            if not trail and not following:
+                out.append(_GAP)
+        return cls(re.compile("".join(out), re.DOTALL), tuple(slots))
 
     def match(self, text: str) -> Match | None:
         """The values in a returned text, or None when the printed words were changed."""
