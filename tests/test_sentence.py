@@ -182,6 +182,19 @@ def test_adopt_writes_the_sentences_and_the_budget_table_into_the_rules_file_rea
     assert "SUM(J10,J11,J12)" in openpyxl.load_workbook(ws / "templates_xlsx" / "apply_a2.xlsx")["Sheet1"]["J13"].value
 
 
+def test_a_sentence_naming_a_field_the_rules_do_not_have_is_refused_with_a_hint(ws: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "broken"
+    shutil.copytree(ws, root)
+    rules = root / "rules" / "apply_a1.py"
+    text = rules.read_text(encoding="utf-8")
+    rules.write_text(text.replace("個案家庭輔導方案：{d27b}", "個案家庭輔導方案：{d27x}"), encoding="utf-8")
+    done = run_cli("check", "apply_a1", cwd=root)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "the sentence at D27 names {d27x}, which is not a field" in done.stderr
+
+
 def test_check_runs_a_dry_round_that_fills_the_sentences(ws: Path) -> None:
     done = run_cli("check", cwd=ws)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -364,6 +364,26 @@ class ColumnSpec:
         return self.round_end or self.round_start or self.round_year or self.after_year
 
 
+def sentence_problems(meta: Meta, columns: tuple[ColumnSpec, ...]) -> list[str]:
+    """What is wrong with Meta.sentences against the model's fields: each {key} a field at the sentence's cell,
+    each box {key=option} one of that field's choices."""
+    by_key = {c.key: c for c in columns}
+    problems = []
+    for cell, text in meta.sentences.items():
+        for part in sentence_parts(text):
+            if not isinstance(part, Slot):
+                continue
+            col = by_key.get(part.key)
+            if col is None:
+                problems.append(f"the sentence at {cell} names {{{part.key}}}, which is not a field.")
+            elif (col.cell or "").upper() != cell.upper():
+                problems.append(f"the field {part.key} has cell={col.cell!r}, but its sentence is at {cell}.")
+            elif part.option is not None and part.option not in (col.choices or ()):
+                problems.append(f"the box {{{part.key}={part.option}}} at {cell}: {part.option!r} is not one of "
+                                f"{part.key}'s isin={list(col.choices or ())}.")
+    return problems
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where things are in the template: found through its defined names."""
