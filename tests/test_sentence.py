@@ -52,6 +52,8 @@ def test_blanks_are_named_and_kinded_by_their_label_and_unit() -> None:
         ("申請補助經費總額", "whole", True)]
     term = parse("＿學年度 第＿學期", "E3")
     assert term is not None and [b.title for b in term.blanks] == ["學年度", "第＿學期"]
+    dated = parse("填表日期：＿＿＿＿", "F30")
+    assert dated is not None and [(b.title, b.kind) for b in dated.blanks] == [("填表日期", "date")]
     area = parse("學校所在地區：", "D6")
     assert area is not None and area.template == "學校所在地區：{d6a}" and area.blanks[0].kind == "text"
 
@@ -295,8 +297,10 @@ def test_check_marks_pick_one_option_and_two_marks_or_none_are_refused(ws: Path)
         return edit
 
     classes = {"G4": marked(("：      班", "：  12 班")), "I4": marked(("：   ", "：300"))}
+    one = {"N10": marked(("□延續性辦理，第___年", "■延續性辦理，第_3_年"))}
+    lo = _fill(issued[0], made / "lo" / "a.xlsx", classes | one)
     files = [
-        _fill(issued[0], made / "a.xlsx", classes | {"N10": marked(("□延續性辦理，第___年", "■延續性辦理，第_3_年"))}),
+        *convert([lo], "xlsx", made / "through-libreoffice"),  # the box marked, saved again by LibreOffice
         _fill(issued[1], made / "b.xlsx", classes | {"N10": marked(("□延續性辦理", "V延續性辦理"),
                                                                    ("□新申請項目", "V新申請項目"))}),
         _fill(issued[2], made / "c.xlsx", {"G4": 14, "I4": "全校學生數：１,２００人"}),  # G4 typed over: its number
