@@ -249,7 +249,8 @@ def test_a_round_of_the_application_form_reads_sums_and_checks_the_money_in_its_
         "J11": 8000, "J21": 2000,
         "D27": lambda printed: printed.replace("活動：   ", "活動：８０００", 1).replace("方案：   ", "方案：2000", 1),
         "D7": lambda printed: printed.replace("活動     ", "活動  1   ", 1)}
-    files = [_fill(issued[0], made / "a.xlsx", good), _fill(issued[1], made / "b.xlsx", over_the_blanks)]
+    files = [_fill(issued[0], made / "a.xlsx", good),
+             _fill(issued[1], made / "b.xlsx", over_the_blanks | {"D6": "臺北市信義區"})]  # D6 typed over whole
     # 單價×數量 that is not the 金額, and a 合計 that does not add up; saved by LibreOffice
     lo = _fill(issued[2], made / "lo" / "c.xlsx", good | {"J12": 5000, "D27": good["D27"].replace(
         "12,000", "11,000").replace("15,000", "16,000")})
@@ -275,6 +276,7 @@ def test_a_round_of_the_application_form_reads_sums_and_checks_the_money_in_its_
 
     data = pd.read_parquet(sorted((ws / "outbox" / "apply_a1" / ROUND / "report").glob("*.parquet"))[0])
     assert sorted(data["d27a"].tolist()) == [8_000, 11_000, 12_000] and data["d7a"].sum() == 5
+    assert sorted(data["d6a"].tolist()) == ["臺北市信義區", "臺北市大安區", "臺北市大安區"]
     assert sorted(data["d27c"].tolist()) == [10_000, 14_000, 15_000]  # computed (the agency's 16,000 is not)
     book = openpyxl.load_workbook(ws / "outbox" / "apply_a1" / ROUND / "report" / "apply_a1-2026-10-總表.xlsx")
     sheet = book["彙整表"]

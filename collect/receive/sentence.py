@@ -40,9 +40,8 @@ def read_sentences(coll: Collection, value_at: Callable[[str], Any], sheet: str,
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             continue  # the whole sentence cleared: every blank is blank
         got = pattern(template).match(raw if isinstance(raw, str) else str(raw))
-        numbers = [k for k in inputs if keys[k].kind in ("whole", "decimal")]
-        if got is None and len(inputs) == 1 and numbers and normalise_value(raw, "decimal")[1] is None:
-            out.values[numbers[0]] = raw  # 「全校班級數：＿＿班」 typed over whole with its one number: that number
+        if got is None and len(inputs) == 1 and _answer_alone(raw, keys[inputs[0]].kind):
+            out.values[inputs[0]] = raw  # 「全校班級數：＿＿班」 typed over whole with its one answer: that answer
             continue
         if got is None:
             titles = "、".join(dict.fromkeys(keys[p.key].title for p in slots))
@@ -68,3 +67,11 @@ def read_sentences(coll: Collection, value_at: Callable[[str], Any], sheet: str,
                                            column=keys[key].title, value="、".join(options)))
             out.values[key] = options[0] if len(options) == 1 else None
     return out
+
+
+def _answer_alone(raw: Any, kind: str) -> bool:
+    """A one-blank sentence typed over whole with what looks like the answer alone: a number for a number, a date
+    for a date, a text without a label's colon for a text."""
+    if kind in ("whole", "decimal", "date"):
+        return normalise_value(raw, "decimal" if kind != "date" else "date")[1] is None
+    return kind in ("text", "code") and isinstance(raw, str) and not any(ch in raw for ch in "：:")
