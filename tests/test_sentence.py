@@ -320,3 +320,52 @@ def test_check_marks_pick_one_option_and_two_marks_or_none_are_refused(ws: Path)
     sheet = book["彙整表"]
     assert sheet["G4"].value == "全校班級數：12班" and sheet["I4"].value == "全校學生數：300人"  # one accepted
     assert "□延續性辦理（1），第3年\n□新申請項目（0）" in sheet["N10"].value
+
+
+def test_a_v_column_takes_any_check_mark_as_v(tmp_path: Path) -> None:
+    from openpyxl.styles import Border, Side
+
+    form = tmp_path / "勾選表.xlsx"
+    wb = openpyxl.Workbook()
+    sheet = wb.active
+    assert sheet is not None
+    sheet["A1"] = "補助項目勾選表"
+    thin = Side(style="thin")
+    for r, row in enumerate([["項目", "V選", "金額(元)"], ["教師宿舍", None, None], ["學生宿舍", None, None],
+                             ["交通車", None, None]], start=3):
+        for c, value in enumerate(row, start=1):
+            cell = sheet.cell(r, c, value)
+            cell.border = Border(left=thin, right=thin, top=thin, bottom=thin)
+    wb.save(form)
+    root = tmp_path / "ws"
+    init_workspace(root, collections=[])
+    done = run_cli("adopt", str(form), "--id", "marks", cwd=root)
+    assert done.returncode == 0, done.stderr
+    rules = (root / "rules" / "marks.py").read_text(encoding="utf-8")
+    assert 'b4: Series[str] = column("教師宿舍 › V選", kind="choice", required=False, isin=["V"], cell="B4")' in rules
+    checked = run_cli("check", "marks", cwd=root)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    issued = _issue(root, "marks", ["020001", "020002"])
+    stamped = openpyxl.load_workbook(issued[0])["Sheet"]
+    assert any("B4" in str(dv.sqref) and dv.formula1 == '"V"' for dv in stamped.data_validations.dataValidation)
+    files = [_fill_sheet(issued[0], tmp_path / "a.xlsx", {"B4": "✓", "C4": 1_000_000, "B5": "○", "C5": 20_000}),
+             _fill_sheet(issued[1], tmp_path / "b.xlsx", {"B4": "Y", "C4": 5_000})]
+    out = _ingest(root, files)
+    assert out["020001"]["verdict"] == "accepted" and out["020001"]["findings"] == []
+    assert out["020002"]["verdict"] == "rejected"
+    assert [(f["code"], f["cell"]) for f in out["020002"]["findings"]] == [("value.choice", "B4")]
+    report = run_cli("report", "marks", "--round", ROUND, cwd=root)
+    assert report.returncode == 0, report.stderr
+    import pandas as pd
+
+    data = pd.read_parquet(sorted((root / "outbox" / "marks" / ROUND / "report").glob("*.parquet"))[0])
+    assert data[["b4", "b5", "b6"]].iloc[0].tolist()[:2] == ["V", "V"] and pd.isna(data["b6"].iloc[0])
+
+
+def _fill_sheet(issued: Path, target: Path, values: dict[str, Any]) -> Path:
+    wb = openpyxl.load_workbook(issued)
+    sheet = wb[wb.sheetnames[0]]
+    for ref, value in values.items():
+        sheet[ref] = value
+    wb.save(target)
+    return target

@@ -26,7 +26,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from collect.errors import CollectionError
 from collect.forms.budget import product_rules
-from collect.forms.sentence import form_fields, literal_sentences
+from collect.forms.sentence import check_cells, form_fields, literal_sentences
 from collect.forms.spec import ID_RE, NAME_DATA, NAME_HEADER, NAME_TOTALS
 from collect.normalise import is_total_row
 from collect.xlsx.cells import Merges, bordered, clean, is_unit_only, joined, label_path, title_path, unit_of
@@ -160,6 +160,7 @@ def analyse(ws: Worksheet) -> Plan:
         extra = form_fields(ws, merges, (plan.header[0], plan.data[1]), plan.columns)
         plan.inputs = [i for i in plan.inputs if i.cell not in extra.cells] + [Input(**a) for a in extra.inputs]
         plan.sentences, plan.products = extra.sentences, extra.products
+        check_cells(plan.inputs)  # a 「V選」 cell: a choice of one mark
     if not any(i.kind != "total" for i in plan.inputs):
         raise CollectionError(f"The table on {ws.title!r} has no cell for an agency to fill.",
                               "Leave the input cells of the form empty (or with only a unit such as (人)).")

@@ -361,6 +361,25 @@ def sentence_fields(ws: Any, merges: Merges, rows: tuple[int, int], cols: tuple[
     return out
 
 
+CHECK_WORDS = ("V選", "v選", "勾選", "打V", "打v", "打勾", "請勾")
+CHECKED = "V"  # a check-mark cell's one choice: any mark an agency types there reads as it
+
+
+def check_cells(inputs: list[Any]) -> None:
+    """Grid inputs whose title says the cell takes a mark (「V選」, 勾選, 打勾) become a choice of one option, V: a
+    dropdown on issue, and on return any of V v ✓ ✔ ○ O X ■ ☑ (collect.receive.sentence) reads as V."""
+    for inp in inputs:
+        if inp.kind in ("text", "whole", "decimal", "code") and any(w in inp.title for w in CHECK_WORDS):
+            inp.kind, inp.choices, inp.money, inp.ge = "choice", (CHECKED,), False, None
+            inp.unsure = []
+
+
+def is_mark(value: Any) -> bool:
+    """A check mark as agencies type it: V, v, ✓, ✔, ○, O, X, ■, ☑ … (full-width too)."""
+    text = _fold(str(value)).strip() if isinstance(value, str) else ""
+    return len(text) == 1 and text in _fold(MARKS)
+
+
 def literal_sentences(sentences: Mapping[str, str]) -> list[str]:
     """Meta(...)'s `sentences=` lines for a rules file: one line per field cell, the template readable as printed."""
     if not sentences:

@@ -1,5 +1,7 @@
 """A return's sentence fields read: each blank's value and each choice's marked box out of the cell's text.
 
+Check-mark cells (「V選」, a choice of the one option V) read any mark an agency types (✓, ○, ■ …) as V.
+
 Called by collect.receive.table for a cells form with `Meta.sentences`. The values go on as the cells' raw values
 (normalised and validated by kind like any input); a total written in a sentence is held against its parts (a number,
 else an error there); a sentence whose printed words were changed, or a question with two boxes marked, is a finding
@@ -14,7 +16,7 @@ from typing import Any
 
 from collect import findings as F
 from collect.findings import Finding
-from collect.forms.sentence import expected, pattern
+from collect.forms.sentence import CHECKED, expected, is_mark, pattern
 from collect.forms.spec import Collection, Slot, sentence_parts
 from collect.normalise import normalise_value
 
@@ -66,6 +68,12 @@ def read_sentences(coll: Collection, value_at: Callable[[str], Any], sheet: str,
                 out.findings.append(F.make("field.two_choices", locale, sheet=sheet, cell=cell,
                                            column=keys[key].title, value="、".join(options)))
             out.values[key] = options[0] if len(options) == 1 else None
+    lay = coll.layout
+    for col in coll.inputs:  # a 「V選」 cell (isin=["V"]): any mark reads as V
+        if col.choices == (CHECKED,) and lay is not None and col.key in lay.cells and col.key not in out.values:
+            value = value_at(lay.cells[col.key])
+            if is_mark(value):
+                out.values[col.key] = CHECKED
     return out
 
 
