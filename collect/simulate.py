@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from collect.forms.issuing import issued_facts
+from collect.forms.sentence import filled_sentences
 from collect.forms.spec import Collection, ColumnSpec, IssuedFacts
 from collect.rounds import roc_date, round_end, round_start
 from collect.workspace import Context
@@ -232,8 +233,11 @@ def cells_for(coll: Collection, rows: Sequence[Mapping[str, Any]],
     assert lay is not None
     if lay.cells:
         first = rows[0] if rows else {}
-        return {lay.cells[c.key]: _excel(first[c.key]) for c in coll.inputs
-                if c.key in lay.cells and not _blank(first.get(c.key))}
+        sentences = coll.meta.sentences
+        typed = {lay.cells[c.key]: _excel(first[c.key]) for c in coll.inputs
+                 if c.key in lay.cells and lay.cells[c.key] not in sentences and not _blank(first.get(c.key))}
+        # a sentence field: its blanks filled in the printed words
+        return typed | (filled_sentences(coll.meta, first) if sentences else {})
     present = present or {}
     columns = _columns(coll)
     key = coll.meta.key

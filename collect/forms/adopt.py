@@ -25,6 +25,8 @@ from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.worksheet import Worksheet
 
 from collect.errors import CollectionError
+from collect.forms.budget import product_rules
+from collect.forms.sentence import check_cells, form_fields, literal_sentences
 from collect.forms.spec import ID_RE, NAME_DATA, NAME_HEADER, NAME_TOTALS
 from collect.normalise import is_total_row
 from collect.xlsx.cells import Merges, bordered, clean, is_unit_only, joined, label_path, title_path, unit_of
@@ -78,6 +80,8 @@ class Plan:
     inputs: list[Input]
     unit_cells: dict[str, str] = field(default_factory=dict)  # input cell -> unit text printed in it (moved out)
     notes: list[str] = field(default_factory=list)
+    sentences: dict[str, str] = field(default_factory=dict)  # a field cell -> its template (Meta.sentences)
+    products: list[tuple[str, str, str, str]] = field(default_factory=list)  # budget rows: 單價×數量=金額 rules
 
     @property
     def unsure(self) -> list[str]:
@@ -152,6 +156,11 @@ def analyse(ws: Worksheet) -> Plan:
     plan = Plan(sheet=ws.title, shape="cells" if label_cols else "list", header=(top, h2), columns=(c1, c2),
                 data=(h2 + 1, last_data), totals=totals, labels=label_cols, inputs=[])
     plan.inputs = _grid_cells(ws, merges, plan) if label_cols else _list_columns(ws, merges, plan)
+    if plan.shape == "cells":  # inputs in sentences (「全校班級數：＿＿班」, □是 □否), budget tables (單價, 數量, 金額)
+        extra = form_fields(ws, merges, (plan.header[0], plan.data[1]), plan.columns)
+        plan.inputs = [i for i in plan.inputs if i.cell not in extra.cells] + [Input(**a) for a in extra.inputs]
+        plan.sentences, plan.products = extra.sentences, extra.products
+        check_cells(plan.inputs)  # a 「V選」 cell: a choice of one mark
     if not any(i.kind != "total" for i in plan.inputs):
         raise CollectionError(f"The table on {ws.title!r} has no cell for an agency to fill.",
                               "Leave the input cells of the form empty (or with only a unit such as (人)).")
@@ -454,8 +463,8 @@ def write_template(source: Path, plan: Plan, target: Path) -> None:
         cell.number_format = f'#,##0"({unit})"' if kind in ("whole", "total") else f'0.##"({unit})"'
     keys = {i.key: i for i in plan.inputs}
     for inp in plan.inputs:
-        if inp.kind != "total" or not inp.of:
-            continue
+        if inp.kind != "total" or not inp.of or inp.cell in plan.sentences:
+            continue  # a total inside a sentence field is typed there (and checked on return)
         if plan.shape == "cells" and inp.cell:
             ws[inp.cell] = _sum_formula(",".join(str(keys[k].cell) for k in inp.of if keys[k].cell))
         else:
@@ -505,7 +514,7 @@ def rules_text(plan: Plan, cid: str, title: str, source_name: str, scope: str, p
         "import pandera.pandas as pa",
         "from pandera.typing import Series",
         "",
-        "from collect.forms.spec import Meta, column",
+        "from collect.forms.spec import Meta, column" + (", row_rule" if plan.products else ""),
         "",
         "META = Meta(",
         f"    title={_q(title)},",
@@ -514,6 +523,7 @@ def rules_text(plan: Plan, cid: str, title: str, source_name: str, scope: str, p
         f"    sheet={_q(plan.sheet)},",
         f"    shape={_q(plan.shape)},",
         f"    max_rows={plan.data[1] - plan.data[0] + 1},",
+        *literal_sentences(plan.sentences),
         ")",
         "",
         "",
@@ -544,6 +554,7 @@ def rules_text(plan: Plan, cid: str, title: str, source_name: str, scope: str, p
             t = "float"
         note = f"  # {i.ref}" + (f"; 單位 {i.unit}" if i.unit else "") + ("; 待確認" if i.unsure else "")
         lines.append(f"    {i.key}: Series[{t}] = column({', '.join(args)}){note}")
+    lines += product_rules(plan.products)
     return "\n".join(lines) + "\n"
 
 

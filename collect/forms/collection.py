@@ -13,7 +13,15 @@ from typing import Any
 import pandera.pandas as pa
 
 from collect.errors import CollectionError
-from collect.forms.spec import ID_RE, PENDING_ROW_RULES, PENDING_TABLE_RULES, Collection, ColumnSpec, Meta
+from collect.forms.spec import (
+    ID_RE,
+    PENDING_ROW_RULES,
+    PENDING_TABLE_RULES,
+    Collection,
+    ColumnSpec,
+    Meta,
+    sentence_problems,
+)
 from collect.forms.template import layout_problems, read_layout
 
 
@@ -117,6 +125,10 @@ def _load_cached(rules_path: Path, template_path: Path, cid: str, need_template:
         if t.column not in keys:
             raise CollectionError(f"{rules_path}: table rule {t.name} blames column {t.column!r}, which is not a "
                                   f"field.")
+    problems = sentence_problems(meta, columns)  # Meta.sentences: each {key} a field at its cell
+    if problems:
+        raise CollectionError(f"{rules_path}: {problems[0]}", "Each blank of a sentence is a field of the model at "
+                              "the sentence's cell (cell=\"D27\"); each box an option of its choice (isin=[...]).")
     field_keys = [f.key for f in meta.fields]
     if len(set(field_keys)) != len(field_keys):
         raise CollectionError(f"{rules_path}: META.fields names a key twice.")

@@ -222,6 +222,31 @@ def form_field(key: str, title: str, en: str = "", *, kind: str = "whole", money
 
 
 @dataclass(frozen=True)
+class Slot:
+    """One place to fill in a sentence field: a blank (option None) or one box of a choice (the option it picks)."""
+
+    key: str
+    option: str | None = None
+
+
+SLOT_RE = re.compile(r"\{([a-z][a-z0-9_]*)(?:=([^{}]*))?\}")
+
+
+def sentence_parts(text: str) -> list[str | Slot]:
+    """A sentence field's printed words and its slots, in order ({{ and }} are printed braces)."""
+    parts: list[str | Slot] = []
+    at = 0
+    for m in SLOT_RE.finditer(text):
+        if m.start() > at:
+            parts.append(text[at:m.start()].replace("{{", "{").replace("}}", "}"))
+        parts.append(Slot(m.group(1), m.group(2)))
+        at = m.end()
+    if at < len(text):
+        parts.append(text[at:].replace("{{", "{").replace("}}", "}"))
+    return parts
+
+
+@dataclass(frozen=True)
 class RuleEnv:
     """What a table rule may know besides the rows: the round and the header fields issued to this agency."""
 
@@ -269,6 +294,15 @@ class Meta:
     shape: str = "list"
     format: str = ""  # "xlsx" | "ods": the issued copies' file format ("": the workspace's, collect.toml)
     execution_rate: tuple[str, str] | None = None  # (numerator, denominator) money column keys: 執行率 in reports
+    # a cells form's sentence fields: cell -> the sentence as printed, each blank written {key} (a column of the
+    # model at that cell) and each box of a choice {key=option}, e.g. "全校班級數：{g4a}班" or
+    # "{n10a=延續性辦理}，第{n10b}年 {n10a=新申請項目}" (see collect.forms.sentence)
+    sentences: Mapping[str, str] = field(default_factory=dict)
+
+    def sentence_keys(self) -> dict[str, str]:
+        """Every key filled inside a sentence field -> the sentence's cell."""
+        return {part.key: cell for cell, text in self.sentences.items() for part in sentence_parts(text)
+                if isinstance(part, Slot)}
 
 
 @dataclass(frozen=True)
@@ -329,6 +363,26 @@ class ColumnSpec:
     @property
     def round_dependent(self) -> bool:
         return self.round_end or self.round_start or self.round_year or self.after_year
+
+
+def sentence_problems(meta: Meta, columns: tuple[ColumnSpec, ...]) -> list[str]:
+    """What is wrong with Meta.sentences against the model's fields: each {key} a field at the sentence's cell,
+    each box {key=option} one of that field's choices."""
+    by_key = {c.key: c for c in columns}
+    problems = []
+    for cell, text in meta.sentences.items():
+        for part in sentence_parts(text):
+            if not isinstance(part, Slot):
+                continue
+            col = by_key.get(part.key)
+            if col is None:
+                problems.append(f"the sentence at {cell} names {{{part.key}}}, which is not a field.")
+            elif (col.cell or "").upper() != cell.upper():
+                problems.append(f"the field {part.key} has cell={col.cell!r}, but its sentence is at {cell}.")
+            elif part.option is not None and part.option not in (col.choices or ()):
+                problems.append(f"the box {{{part.key}={part.option}}} at {cell}: {part.option!r} is not one of "
+                                f"{part.key}'s isin={list(col.choices or ())}.")
+    return problems
 
 
 @dataclass(frozen=True)

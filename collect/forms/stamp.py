@@ -117,6 +117,7 @@ class RoundBook:
         protection.hide(lists)
         list_col = 0
         data_rows = lay.data_rows
+        in_sentence = coll.meta.sentence_keys()  # typed inside a printed sentence: the cell is open, no validation
         for col in coll.columns:
             if not col.is_input:
                 continue
@@ -131,11 +132,13 @@ class RoundBook:
                 rng = " ".join(_runs(letter, data_rows))
             for ref in targets:
                 protection.set_locked(ws[ref], False)
-            dv = self._validation(col, lists, list_col + 1)
+            dv = None if col.key in in_sentence else self._validation(col, lists, list_col + 1)
             if col.choices and dv is not None and dv.formula1 and dv.formula1.startswith("'"):
                 list_col += 1
             if dv is not None:
                 protection.add(ws, dv, rng)
+        for ref in coll.meta.sentences:  # a sentence field is typed in, even one holding only totals (checked)
+            protection.set_locked(ws[ref], False)
         protection.lock_row_and_column_styles(ws)  # only the input cells unlocked one by one above are for typing
         protection.lock_sheet(ws, allow_resize=True, allow_filter=True)
         for other in wb.worksheets:

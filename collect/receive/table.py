@@ -13,6 +13,7 @@ from collect.findings import Finding
 from collect.forms.spec import Collection, Layout
 from collect.normalise import is_total_row
 from collect.receive.read import Book, Sheet
+from collect.receive.sentence import read_sentences
 from collect.xlsx.addresses import column_index_from_string, get_column_letter, range_boundaries
 from collect.xlsx.cells import clean, joined, path_of
 
@@ -207,16 +208,18 @@ def _extract_cells(sheet: Sheet, coll: Collection, lay: Layout, locale: str) -> 
     inputs = [c for c in coll.inputs]
     values = [sheet.cell(lay.cells[c.key]) for c in inputs]
     values = [None if v == "" else v for v in values]
+    sentences = read_sentences(coll, sheet.cell, lay.sheet, locale)  # blanks in printed sentences: their values
+    values = [sentences.values.get(c.key, v) for c, v in zip(inputs, values, strict=True)]
     row = lay.data_first_row
     raw = pd.DataFrame([values], index=pd.Index([row], name="row", dtype="int64"),
                        columns=[c.key for c in inputs], dtype=object)
-    found: list[Finding] = []
-    if all(blank(v) for v in values):
+    found: list[Finding] = list(sentences.findings)
+    if all(blank(v) for v in values) and not found:
         found.append(F.make("table.empty", locale, sheet=lay.sheet))
         raw = raw.iloc[0:0]
     table = Table(lay.sheet, raw, {}, found, lay.header_row, cells=dict(lay.cells))
     table.stated = {lay.cells[c.key]: (c.key, v) for c in coll.columns if c.is_total and c.key in lay.cells
-                    if not blank(v := sheet.cell(lay.cells[c.key])) and v != ""}
+                    if not blank(v := sheet.cell(lay.cells[c.key])) and v != ""} | sentences.stated
     return table
 
 
@@ -355,7 +358,8 @@ def place_read_findings(found: list[Finding], table: Table, coll: Collection, lo
 
 # a cell whose value collect could not read, taken as blank: malformed XML, a formula without a saved result collect
 # did not compute, an Excel error value
-UNREAD = frozenset({"value.malformed", "value.formula_no_result", "value.formula_error", "value.error_value"})
+UNREAD = frozenset({"value.malformed", "value.formula_no_result", "value.formula_error", "value.error_value",
+                    "field.sentence_changed", "field.two_choices"})  # (a sentence field's values are read out of it)
 
 
 def causes_first(found: list[Finding]) -> list[Finding]:

@@ -28,6 +28,7 @@ from collect.forms.spec import (
     Collection,
 )
 from collect.report.columns import cells_col, date_col, float_col, strings, whole_col
+from collect.report.fields_sum import sentence_sums
 from collect.report.totals import Exact, as_decimal, decimal_sum, exact_total, isna
 from collect.xlsx.formsheet import FormCell, FormSheet, column_number, position
 from collect.xlsx.printing import PrintSetup
@@ -115,6 +116,7 @@ class _Template:
             sums = self._cell_sums(rows)
             for key, ref in lay.cells.items():  # inputs and totals alike: every key of a cell form has its cell
                 values[position(ref)] = sums.get(key)
+            values |= {position(ref): text for ref, text in sentence_sums(coll, rows, sums).items()}
         else:
             listed = min(len(rows), MAX_LISTED_ROWS)
         extra = max(0, listed - len(lay.data_rows))  # a list with more accepted rows than the form has
