@@ -28,6 +28,7 @@ from collect.errors import CollectionError
 from collect.forms.spec import ID_RE, NAME_DATA, NAME_HEADER, NAME_TOTALS
 from collect.normalise import is_total_row
 from collect.xlsx.cells import Merges, bordered, clean, is_unit_only, joined, label_path, title_path, unit_of
+from collect.xlsx.trim import trim_columns
 
 TOTAL_WORDS = ("合計", "小計", "總計", "總額", "共計")
 ORDINAL_TITLES = {"項次", "編號", "序號", "序", "No", "No.", "NO"}
@@ -567,6 +568,8 @@ def adopt(form: Path, cid: str, rules_dir: Path, templates_dir: Path, *, title: 
                               "Choose another --id, or pass --force to replace it.")
     with tempfile.TemporaryDirectory(prefix="collect-adopt-") as tmp:
         xlsx = as_xlsx(form, Path(tmp))
+        if trim_columns(xlsx, Path(tmp) / "trimmed.xlsx"):
+            xlsx = Path(tmp) / "trimmed.xlsx"
         try:
             wb = openpyxl.load_workbook(xlsx)
         except Exception as exc:
