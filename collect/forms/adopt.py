@@ -44,6 +44,12 @@ CODE_WORDS = ("代號", "代碼", "編號", "統一編號")
 # A title that names a source, a name, a kind or a place is text, whatever money word it holds (經費來源, 計畫名稱).
 TEXT_ENDINGS = ("來源", "名稱", "單位", "類別", "類型", "方式", "狀況", "地點", "對象", "內容", "事由", "用途")
 MAX_HEADER_ROWS = 8
+FREE_ROWS = 200  # the free rows of a list whose form draws only its header
+# a row of the bordered area that starts with one of these is a notes block or a signature line: furniture, and the
+# table's rows end above it (附註, 填表說明, 資料來源; 承辦人, 主任, 校長, 機關長官)
+NOTE_STARTS = ("附註", "註：", "註:", "說明", "填表說明", "資料來源", "備考", "Note", "Notes")
+SIGNATURE_WORDS = ("承辦人", "填表人", "審核", "主任", "校長", "局長", "處長", "機關長官", "主辦", "會計", "覆核",
+                   "核章", "簽章", "首長")
 
 
 @dataclass
@@ -78,6 +84,7 @@ class Plan:
     labels: tuple[int, int] | None  # a grid's label columns
     inputs: list[Input]
     unit_cells: dict[str, str] = field(default_factory=dict)  # input cell -> unit text printed in it (moved out)
+    sheet_unit: tuple[str, ...] = ()  # the units a 單位：人 line above the table states for every number in it
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -123,44 +130,142 @@ def pick_sheet(wb: openpyxl.Workbook, name: str | None = None) -> Worksheet:
         if name not in wb.sheetnames:
             raise CollectionError(f"The form has no sheet {name!r}.", f"Its sheets: {', '.join(wb.sheetnames)}.")
         return wb[name]
-    scored = [(sum(1 for row in ws.iter_rows() for c in row if bordered(c)), -i, ws)
-              for i, ws in enumerate(wb.worksheets)]
+    scored = [(_score(ws), -i, ws) for i, ws in enumerate(wb.worksheets) if ws.sheet_state == "visible"]
     best = max(scored, key=lambda t: (t[0], t[1]), default=(0, 0, None))
+    if best[0] == 0:  # no borders anywhere (an upload format): the first sheet with a row of column titles
+        best = next(((1, 0, ws) for ws in wb.worksheets if ws.sheet_state == "visible"
+                     and _unbordered_header(ws, Merges.of(ws))), best)
     if best[0] == 0 or best[2] is None:
         raise CollectionError("No sheet of the form has a table drawn with borders.",
                               "Draw the table's grid lines (borders) in Excel, or name the sheet with --sheet.")
     return best[2]
 
 
+def _score(ws: Worksheet) -> int:
+    """How much of a form a sheet is: its bordered cells, and five for each cell a dropdown or limit is set on (an
+    input place); a lookup list (one column of choices) scores its cells only."""
+    cells = sum(1 for row in ws.iter_rows() for c in row if bordered(c))
+    validated = 0
+    for dv in ws.data_validations.dataValidation:
+        for rng in dv.sqref.ranges:
+            c1, r1, c2, r2 = rng.bounds
+            validated += min((c2 - c1 + 1) * (r2 - r1 + 1), 10_000)
+    return cells + 5 * validated
+
+
 # -- the analysis ----------------------------------------------------------------------------------------------------
 def analyse(ws: Worksheet) -> Plan:
     """Infer the form's table, header, shape, inputs, totals and furniture from the sheet as printed."""
     merges = Merges.of(ws)
-    block = _table_block(ws, merges)
+    notes: list[str] = []
+    block = _table_block(ws, merges) or _unbordered_header(ws, merges)
     if block is None:
-        raise CollectionError(f"The sheet {ws.title!r} has no table drawn with borders.",
-                              "Draw the table's grid lines (borders), then adopt the form again.")
+        raise CollectionError(f"The sheet {ws.title!r} has no table drawn with borders, nor a row of column "
+                              "titles.", "Draw the table's grid lines (borders), then adopt the form again.")
     top, bottom, c1, c2 = block
+    top = _header_top(ws, merges, top, bottom, c1, c2)
     h2 = _header_bottom(ws, merges, top, bottom, c1, c2)
-    body = range(h2 + 1, bottom + 1)
+    if h2 >= bottom:  # only the header is drawn (an upload format): the rows under it are the list's free rows
+        bottom = h2 + FREE_ROWS
+        notes.append(f"{get_column_letter(c1)}{h2 + 1}:{get_column_letter(c2)}{bottom}：表格只畫了標題列，其下 "
+                     f"{FREE_ROWS} 列設為填寫列（可在規則檔改 max_rows）")
+    bottom = _body_end(ws, merges, h2, bottom, c1, c2)
+    start = h2 + 1
+    while start < bottom and _instruction_row(ws, merges, start, c1, c2):
+        start += 1  # instruction rows under the header (what each column wants): furniture, not data
+    body = range(start, bottom + 1)
     if not body:
         raise CollectionError(f"The table on {ws.title!r} ({get_column_letter(c1)}{top}:{get_column_letter(c2)}"
                               f"{bottom}) has a header but no rows below it.",
                               "Give the form at least one empty row under its header.")
     totals = tuple(r for r in body if _is_total_label_row(ws, merges, r, c1, c2))
     label_cols = _label_columns(ws, merges, body, totals, c1, c2)
-    last_data = bottom if label_cols else max((r for r in body if r not in totals), default=h2 + 1)
+    last_data = bottom if label_cols else max((r for r in body if r not in totals), default=start)
     plan = Plan(sheet=ws.title, shape="cells" if label_cols else "list", header=(top, h2), columns=(c1, c2),
-                data=(h2 + 1, last_data), totals=totals, labels=label_cols, inputs=[])
+                data=(start, last_data), totals=totals, labels=label_cols, inputs=[],
+                sheet_unit=_sheet_unit(ws, top, c1, c2))
+    plan.notes.extend(notes)
     plan.inputs = _grid_cells(ws, merges, plan) if label_cols else _list_columns(ws, merges, plan)
+    _break_cycles(plan.inputs)
     if not any(i.kind != "total" for i in plan.inputs):
         raise CollectionError(f"The table on {ws.title!r} has no cell for an agency to fill.",
                               "Leave the input cells of the form empty (or with only a unit such as (人)).")
     return plan
 
 
+def left_out(wb: openpyxl.Workbook, ws: Worksheet, plan: Plan) -> list[str]:
+    """What the collection does not take in, said with its cells: the tables of the other sheets and a second table
+    on the form's sheet (a collection holds one table; adopt another with --sheet, or as a collection of its own)."""
+    out = []
+    for other in wb.worksheets:
+        if other is ws or other.sheet_state != "visible":
+            continue
+        merges = Merges.of(other)
+        block = _table_block(other, merges) or _unbordered_header(other, merges)
+        if (block is not None and block[1] > block[0]) or (block is not None and _unbordered_header(other, merges)):
+            top, bottom, c1, c2 = block
+            out.append(f"工作表「{other.title}」的表（{get_column_letter(c1)}{top}:{get_column_letter(c2)}{bottom}）"
+                       f"未納入本收集，保留為說明；要收集它，另以 --sheet \"{other.title}\" 採用為一個收集")
+    merges = Merges.of(ws)
+    for top, bottom, c1, c2 in _bordered_runs(ws, merges):
+        if bottom - top >= 2 and (bottom < plan.header[0] or top > plan.data[1] + len(plan.totals) + 1):
+            out.append(f"{get_column_letter(c1)}{top}:{get_column_letter(c2)}{bottom}：同一工作表上的另一個表未納入"
+                       f"本收集，保留為印好的內容（不收填寫值）")
+    return out
+
+
+def _unbordered_header(ws: Worksheet, merges: Merges) -> tuple[int, int, int, int] | None:
+    """A table drawn without borders (HMRC's, an upload format): the first row of three or more column titles side
+    by side with nothing but titles, examples or blanks under it; (row, row, first col, last col)."""
+    best: tuple[int, int, int, int] | None = None
+    for row in ws.iter_rows(max_row=60):
+        cols = [c.column for c in row if isinstance(c.value, str) and clean(c.value) and c.column is not None
+                and _one_column(merges, c.row or 0, c.column)]
+        if len(cols) >= 3 and max(cols) - min(cols) + 1 <= 2 * len(cols):
+            r = row[0].row or 0
+            if best is None or len(cols) > best[3] - best[2] + 1:
+                best = (r, r, min(cols), max(cols))
+    return best
+
+
+def _one_column(merges: Merges, r: int, c: int) -> bool:
+    """True for a cell of its own or the anchor of a range merged down one column (not a line merged across)."""
+    r1, c1, r2, c2 = merges.extent.get(merges.top(r, c), (r, c, r, c))
+    return (r1, c1) == (r, c) and c1 == c2
+
+
+def _break_cycles(inputs: list[Input]) -> None:
+    """A total that would add itself up (through other totals) is not guessed: it is left for the office to say."""
+    of = {i.key: i.of or () for i in inputs if i.kind == "total"}
+
+    def reaches(start: str) -> bool:
+        seen: set[str] = set()
+        todo = list(of.get(start, ()))
+        while todo:
+            k = todo.pop()
+            if k == start:
+                return True
+            if k not in seen:
+                seen.add(k)
+                todo.extend(of.get(k, ()))
+        return False
+
+    guessed_first = sorted((i for i in inputs if i.kind == "total"), key=lambda i: not i.unsure)
+    for i in guessed_first:
+        if i.of and reaches(i.key):
+            i.of = ()
+            of[i.key] = ()
+            i.unsure = ["合計格無法判斷由哪些格加總：鎖定留白，由本處計算（可在規則檔寫 of=[...]）"]
+
+
 def _table_block(ws: Worksheet, merges: Merges) -> tuple[int, int, int, int] | None:
     """(top, bottom, first col, last col) of the largest run of rows with two or more bordered cells."""
+    runs = _bordered_runs(ws, merges)
+    return max(runs, key=lambda t: t[1] - t[0]) if runs else None
+
+
+def _bordered_runs(ws: Worksheet, merges: Merges) -> list[tuple[int, int, int, int]]:
+    """Each run of consecutive rows with two or more bordered cells: (top, bottom, first col, last col)."""
     rows: dict[int, list[int]] = {}
     anchors: dict[int, set[tuple[int, int]]] = {}
     for row in ws.iter_rows():
@@ -180,11 +285,70 @@ def _table_block(ws: Worksheet, merges: Merges) -> tuple[int, int, int, int] | N
         prev = r
     if start is not None and prev is not None:
         runs.append((start, prev))
-    if not runs:
-        return None
-    top, bottom = max(runs, key=lambda t: t[1] - t[0])
-    cols = [c for r in range(top, bottom + 1) for c in rows.get(r, [])]
-    return top, bottom, min(cols), max(cols)
+    out = []
+    for top, bottom in runs:
+        cols = [c for r in range(top, bottom + 1) for c in rows.get(r, [])]
+        out.append((top, bottom, min(cols), max(cols)))
+    return out
+
+
+def _texts_across(ws: Worksheet, merges: Merges, r: int, c1: int, c2: int) -> tuple[int, int]:
+    """(columns whose cell, or the merged range over it, holds a printed text; distinct such ranges) on row r."""
+    n, anchors = 0, set()
+    for c in range(c1, c2 + 1):
+        anchor = merges.top(r, c)
+        value = ws.cell(*anchor).value
+        if isinstance(value, str) and clean(value) and not value.startswith("=") and not _is_prompt(clean(value)):
+            n += 1
+            anchors.add(anchor)
+    return n, len(anchors)
+
+
+def _is_prompt(text: str) -> bool:
+    """A field's printed prompt, not a title: 校名：, 校名：<校名>, <學年度>學年度 第<學期>學期, 填表日期：＿＿."""
+    return bool(re.match(r"^[^:：]{1,10}[:：]", text)) or ("<" in text and ">" in text) or "＿" in text or \
+        "__" in text
+
+
+def _header_top(ws: Worksheet, merges: Merges, top: int, bottom: int, c1: int, c2: int) -> int:
+    """The header's first row: the bordered area's first row, unless it starts with a title block (a 表號／編製機關
+    box, a title merged across the table, a line of fields): then the first row, below those, whose titles run
+    across the table (half its columns or more, in two or more cells)."""
+    width = c2 - c1 + 1
+
+    def across(r: int) -> bool:
+        n, distinct = _texts_across(ws, merges, r, c1, c2)
+        return n * 2 >= width and distinct >= 2
+
+    if across(top):
+        return top
+    for r in range(top + 1, min(bottom, top + 2 * MAX_HEADER_ROWS)):
+        if across(r):
+            return r
+    return top
+
+
+def _sheet_unit(ws: Worksheet, top: int, c1: int, c2: int) -> tuple[str, ...]:
+    """The units a 單位：人 (單位：班、人; 單位：新臺幣元) line above the table states, or ()."""
+    for row in ws.iter_rows(min_row=1, max_row=top, min_col=c1, max_col=c2 + 2):
+        for c in row:
+            m = re.search(r"單位[:：]\s*(\S+)", clean(c.value).replace("：", ":")) if isinstance(c.value, str) else None
+            if m:
+                return tuple(u for u in re.split(r"[、,，/及與]", m.group(1)) if u)
+    return ()
+
+
+def _starts_notes(ws: Worksheet, merges: Merges, r: int, c1: int, c2: int) -> bool:
+    first = next((t for c in range(c1, c2 + 1) if (t := clean(ws.cell(*merges.top(r, c)).value))), "")
+    return first.startswith(NOTE_STARTS) or any(first.startswith(w) for w in SIGNATURE_WORDS)
+
+
+def _body_end(ws: Worksheet, merges: Merges, h2: int, bottom: int, c1: int, c2: int) -> int:
+    """The table's last row: the bordered area's, or the row above a notes block or signature line drawn inside it."""
+    for r in range(h2 + 2, bottom + 1):
+        if _starts_notes(ws, merges, r, c1, c2):
+            return r - 1
+    return bottom
 
 
 def _header_bottom(ws: Worksheet, merges: Merges, top: int, bottom: int, c1: int, c2: int) -> int:
@@ -202,7 +366,24 @@ def _header_bottom(ws: Worksheet, merges: Merges, top: int, bottom: int, c1: int
     # rows below it are empty
     while h2 + 1 < bottom and _units_row(ws, merges, h2 + 1, c1, c2):
         h2 += 1
+    # a leaf row of titles under the merged ones (經常門／資本門／合計, 男／女／計): every column titled, none a total
+    while h2 + 1 < bottom and h2 + 1 - top < MAX_HEADER_ROWS and _titles_row(ws, merges, h2 + 1, c1, c2):
+        h2 += 1
     return h2
+
+
+def _instruction_row(ws: Worksheet, merges: Merges, r: int, c1: int, c2: int) -> bool:
+    """A row of sentences under the header, one per column (what to type there), e.g. CMS's and HMRC's templates."""
+    texts = [clean(ws.cell(r, c).value) for c in range(c1, c2 + 1) if not merges.is_covered(r, c)
+             and isinstance(ws.cell(r, c).value, str) and not str(ws.cell(r, c).value).startswith("=")]
+    texts = [t for t in texts if t]
+    return len(texts) * 2 >= (c2 - c1 + 1) and len(texts) >= 2 and sum(map(len, texts)) >= 25 * len(texts)
+
+
+def _titles_row(ws: Worksheet, merges: Merges, r: int, c1: int, c2: int) -> bool:
+    n, distinct = _texts_across(ws, merges, r, c1, c2)
+    return n == c2 - c1 + 1 and distinct >= 2 and not _is_total_label_row(ws, merges, r, c1, c2) and \
+        not _instruction_row(ws, merges, r, c1, c2)
 
 
 def _units_row(ws: Worksheet, merges: Merges, r: int, c1: int, c2: int) -> bool:
@@ -248,13 +429,19 @@ def _common_prefix(paths: Sequence[tuple[str, ...]]) -> int:
     return min(n, min(len(p) for p in paths) - 1)
 
 
-def _kind(path: tuple[str, ...], unit: str | None, number_format: str, choices: tuple[str, ...]) -> dict[str, Any]:
+def _kind(path: tuple[str, ...], unit: str | None, number_format: str, choices: tuple[str, ...],
+          sheet_unit: tuple[str, ...] = ()) -> dict[str, Any]:
     """The kind of an input from its title path's words, its unit, its cell's number format and dropdown."""
     words = "".join(path)
     leaf = path[-1] if path else ""
     unsure: list[str] = []
     if choices:
         return dict(kind="choice", choices=choices, unsure=unsure)
+    hint = words.lower()
+    if re.search(r"\(yes/no\)|yes/no\)?$", hint):  # a format hint in the title (HMRC's "(yes/no)")
+        return dict(kind="choice", choices=("yes", "no"), unsure=unsure)
+    if re.search(r"yyyy-mm-dd|dd/mm/yyyy|mm/dd/yyyy|yyyy/mm/dd", hint):
+        return dict(kind="date", unsure=unsure)
     if leaf in ORDINAL_TITLES:
         return dict(kind="whole", ordinal=True, ge=0, unsure=unsure)
     if any(w in leaf for w in REMARK_WORDS) or (unit is None and any(leaf.endswith(w) for w in TEXT_ENDINGS)):
@@ -273,6 +460,10 @@ def _kind(path: tuple[str, ...], unit: str | None, number_format: str, choices: 
         return dict(kind="decimal", ge=0, unsure=unsure)
     if any(leaf.endswith(w) for w in CODE_WORDS):
         return dict(kind="code", unsure=unsure)
+    if sheet_unit and all(u in COUNT_UNITS for u in sheet_unit):
+        return dict(kind="whole", ge=0, unsure=unsure)
+    if sheet_unit and all(u in MONEY_UNITS for u in sheet_unit):
+        return dict(kind="whole", money=True, ge=0, unsure=unsure)
     if "#" in number_format or number_format in ("0", "0.00"):
         unsure.append("依儲存格數字格式判為數字")
         return dict(kind="decimal", unsure=unsure)
@@ -289,7 +480,7 @@ def _choices(ws: Worksheet, ref: str) -> tuple[str, ...]:
 
 
 def _is_total_path(path: tuple[str, ...]) -> bool:
-    return any(any(w in p for w in TOTAL_WORDS) for p in path)
+    return any(_is_total_word(p) for p in path)
 
 
 def _total_sources(paths: dict[int, tuple[str, ...]], col: int, candidates: Sequence[int]) -> tuple[int, ...] | None:
@@ -300,18 +491,30 @@ def _total_sources(paths: dict[int, tuple[str, ...]], col: int, candidates: Sequ
     path = paths[col]
     if any(w in "".join(path) for w in RATE_WORDS):
         return None  # a total of rates is not a sum
-    leaf_total = any(w in path[-1] for w in TOTAL_WORDS)
-    group = next((i for i, p in enumerate(path[:-1]) if any(w in p for w in TOTAL_WORDS)), None)
+    leaf_total = _is_total_word(path[-1])
+    group = next((i for i, p in enumerate(path[:-1]) if _is_total_word(p)), None)
     if leaf_total:
         parent = path[:-1]
         found = [c for c in candidates if c < col and paths[c][:-1] == parent and not _is_total_path(paths[c])]
+        if len(found) < 2 and len(parent) >= 1:  # 計 beside 男／女 (left or right), under a total group or not
+            found = [c for c in candidates if c != col and paths[c][:-1] == parent and not _is_total_word(paths[c][-1])]
     elif group is not None:
         parent, leaf = path[:group], path[-1]
-        found = [c for c in candidates if c < col and paths[c][: len(parent)] == parent and paths[c][-1] == leaf
-                 and not _is_total_path(paths[c])]
+
+        def sibling(c: int) -> bool:
+            return (paths[c][: len(parent)] == parent and paths[c][-1] == leaf and len(paths[c]) == len(path)
+                    and not _is_total_path(paths[c]))
+
+        found = [c for c in candidates if c < col and sibling(c)]
+        if len(found) < 2:  # a 總計 group printed first: the same leaf under the groups right of it
+            found = [c for c in candidates if c > col and sibling(c)]
     else:
         return None
     return tuple(found) if len(found) >= 2 else None
+
+
+def _is_total_word(title: str) -> bool:
+    return any(w in title for w in TOTAL_WORDS) or title in ("計", "合", "Total", "TOTAL", "total")
 
 
 def _key(letter: str, row: int | None = None) -> str:
@@ -330,7 +533,7 @@ def _list_columns(ws: Worksheet, merges: Merges, plan: Plan) -> list[Input]:
         path = paths[c]
         unit = unit_of(path[-1]) or next((unit_of(p) for p in reversed(path) if unit_of(p)), None)
         sample = ws.cell(first, c)
-        info = _kind(path, unit, sample.number_format or "", _choices(ws, sample.coordinate))
+        info = _kind(path, unit, sample.number_format or "", _choices(ws, sample.coordinate), plan.sheet_unit)
         title = joined(path[cut:])
         inp = Input(_key(letter), title, f"{letter}{first}:{letter}{last}", unit=unit, **info)
         inp.required = inp.kind != "total" and not inp.ordinal and not any(w in path[-1] for w in REMARK_WORDS)
@@ -378,8 +581,8 @@ def _grid_cells(ws: Worksheet, merges: Merges, plan: Plan) -> list[Input]:
                 continue  # a printed text in the input area (e.g. a ✓ the office filled): furniture
             total_row = r in plan.totals
             leaf_unit = unit or unit_of(col_path[-1]) if col_path else unit
-            info = _kind(col_path, leaf_unit, cell.number_format or "",
-                         _choices(ws, cell.coordinate))
+            info = _kind(col_path, leaf_unit, cell.number_format or "", _choices(ws, cell.coordinate),
+                         plan.sheet_unit)
             title = joined(row_path + col_path)
             inp = Input(_key(letter, r), title, anchor_ref, cell=cell.coordinate, unit=leaf_unit, **info)
             if total_row or _is_total_path(col_path) or any(w in (row_path[-1] if row_path else "")
@@ -465,11 +668,12 @@ def write_template(source: Path, plan: Plan, target: Path) -> None:
                 ws[f"{letter}{r}"] = _sum_formula(
                     ",".join(f"{keys[k].ref.split(':')[0].rstrip('0123456789')}{r}" for k in inp.of))
     if plan.shape == "list":
-        for r in plan.totals:  # the total row adds up each number column
+        rows = [r for r in range(plan.data[0], plan.data[1] + 1) if r not in plan.totals]
+        for r in plan.totals:  # the total row adds up each number column (a 總計 row printed above the rows too)
             for inp in plan.inputs:
-                if inp.kind in ("whole", "decimal", "total") and not inp.ordinal:
+                if inp.kind in ("whole", "decimal", "total") and not inp.ordinal and rows:
                     letter = inp.ref.split(":")[0].rstrip("0123456789")
-                    ws[f"{letter}{r}"] = _sum_formula(f"{letter}{plan.data[0]}:{letter}{plan.data[1]}")
+                    ws[f"{letter}{r}"] = _sum_formula(f"{letter}{rows[0]}:{letter}{rows[-1]}")
     target.parent.mkdir(parents=True, exist_ok=True)
     wb.save(target)
 
@@ -577,6 +781,7 @@ def adopt(form: Path, cid: str, rules_dir: Path, templates_dir: Path, *, title: 
                                   "Open it in Excel or LibreOffice and save it again.") from None
         ws = pick_sheet(wb, sheet)
         plan = analyse(ws)
+        plan.notes.extend(left_out(wb, ws, plan))
         name = title or _title_of(ws, plan) or form.stem
         write_template(xlsx, plan, template)
     rules.parent.mkdir(parents=True, exist_ok=True)

@@ -241,7 +241,9 @@ class _Template:
             value = values.get((r1, c1), first.value)
             if isinstance(value, str) and value.startswith("="):
                 value = None
-            out.merge_range(target[r1] - 1, c1 - 1, target[r2] - 1, c2 - 1, "" if value is None else value,
+            # a merged range may reach below the sheet's last written row: it moves down like the rows it spans
+            out.merge_range(target.get(r1, r1 + extra) - 1, c1 - 1, target.get(r2, r2 + extra) - 1, c2 - 1,
+                            "" if value is None else value,
                             style.of(first))
         apply_xlsxwriter(out, PrintSetup.for_width(openpyxl_width(self.ws, self.max_col),
                                                    title_rows=(lay.header_rows.start, lay.header_row), footer=footer))
