@@ -13,22 +13,7 @@ from benchmarks.realforms import REALFORMS, STAGES, FormRun, forms, run
 pytestmark = pytest.mark.xdist_group("realforms")
 
 # form (its path under the corpus) -> the stage it stops at today; strict: a form that passes must leave this list
-XFAIL: dict[str, str] = {
-    "36-縣市填報 (二)發展學校特色執行成果.xls": "ingest",
-    "cms/Appendix E Intake Form Template.xlsx": "check",
-    "cms/Operational Report Workbook.xlsx": "check",
-    "dfe/extra-mobile-data-requests-template.xlsx": "adopt",
-    "hmrc/EMI_template_V4.ods": "adopt",
-    "hmrc/Other_template_2023-24_V4_1row.ods": "adopt",
-    "ischool-osr/Abo/aboriginal.xlsx": "check",
-    "ischool-osr/ClassAndStudentInfo/班級學生概況2025.xlsx": "check",
-    "ischool-osr/ForeignStudent/Template.xlsx": "check",
-    "ischool-osr/OverseasChineseStudent/Template.xlsx": "check",
-    "ischool-shpermrec/EnrollmentListTemplate.xlsx": "report",
-    "ischool-shpermrec/GraduatingStudentListTemplate2023.xlsx": "check",
-    "ischool-shpermrec/StudentUpdateRecordListTemplate.xlsx": "check",
-}
-SENTENCE_FIELDS = ("edu-more/16-表A-1補助項目一申請表.xls", "edu-more/17-表A-2補助項目二申請表.xls")
+XFAIL: dict[str, str] = {}
 
 
 def _names() -> list[str]:

@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,7 @@ class Input:
     of: tuple[str, ...] | None = None  # a total: the keys it adds up; () when adopt could not tell
     unit: str | None = None
     cell: str | None = None  # a cell form's own cell (anchor), None in a list
+    max_length: int | None = None  # a text's limit: a text-length validation with its prompt (必填，最多 N 個字)
     unsure: list[str] = field(default_factory=list)
 
 
@@ -141,10 +143,17 @@ def pick_sheet(wb: openpyxl.Workbook, name: str | None = None) -> Worksheet:
     return best[2]
 
 
+@lru_cache(maxsize=64)
+def _bordered_cells(ws: Worksheet) -> tuple[tuple[int, int], ...]:
+    """(row, column) of every bordered cell of the sheet, found once per sheet."""
+    return tuple((c.row, c.column) for row in ws.iter_rows() for c in row
+                 if c.row is not None and c.column is not None and bordered(c))
+
+
 def _score(ws: Worksheet) -> int:
     """How much of a form a sheet is: its bordered cells, and five for each cell a dropdown or limit is set on (an
     input place); a lookup list (one column of choices) scores its cells only."""
-    cells = sum(1 for row in ws.iter_rows() for c in row if bordered(c))
+    cells = len(_bordered_cells(ws))
     validated = 0
     for dv in ws.data_validations.dataValidation:
         for rng in dv.sqref.ranges:
@@ -230,7 +239,7 @@ def _unbordered_header(ws: Worksheet, merges: Merges) -> tuple[int, int, int, in
 
 def _one_column(merges: Merges, r: int, c: int) -> bool:
     """True for a cell of its own or the anchor of a range merged down one column (not a line merged across)."""
-    r1, c1, r2, c2 = merges.extent.get(merges.top(r, c), (r, c, r, c))
+    r1, c1, _, c2 = merges.extent.get(merges.top(r, c), (r, c, r, c))
     return (r1, c1) == (r, c) and c1 == c2
 
 
@@ -268,11 +277,9 @@ def _bordered_runs(ws: Worksheet, merges: Merges) -> list[tuple[int, int, int, i
     """Each run of consecutive rows with two or more bordered cells: (top, bottom, first col, last col)."""
     rows: dict[int, list[int]] = {}
     anchors: dict[int, set[tuple[int, int]]] = {}
-    for row in ws.iter_rows():
-        for c in row:
-            if bordered(c) and c.row is not None and c.column is not None:
-                rows.setdefault(c.row, []).append(c.column)
-                anchors.setdefault(c.row, set()).add(merges.top(c.row, c.column))
+    for r, c in _bordered_cells(ws):
+        rows.setdefault(r, []).append(c)
+        anchors.setdefault(r, set()).add(merges.top(r, c))
     # a row of the table has two or more bordered cells that are not one merged range (a boxed title line is not)
     rows = {r: cols for r, cols in rows.items() if len(anchors[r]) >= 2}
     runs: list[tuple[int, int]] = []
@@ -631,10 +638,11 @@ def _grid_cells(ws: Worksheet, merges: Merges, plan: Plan) -> list[Input]:
 
 
 # -- writing the collection ----------------------------------------------------------------------------------------
-def write_template(source: Path, plan: Plan, target: Path) -> None:
+def write_template(source: Path | openpyxl.Workbook, plan: Plan, target: Path) -> None:
     """The form as printed, plus defined names; unit-only texts leave the input cells for their number format, and
-    totals whose sources are known get their formulas, so the agency sees them add up."""
-    wb = openpyxl.load_workbook(source)
+    totals whose sources are known get their formulas, so the agency sees them add up. `source`: the form's file,
+    or the workbook adopt analysed (loaded once)."""
+    wb = openpyxl.load_workbook(source) if isinstance(source, Path) else source
     ws = wb[plan.sheet]
     quoted = "'" + ws.title.replace("'", "''") + "'"
     c1, c2 = plan.columns
@@ -676,6 +684,13 @@ def write_template(source: Path, plan: Plan, target: Path) -> None:
                     ws[f"{letter}{r}"] = _sum_formula(f"{letter}{rows[0]}:{letter}{rows[-1]}")
     target.parent.mkdir(parents=True, exist_ok=True)
     wb.save(target)
+
+
+def _text_limit(i: Input) -> int:
+    """A text input's limit: a code is short, a remark long, any other text a line or two."""
+    if i.kind == "code":
+        return 20
+    return 200 if any(w in i.title.rsplit(" › ", 1)[-1] for w in REMARK_WORDS) else 100
 
 
 def _sum_formula(refs: str) -> str:
@@ -741,6 +756,8 @@ def rules_text(plan: Plan, cid: str, title: str, source_name: str, scope: str, p
                 args.append(f"ge={i.ge:g}")
             if i.choices:
                 args.append(f"isin={_q(list(i.choices))}")
+            if i.kind in ("text", "code"):
+                args.append(f"max_length={i.max_length or _text_limit(i)}")
         if i.cell:
             args.append(f"cell={_q(i.cell)}")
         t = "str" if i.kind in ("text", "choice", "code") else dtype.get(i.kind, "str")
@@ -783,7 +800,8 @@ def adopt(form: Path, cid: str, rules_dir: Path, templates_dir: Path, *, title: 
         plan = analyse(ws)
         plan.notes.extend(left_out(wb, ws, plan))
         name = title or _title_of(ws, plan) or form.stem
-        write_template(xlsx, plan, template)
+        write_template(wb, plan, template)
+        _bordered_cells.cache_clear()  # the cache holds the workbook's sheets
     rules.parent.mkdir(parents=True, exist_ok=True)
     rules.write_text(rules_text(plan, cid, name, form.name, scope, period), encoding="utf-8")
     return Adopted(cid, plan, template, rules)

@@ -9,8 +9,10 @@ from pathlib import Path
 from openpyxl.utils import column_index_from_string, get_column_letter
 
 SPARE = 50  # a sheet with at most this many value-less columns right of its last used one is left as it is
+SPARE_ROWS = 300  # ... and value-less rows are kept this far below its last used row (a list's empty rows)
+_ROW = re.compile(rb'<row r="(\d+)"[^>]*?(?:/>|>(.*?)</row>)', re.S)
 _CELL = re.compile(rb'<c r="([A-Z]+)(\d+)"[^>]*?(?:/>|>(.*?)</c>)', re.S)
-_MERGE = re.compile(rb'<mergeCell ref="[A-Z]+\d+:([A-Z]+)\d+"')
+_MERGE = re.compile(rb'<mergeCell ref="[A-Z]+\d+:([A-Z]+)(\d+)"')
 _DIMENSION = re.compile(rb'<dimension ref="([A-Z]+\d+):([A-Z]+)(\d+)"')
 
 
@@ -32,21 +34,33 @@ def trim_columns(source: Path, target: Path) -> bool:
 
 
 def _trim(xml: bytes) -> bytes:
-    last = widest = 1
+    index: dict[bytes, int] = {}
+
+    def col(letters: bytes) -> int:
+        if letters not in index:
+            index[letters] = column_index_from_string(letters.decode())
+        return index[letters]
+
+    last = widest = last_row = 1
     for m in _CELL.finditer(xml):
-        body = m.group(3) or b""
-        col = column_index_from_string(m.group(1).decode())
-        widest = max(widest, col)
-        if b"<v" in body or b"<f" in body or b"<is" in body:
-            last = max(last, col)
+        c = col(m.group(1))
+        widest = max(widest, c)
+        body = m.group(3)
+        if body and (b"<v" in body or b"<f" in body or b"<is" in body):
+            last = max(last, c)
+            last_row = max(last_row, int(m.group(2)))
     for m in _MERGE.finditer(xml):
-        last = max(last, column_index_from_string(m.group(1).decode()))
+        last = max(last, col(m.group(1)))
+        last_row = max(last_row, int(m.group(2)))
     if widest <= last + SPARE:
         return xml
 
     def keep(m: re.Match[bytes]) -> bytes:
-        return m.group(0) if column_index_from_string(m.group(1).decode()) <= last else b""
+        return m.group(0) if col(m.group(1)) <= last else b""
 
-    out = _CELL.sub(keep, xml)
+    def keep_row(m: re.Match[bytes]) -> bytes:
+        return m.group(0) if int(m.group(1)) <= last_row + SPARE_ROWS else b""
+
+    out = _ROW.sub(keep_row, _CELL.sub(keep, xml))
     letter = get_column_letter(last).encode()
     return _DIMENSION.sub(lambda m: b'<dimension ref="' + m.group(1) + b":" + letter + m.group(3) + b'"', out, 1)
