@@ -268,9 +268,9 @@ def _boxed(ws: Any, ref: str) -> None:
 
 
 def _statistics_form() -> Any:
-    """A 公務統計 return as ischool-osr prints it: a 表號／編製機關 box and a title inside the borders, a line of
-    fields, 單位：人, a header of two merged rows over a leaf row 計／男／女, a 總計 row above the rows, 附註 and 填表說明
-    inside the borders."""
+    """A 公務統計 return as ischool-osr prints it: a 表號／編製機關 box and a title inside the borders, a line
+    of fields, 單位：人, a header of two merged rows over a leaf row 計／男／女, a 總計 row above the rows, 附註
+    and 填表說明 inside the borders."""
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.title = "工作表1"
