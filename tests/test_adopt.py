@@ -371,3 +371,20 @@ def test_trim_drops_libreoffices_styled_columns_and_keeps_the_form(tmp_path: Pat
     ws.delete_cols(10, 400)
     wb.save(tmp_path / "plain.xlsx")
     assert not trim_columns(tmp_path / "plain.xlsx", tmp_path / "same.xlsx")
+
+
+def test_a_dropdown_fed_from_a_hidden_list_sheet_gives_the_column_its_choices() -> None:
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws["A1"], ws["B1"], ws["C1"] = "Metric ID", "Value Type", "Note"
+    _boxed(ws, "A1:C6")
+    lists = wb.create_sheet("List")
+    lists.sheet_state = "hidden"
+    lists["A1"], lists["A2"], lists["A3"] = "Metric Types", "Percentage/Rate", "Numerical"
+    dv = DataValidation(type="list", formula1="=List!$A$2:$A$3")
+    dv.add("B2:B6")
+    ws.add_data_validation(dv)
+    kinds = {i.key: (i.kind, i.choices) for i in analyse(ws).inputs}
+    assert kinds["col_b"] == ("choice", ("Percentage/Rate", "Numerical"))

@@ -197,8 +197,14 @@ def analyse(ws: Worksheet) -> Plan:
     plan.inputs = _grid_cells(ws, merges, plan) if label_cols else _list_columns(ws, merges, plan)
     _break_cycles(plan.inputs)
     if not any(i.kind != "total" for i in plan.inputs):
-        raise CollectionError(f"The table on {ws.title!r} has no cell for an agency to fill.",
-                              "Leave the input cells of the form empty (or with only a unit such as (人)).")
+        area = f"{get_column_letter(c1)}{plan.data[0]}:{get_column_letter(c2)}{plan.data[1]}"
+        printed = [f"{ws.cell(r, c).coordinate}「{clean(ws.cell(r, c).value)[:20]}」" for r in range(*plan.data)
+                   for c in range(c1, c2 + 1) if clean(ws.cell(r, c).value) and not merges.is_covered(r, c)][:3]
+        raise CollectionError(f"The table on {ws.title!r} (rows {area}) has no cell for an agency to fill: every "
+                              f"cell under its header is a label, a total or printed text"
+                              + (f" ({', '.join(printed)})" if printed else "") + ".",
+                              "Leave the cells the agency fills empty (or with only a unit such as (人)), or name "
+                              "the sheet that holds the form with --sheet.")
     return plan
 
 
@@ -480,10 +486,39 @@ def _kind(path: tuple[str, ...], unit: str | None, number_format: str, choices: 
 
 
 def _choices(ws: Worksheet, ref: str) -> tuple[str, ...]:
+    """The dropdown's choices at a cell: listed in the validation, or fed from a range of another sheet (a hidden
+    list sheet, a defined name), as CMS's and DfE's templates do."""
     for dv in ws.data_validations.dataValidation:
-        if dv.type == "list" and dv.formula1 and ref in dv.sqref and dv.formula1.startswith('"'):
-            return tuple(x.strip() for x in dv.formula1.strip('"').split(",") if x.strip())
+        if dv.type == "list" and dv.formula1 and ref in dv.sqref:
+            if dv.formula1.startswith('"'):
+                return tuple(x.strip() for x in dv.formula1.strip('"').split(",") if x.strip())
+            return _range_values(ws, dv.formula1.lstrip("="))
     return ()
+
+
+def _range_values(ws: Worksheet, source: str) -> tuple[str, ...]:
+    wb = ws.parent
+    if wb is None:
+        return ()
+    if source in wb.defined_names:
+        dests = list(wb.defined_names[source].destinations)
+        if len(dests) != 1:
+            return ()
+        sheet, ref = dests[0]
+    elif "!" in source:
+        sheet, ref = source.rsplit("!", 1)
+        sheet = sheet.strip("'").replace("''", "'")
+    else:
+        sheet, ref = ws.title, source
+    if sheet not in wb.sheetnames:
+        return ()
+    try:
+        cells = wb[sheet][ref.replace("$", "")]
+    except (ValueError, KeyError):
+        return ()
+    rows = cells if isinstance(cells, tuple) else ((cells,),)
+    values = [c.value for row in rows for c in (row if isinstance(row, tuple) else (row,))]
+    return tuple(str(v).strip() for v in values if v is not None and str(v).strip())[:200]
 
 
 def _is_total_path(path: tuple[str, ...]) -> bool:
@@ -568,6 +603,7 @@ def _grid_cells(ws: Worksheet, merges: Merges, plan: Plan) -> list[Input]:
     label_cols = range(l1, l2 + 1)
     out: list[Input] = []
     by_cell: dict[tuple[int, int], Input] = {}
+    computed: set[tuple[int, int]] = set()
     for r in rows:
         for c in input_cols:
             if merges.is_covered(r, c):
@@ -582,8 +618,11 @@ def _grid_cells(ws: Worksheet, merges: Merges, plan: Plan) -> list[Input]:
             cell = ws.cell(r, c)
             text = clean(cell.value)
             unit = unit_of(text) if is_unit_only(text) else None
+            formula = isinstance(cell.value, str) and cell.value.startswith("=")
             if unit is not None:
                 plan.unit_cells[cell.coordinate] = text
+            elif formula or (isinstance(cell.value, int | float) and not isinstance(cell.value, bool)):
+                pass  # a printed formula is a computed cell; a printed 0 where the agency writes is its prompt
             elif text:
                 continue  # a printed text in the input area (e.g. a ✓ the office filled): furniture
             total_row = r in plan.totals
@@ -595,11 +634,15 @@ def _grid_cells(ws: Worksheet, merges: Merges, plan: Plan) -> list[Input]:
             if total_row or _is_total_path(col_path) or any(w in (row_path[-1] if row_path else "")
                                                               for w in TOTAL_WORDS):
                 inp.kind = "total"
+            elif formula:  # C＝A÷B×100％ as the office printed it: kept, locked, computed by its own formula
+                inp.kind, inp.of, inp.required, inp.choices = "total", (), False, ()
+                inp.unsure = [f"印好的公式 {str(cell.value)[:40]}：保留為計算格（鎖定）"]
+                computed.add((r, c))
             by_cell[(r, c)] = inp
             out.append(inp)
     # what each total adds up
     for (r, c), inp in by_cell.items():
-        if inp.kind != "total":
+        if inp.kind != "total" or (r, c) in computed:
             continue
         src: list[Input] = []
         row_path = label_path(ws, merges, r, label_cols)
