@@ -388,3 +388,12 @@ def test_a_dropdown_fed_from_a_hidden_list_sheet_gives_the_column_its_choices() 
     ws.add_data_validation(dv)
     kinds = {i.key: (i.kind, i.choices) for i in analyse(ws).inputs}
     assert kinds["col_b"] == ("choice", ("Percentage/Rate", "Numerical"))
+
+
+def test_a_second_table_drawn_under_the_free_rows_is_left_out_with_its_cells_named() -> None:
+    ws = _statistics_form()
+    ws["A13"], ws["C13"], ws["F13"] = "新生數", "總計", "計"  # 表-6: a grid of its own under the list's rows
+    plan = analyse(ws)
+    assert (plan.shape, plan.data, plan.totals) == ("list", (9, 12), (9,))
+    assert plan.notes == ["A13:H15：同一框線內的第二個表（「新生數」起）未納入本收集，保留為印好的內容，不收填寫值；"
+                          "要收集它，請把它另存為一個工作表再採用"]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import openpyxl
+from openpyxl.cell.cell import MergedCell
 from openpyxl.utils import get_column_letter
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.worksheet import Worksheet
@@ -42,8 +43,9 @@ COUNT_WORDS = ("人數", "數量", "校數", "班數", "件數", "次數", "車�
 COUNT_UNITS = {"人", "班", "校", "座", "次", "件", "輛", "台", "間", "所", "戶", "位", "名", "家", "張", "個"}
 MEASURE_UNITS = {"km", "公里", "c.c.", "cc", "公尺", "m", "平方公尺", "公斤", "kg", "小時"}
 CODE_WORDS = ("代號", "代碼", "編號", "統一編號")
-# A title that names a source, a name, a kind or a place is text, whatever money word it holds (經費來源, 計畫名稱).
-TEXT_ENDINGS = ("來源", "名稱", "單位", "類別", "類型", "方式", "狀況", "地點", "對象", "內容", "事由", "用途")
+# A title that names a source, a name, a kind or a place is text, whatever money word it holds (經費來源, 計畫名稱);
+# so is a category (國別, 性別, 班別, 群別), whatever unit the sheet states.
+TEXT_ENDINGS = ("來源", "名稱", "單位", "類別", "類型", "方式", "狀況", "地點", "對象", "內容", "事由", "用途", "別")
 MAX_HEADER_ROWS = 8
 FREE_ROWS = 200  # the free rows of a list whose form draws only its header
 # a row of the bordered area that starts with one of these is a notes block or a signature line: furniture, and the
@@ -182,6 +184,13 @@ def analyse(ws: Worksheet) -> Plan:
     start = h2 + 1
     while start < bottom and _instruction_row(ws, merges, start, c1, c2):
         start += 1  # instruction rows under the header (what each column wants): furniture, not data
+    second = _second_table(ws, merges, start, bottom, c1, c2)
+    if second is not None:  # free rows, then another table drawn in the same borders (公務統計 表-6)
+        first_text = next((t for c in range(c1, c2 + 1) if (t := clean(ws.cell(*merges.top(second, c)).value))), "")
+        notes.append(f"{get_column_letter(c1)}{second}:{get_column_letter(c2)}{bottom}：同一框線內的第二個表"
+                     f"（「{first_text[:20]}」起）未納入本收集，保留為印好的內容，不收填寫值；要收集它，請把它另存"
+                     f"為一個工作表再採用")
+        bottom = second - 1
     body = range(start, bottom + 1)
     if not body:
         raise CollectionError(f"The table on {ws.title!r} ({get_column_letter(c1)}{top}:{get_column_letter(c2)}"
@@ -339,6 +348,21 @@ def _header_top(ws: Worksheet, merges: Merges, top: int, bottom: int, c1: int, c
         if across(r):
             return r
     return top
+
+
+def _second_table(ws: Worksheet, merges: Merges, start: int, bottom: int, c1: int, c2: int) -> int | None:
+    """The first row of a second table under a list's free rows (two or more empty rows, then printed titles), or
+    None: a grid's rows carry their labels from the first, so a grid is never cut."""
+    empty = 0
+    for r in range(start, bottom + 1):
+        if _is_total_label_row(ws, merges, r, c1, c2):
+            continue
+        n, distinct = _texts_across(ws, merges, r, c1, c2)
+        if n == 0:
+            empty += 1
+            continue
+        return r if empty >= 2 and distinct >= 2 else None
+    return None
 
 
 def _sheet_unit(ws: Worksheet, top: int, c1: int, c2: int) -> tuple[str, ...]:
@@ -712,21 +736,28 @@ def write_template(source: Path | openpyxl.Workbook, plan: Plan, target: Path) -
         if inp.kind != "total" or not inp.of:
             continue
         if plan.shape == "cells" and inp.cell:
-            ws[inp.cell] = _sum_formula(",".join(str(keys[k].cell) for k in inp.of if keys[k].cell))
+            _put(ws, inp.cell, _sum_formula(",".join(str(keys[k].cell) for k in inp.of if keys[k].cell)))
         else:
             letter = inp.ref.split(":")[0].rstrip("0123456789")
             for r in range(plan.data[0], plan.data[1] + 1):
-                ws[f"{letter}{r}"] = _sum_formula(
-                    ",".join(f"{keys[k].ref.split(':')[0].rstrip('0123456789')}{r}" for k in inp.of))
+                _put(ws, f"{letter}{r}", _sum_formula(
+                    ",".join(f"{keys[k].ref.split(':')[0].rstrip('0123456789')}{r}" for k in inp.of)))
     if plan.shape == "list":
         rows = [r for r in range(plan.data[0], plan.data[1] + 1) if r not in plan.totals]
         for r in plan.totals:  # the total row adds up each number column (a 總計 row printed above the rows too)
             for inp in plan.inputs:
                 if inp.kind in ("whole", "decimal", "total") and not inp.ordinal and rows:
                     letter = inp.ref.split(":")[0].rstrip("0123456789")
-                    ws[f"{letter}{r}"] = _sum_formula(f"{letter}{rows[0]}:{letter}{rows[-1]}")
+                    _put(ws, f"{letter}{r}", _sum_formula(f"{letter}{rows[0]}:{letter}{rows[-1]}"))
     target.parent.mkdir(parents=True, exist_ok=True)
     wb.save(target)
+
+
+def _put(ws: Worksheet, ref: str, formula: str) -> None:
+    """A formula into a cell of the form; a cell inside a merged range (a label merged over the row) keeps it."""
+    cell = ws[ref]
+    if not isinstance(cell, MergedCell):
+        cell.value = formula
 
 
 def _text_limit(i: Input) -> int:
