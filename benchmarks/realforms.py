@@ -331,7 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(r.line())
     done = sum(r.done for r in runs)
     reached = {s: sum(r.stage == s for r in runs) for s in STAGES}
-    print("stopped at: " + ", ".join(f"{s} {n}" for s, n in reached.items() if n and s != "done"))
+    if done < len(runs):
+        print("stopped at: " + ", ".join(f"{s} {n}" for s, n in reached.items() if n and s != "done"))
     print(f"{done} of {len(runs)} forms end to end ({time.monotonic() - start:.0f} s)")
     return 0 if done == len(runs) else 1
 
