@@ -327,7 +327,8 @@ def test_an_upload_format_drawn_without_borders_has_free_rows_under_its_header_a
     first["A1"] = "EMI template - Adjustments"
     first.merge_cells("A1:E1")
     for col, text in zip("ABCDE", ["1. Has there been an adjustment? (yes/no)", "2. Date option adjusted (yyyy-mm-dd)",
-                                   "3. Employee first name", "4. Employee last name", "5. Number of shares"],
+                                   "3. Employee first name", "4. Employee second name (if applicable)",
+                                   "5. Number of shares"],
                          strict=True):
         first[f"{col}9"] = text
     first["A10"], first["B10"], first["C10"] = "no", "2015-12-09", "John"  # an example row
@@ -339,6 +340,7 @@ def test_an_upload_format_drawn_without_borders_has_free_rows_under_its_header_a
     assert (ws.title, plan.shape, plan.header, plan.data) == ("Adjustments", "list", (9, 9), (10, 209))
     kinds = {i.key: (i.kind, i.choices) for i in plan.inputs}
     assert kinds["col_a"] == ("choice", ("yes", "no")) and kinds["col_b"][0] == "date"
+    assert [i.required for i in plan.inputs][2:4] == [True, False]  # "(if applicable)" may stay blank
     assert any("A10:E209" in n for n in plan.notes)
     assert left_out(wb, ws, plan) == ['工作表「Replaced」的表（A4:C4）未納入本收集，保留為說明；要收集它，另以 --sheet '
                                       '"Replaced" 採用為一個收集']

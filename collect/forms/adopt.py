@@ -35,6 +35,7 @@ from collect.xlsx.trim import trim_columns
 TOTAL_WORDS = ("合計", "小計", "總計", "總額", "共計")
 ORDINAL_TITLES = {"項次", "編號", "序號", "序", "No", "No.", "NO"}
 REMARK_WORDS = ("備註", "說明", "附註")
+OPTIONAL_WORDS = ("ifapplicable", "optional", "如有", "選填", "(若有)")  # a title that says it may stay blank
 DATE_WORDS = ("日期", "年月日")
 RATE_WORDS = ("百分比", "比率", "%", "％", "率")
 MONEY_WORDS = ("金額", "經費", "預算", "決算", "支出", "收入", "經常門", "資本門", "補助款", "費用", "價")
@@ -602,7 +603,8 @@ def _list_columns(ws: Worksheet, merges: Merges, plan: Plan) -> list[Input]:
         info = _kind(path, unit, sample.number_format or "", _choices(ws, sample.coordinate), plan.sheet_unit)
         title = joined(path[cut:])
         inp = Input(_key(letter), title, f"{letter}{first}:{letter}{last}", unit=unit, **info)
-        inp.required = inp.kind != "total" and not inp.ordinal and not any(w in path[-1] for w in REMARK_WORDS)
+        inp.required = inp.kind != "total" and not inp.ordinal and not any(w in path[-1] for w in REMARK_WORDS) \
+            and not any(w in path[-1].lower() for w in OPTIONAL_WORDS)
         out.append(inp)
     by_col = {c: i for c, i in zip(cols, out, strict=True)}
     for c, inp in by_col.items():
