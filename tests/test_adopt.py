@@ -255,3 +255,147 @@ def test_adopt_refuses_a_file_that_is_not_a_form_with_a_clear_answer(ws: Path, t
     again = run_cli("adopt", str(REALFORMS / FORMS["vehicles"]), "--id", "vehicles", cwd=ws)
     assert again.returncode == 1 and "--force" in again.stderr
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+# -- shapes of the real forms, drawn with openpyxl (no LibreOffice): each mechanism on its own ---------------------
+def _boxed(ws: Any, ref: str) -> None:
+    from openpyxl.styles import Border, Side
+
+    thin = Side(style="thin")
+    for row in ws[ref]:
+        for c in row:
+            c.border = Border(left=thin, right=thin, top=thin, bottom=thin)
+
+
+def _statistics_form() -> Any:
+    """A 公務統計 return as ischool-osr prints it: a 表號／編製機關 box and a title inside the borders, a line
+    of fields, 單位：人, a header of two merged rows over a leaf row 計／男／女, a 總計 row above the rows, 附註
+    and 填表說明 inside the borders."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "工作表1"
+    ws["A1"], ws["F1"] = "公開類", "編製機關"
+    ws["A2"], ws["F2"] = "學年報", "表號"
+    ws["A3"] = "表-11 高級中等學校外國學生概況"
+    ws.merge_cells("A3:H3")
+    ws["A4"], ws["C4"] = "學校代號：", "學年度："
+    ws["H5"] = "單位：人"
+    ws["A6"], ws["C6"], ws["F6"] = "國別", "總計", "一年級"
+    ws.merge_cells("A6:B7")
+    ws.merge_cells("C6:E7")
+    ws.merge_cells("F6:G7")
+    ws["H6"] = "二年級"
+    ws.merge_cells("H6:H7")
+    for col, text in zip("ABCDEFGH", ["代號", "名稱", "計", "男", "女", "男", "女", "男"], strict=True):
+        ws[f"{col}8"] = text
+    ws["A9"] = "總　計"
+    for col in "CDEFGH":
+        ws[f"{col}9"] = f"=SUM({col}10:{col}15)"
+    ws["A16"] = "附　註"
+    ws["A17"] = "填表說明：本表編製2份，1份自存、1份送會計室。"
+    _boxed(ws, "A1:H17")
+    return ws
+
+
+def test_a_statistics_return_is_read_below_its_title_block_with_its_leaf_row_and_totals() -> None:
+    plan = analyse(_statistics_form())
+    assert (plan.shape, plan.header, plan.data, plan.totals) == ("list", (6, 8), (9, 15), (9,))
+    inputs = {i.key: i for i in plan.inputs}
+    assert inputs["col_a"].title == "國別 › 代號" and inputs["col_a"].kind == "code"
+    assert (inputs["col_f"].kind, inputs["col_f"].title) == ("whole", "一年級 › 男")  # 單位：人 above: a count
+    assert inputs["col_c"].of == ("col_d", "col_e")  # 計 beside 男／女
+    assert inputs["col_d"].of == ("col_f", "col_h")  # a 總計 group printed first adds the groups right of it
+
+
+def test_the_template_of_a_total_row_above_the_rows_adds_up_the_rows_below_it(tmp_path: Path) -> None:
+    from collect.forms.adopt import write_template
+
+    ws = _statistics_form()
+    plan = analyse(ws)
+    write_template(ws.parent, plan, tmp_path / "t.xlsx")
+    written = openpyxl.load_workbook(tmp_path / "t.xlsx")["工作表1"]
+    assert written["F9"].value == '=IF(COUNT(F10:F15)=0,"",SUM(F10:F15))'  # not the circular F9:F15
+    assert written["A17"].value.startswith("填表說明")  # furniture kept as printed
+
+
+def test_an_upload_format_drawn_without_borders_has_free_rows_under_its_header_and_names_what_it_leaves_out() -> None:
+    from collect.forms.adopt import left_out, pick_sheet
+
+    wb = openpyxl.Workbook()
+    first = wb.active
+    first.title = "Adjustments"
+    first["A1"] = "EMI template - Adjustments"
+    first.merge_cells("A1:E1")
+    for col, text in zip("ABCDE", ["1. Has there been an adjustment? (yes/no)", "2. Date option adjusted (yyyy-mm-dd)",
+                                   "3. Employee first name", "4. Employee second name (if applicable)",
+                                   "5. Number of shares"],
+                         strict=True):
+        first[f"{col}9"] = text
+    first["A10"], first["B10"], first["C10"] = "no", "2015-12-09", "John"  # an example row
+    second = wb.create_sheet("Replaced")
+    for col, text in zip("ABC", ["1. Date of grant", "2. Employee name", "3. Value"], strict=True):
+        second[f"{col}4"] = text
+    ws = pick_sheet(wb)
+    plan = analyse(ws)
+    assert (ws.title, plan.shape, plan.header, plan.data) == ("Adjustments", "list", (9, 9), (10, 209))
+    kinds = {i.key: (i.kind, i.choices) for i in plan.inputs}
+    assert kinds["col_a"] == ("choice", ("yes", "no")) and kinds["col_b"][0] == "date"
+    assert [i.required for i in plan.inputs][2:4] == [True, False]  # "(if applicable)" may stay blank
+    assert any("A10:E209" in n for n in plan.notes)
+    assert left_out(wb, ws, plan) == ['工作表「Replaced」的表（A4:C4）未納入本收集，保留為說明；要收集它，另以 --sheet '
+                                      '"Replaced" 採用為一個收集']
+
+
+def test_a_total_that_would_add_itself_up_is_left_for_the_office() -> None:
+    from collect.forms.adopt import Input, _break_cycles
+
+    inputs = [Input("h13", "總計 › 計", "H13", "total", of=("i13", "j13")),
+              Input("i13", "總計 › 男", "I13", "total", of=("h13",), unsure=["guess"]),
+              Input("j13", "總計 › 女", "J13", "total", of=("i13",), unsure=["guess"])]
+    _break_cycles(inputs)  # the guessed one goes first; what is left adds up without a loop (the report recursed)
+    assert [i.of for i in inputs] == [("i13", "j13"), (), ("i13",)]
+    assert inputs[1].unsure == ["合計格無法判斷由哪些格加總：鎖定留白，由本處計算（可在規則檔寫 of=[...]）"]
+
+
+def test_trim_drops_libreoffices_styled_columns_and_keeps_the_form(tmp_path: Path) -> None:
+    from collect.xlsx.trim import trim_columns
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws["A1"], ws["C2"] = "title", 5
+    for c in range(1, 400):
+        ws.cell(3, c).number_format = "0.00"  # styled, empty, out to column OI
+    wb.save(tmp_path / "wide.xlsx")
+    assert trim_columns(tmp_path / "wide.xlsx", tmp_path / "narrow.xlsx")
+    narrow = openpyxl.load_workbook(tmp_path / "narrow.xlsx").active
+    assert (narrow.max_column, narrow["A1"].value, narrow["C2"].value) == (3, "title", 5)
+    wb.save(tmp_path / "plain.xlsx")
+    ws.delete_cols(10, 400)
+    wb.save(tmp_path / "plain.xlsx")
+    assert not trim_columns(tmp_path / "plain.xlsx", tmp_path / "same.xlsx")
+
+
+def test_a_dropdown_fed_from_a_hidden_list_sheet_gives_the_column_its_choices() -> None:
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws["A1"], ws["B1"], ws["C1"] = "Metric ID", "Value Type", "Note"
+    _boxed(ws, "A1:C6")
+    lists = wb.create_sheet("List")
+    lists.sheet_state = "hidden"
+    lists["A1"], lists["A2"], lists["A3"] = "Metric Types", "Percentage/Rate", "Numerical"
+    dv = DataValidation(type="list", formula1="=List!$A$2:$A$3")
+    dv.add("B2:B6")
+    ws.add_data_validation(dv)
+    kinds = {i.key: (i.kind, i.choices) for i in analyse(ws).inputs}
+    assert kinds["col_b"] == ("choice", ("Percentage/Rate", "Numerical"))
+
+
+def test_a_second_table_drawn_under_the_free_rows_is_left_out_with_its_cells_named() -> None:
+    ws = _statistics_form()
+    ws["A13"], ws["C13"], ws["F13"] = "新生數", "總計", "計"  # 表-6: a grid of its own under the list's rows
+    plan = analyse(ws)
+    assert (plan.shape, plan.data, plan.totals) == ("list", (9, 12), (9,))
+    assert plan.notes == ["A13:H15：同一框線內的第二個表（「新生數」起）未納入本收集，保留為印好的內容，不收填寫值；"
+                          "要收集它，請把它另存為一個工作表再採用"]

@@ -16,10 +16,12 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import openpyxl
+from openpyxl.cell.cell import MergedCell
 from openpyxl.utils import get_column_letter
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.worksheet import Worksheet
@@ -30,10 +32,12 @@ from collect.forms.sentence import check_cells, form_fields, literal_sentences
 from collect.forms.spec import ID_RE, NAME_DATA, NAME_HEADER, NAME_TOTALS
 from collect.normalise import is_total_row
 from collect.xlsx.cells import Merges, bordered, clean, is_unit_only, joined, label_path, title_path, unit_of
+from collect.xlsx.trim import trim_columns
 
 TOTAL_WORDS = ("合計", "小計", "總計", "總額", "共計")
 ORDINAL_TITLES = {"項次", "編號", "序號", "序", "No", "No.", "NO"}
 REMARK_WORDS = ("備註", "說明", "附註")
+OPTIONAL_WORDS = ("ifapplicable", "optional", "如有", "選填", "(若有)")  # a title that says it may stay blank
 DATE_WORDS = ("日期", "年月日")
 RATE_WORDS = ("百分比", "比率", "%", "％", "率")
 MONEY_WORDS = ("金額", "經費", "預算", "決算", "支出", "收入", "經常門", "資本門", "補助款", "費用", "價")
@@ -42,9 +46,16 @@ COUNT_WORDS = ("人數", "數量", "校數", "班數", "件數", "次數", "車�
 COUNT_UNITS = {"人", "班", "校", "座", "次", "件", "輛", "台", "間", "所", "戶", "位", "名", "家", "張", "個"}
 MEASURE_UNITS = {"km", "公里", "c.c.", "cc", "公尺", "m", "平方公尺", "公斤", "kg", "小時"}
 CODE_WORDS = ("代號", "代碼", "編號", "統一編號")
-# A title that names a source, a name, a kind or a place is text, whatever money word it holds (經費來源, 計畫名稱).
-TEXT_ENDINGS = ("來源", "名稱", "單位", "類別", "類型", "方式", "狀況", "地點", "對象", "內容", "事由", "用途")
+# A title that names a source, a name, a kind or a place is text, whatever money word it holds (經費來源, 計畫名稱);
+# so is a category (國別, 性別, 班別, 群別), whatever unit the sheet states.
+TEXT_ENDINGS = ("來源", "名稱", "單位", "類別", "類型", "方式", "狀況", "地點", "對象", "內容", "事由", "用途", "別")
 MAX_HEADER_ROWS = 8
+FREE_ROWS = 200  # the free rows of a list whose form draws only its header
+# a row of the bordered area that starts with one of these is a notes block or a signature line: furniture, and the
+# table's rows end above it (附註, 填表說明, 資料來源; 承辦人, 主任, 校長, 機關長官)
+NOTE_STARTS = ("附註", "註：", "註:", "說明", "填表說明", "資料來源", "備考", "Note", "Notes")
+SIGNATURE_WORDS = ("承辦人", "填表人", "審核", "主任", "校長", "局長", "處長", "機關長官", "主辦", "會計", "覆核",
+                   "核章", "簽章", "首長")
 
 
 @dataclass
@@ -63,6 +74,7 @@ class Input:
     of: tuple[str, ...] | None = None  # a total: the keys it adds up; () when adopt could not tell
     unit: str | None = None
     cell: str | None = None  # a cell form's own cell (anchor), None in a list
+    max_length: int | None = None  # a text's limit: a text-length validation with its prompt (必填，最多 N 個字)
     unsure: list[str] = field(default_factory=list)
 
 
@@ -79,6 +91,7 @@ class Plan:
     labels: tuple[int, int] | None  # a grid's label columns
     inputs: list[Input]
     unit_cells: dict[str, str] = field(default_factory=dict)  # input cell -> unit text printed in it (moved out)
+    sheet_unit: tuple[str, ...] = ()  # the units a 單位：人 line above the table states for every number in it
     notes: list[str] = field(default_factory=list)
     sentences: dict[str, str] = field(default_factory=dict)  # a field cell -> its template (Meta.sentences)
     products: list[tuple[str, str, str, str]] = field(default_factory=list)  # budget rows: 單價×數量=金額 rules
@@ -126,56 +139,172 @@ def pick_sheet(wb: openpyxl.Workbook, name: str | None = None) -> Worksheet:
         if name not in wb.sheetnames:
             raise CollectionError(f"The form has no sheet {name!r}.", f"Its sheets: {', '.join(wb.sheetnames)}.")
         return wb[name]
-    scored = [(sum(1 for row in ws.iter_rows() for c in row if bordered(c)), -i, ws)
-              for i, ws in enumerate(wb.worksheets)]
+    scored = [(_score(ws), -i, ws) for i, ws in enumerate(wb.worksheets) if ws.sheet_state == "visible"]
     best = max(scored, key=lambda t: (t[0], t[1]), default=(0, 0, None))
+    if best[0] == 0:  # no borders anywhere (an upload format): the first sheet with a row of column titles
+        best = next(((1, 0, ws) for ws in wb.worksheets if ws.sheet_state == "visible"
+                     and _unbordered_header(ws, Merges.of(ws))), best)
     if best[0] == 0 or best[2] is None:
         raise CollectionError("No sheet of the form has a table drawn with borders.",
                               "Draw the table's grid lines (borders) in Excel, or name the sheet with --sheet.")
     return best[2]
 
 
+@lru_cache(maxsize=64)
+def _bordered_cells(ws: Worksheet) -> tuple[tuple[int, int], ...]:
+    """(row, column) of every bordered cell of the sheet, found once per sheet."""
+    return tuple((c.row, c.column) for row in ws.iter_rows() for c in row
+                 if c.row is not None and c.column is not None and bordered(c))
+
+
+def _score(ws: Worksheet) -> int:
+    """How much of a form a sheet is: its bordered cells, and five for each cell a dropdown or limit is set on (an
+    input place); a lookup list (one column of choices) scores its cells only."""
+    cells = len(_bordered_cells(ws))
+    validated = 0
+    for dv in ws.data_validations.dataValidation:
+        for rng in dv.sqref.ranges:
+            c1, r1, c2, r2 = rng.bounds
+            validated += min((c2 - c1 + 1) * (r2 - r1 + 1), 10_000)
+    return cells + 5 * validated
+
+
 # -- the analysis ----------------------------------------------------------------------------------------------------
 def analyse(ws: Worksheet) -> Plan:
     """Infer the form's table, header, shape, inputs, totals and furniture from the sheet as printed."""
     merges = Merges.of(ws)
-    block = _table_block(ws, merges)
+    notes: list[str] = []
+    block = _table_block(ws, merges) or _unbordered_header(ws, merges)
     if block is None:
-        raise CollectionError(f"The sheet {ws.title!r} has no table drawn with borders.",
-                              "Draw the table's grid lines (borders), then adopt the form again.")
+        raise CollectionError(f"The sheet {ws.title!r} has no table drawn with borders, nor a row of column "
+                              "titles.", "Draw the table's grid lines (borders), then adopt the form again.")
     top, bottom, c1, c2 = block
+    top = _header_top(ws, merges, top, bottom, c1, c2)
     h2 = _header_bottom(ws, merges, top, bottom, c1, c2)
-    body = range(h2 + 1, bottom + 1)
+    if h2 >= bottom:  # only the header is drawn (an upload format): the rows under it are the list's free rows
+        bottom = h2 + FREE_ROWS
+        notes.append(f"{get_column_letter(c1)}{h2 + 1}:{get_column_letter(c2)}{bottom}：表格只畫了標題列，其下 "
+                     f"{FREE_ROWS} 列設為填寫列（可在規則檔改 max_rows）")
+    bottom = _body_end(ws, merges, h2, bottom, c1, c2)
+    start = h2 + 1
+    while start < bottom and _instruction_row(ws, merges, start, c1, c2):
+        start += 1  # instruction rows under the header (what each column wants): furniture, not data
+    second = _second_table(ws, merges, start, bottom, c1, c2)
+    if second is not None:  # free rows, then another table drawn in the same borders (公務統計 表-6)
+        first_text = next((t for c in range(c1, c2 + 1) if (t := clean(ws.cell(*merges.top(second, c)).value))), "")
+        notes.append(f"{get_column_letter(c1)}{second}:{get_column_letter(c2)}{bottom}：同一框線內的第二個表"
+                     f"（「{first_text[:20]}」起）未納入本收集，保留為印好的內容，不收填寫值；要收集它，請把它另存"
+                     f"為一個工作表再採用")
+        bottom = second - 1
+    body = range(start, bottom + 1)
     if not body:
         raise CollectionError(f"The table on {ws.title!r} ({get_column_letter(c1)}{top}:{get_column_letter(c2)}"
                               f"{bottom}) has a header but no rows below it.",
                               "Give the form at least one empty row under its header.")
     totals = tuple(r for r in body if _is_total_label_row(ws, merges, r, c1, c2))
     label_cols = _label_columns(ws, merges, body, totals, c1, c2)
-    last_data = bottom if label_cols else max((r for r in body if r not in totals), default=h2 + 1)
+    last_data = bottom if label_cols else max((r for r in body if r not in totals), default=start)
     plan = Plan(sheet=ws.title, shape="cells" if label_cols else "list", header=(top, h2), columns=(c1, c2),
-                data=(h2 + 1, last_data), totals=totals, labels=label_cols, inputs=[])
+                data=(start, last_data), totals=totals, labels=label_cols, inputs=[],
+                sheet_unit=_sheet_unit(ws, top, c1, c2))
+    plan.notes.extend(notes)
     plan.inputs = _grid_cells(ws, merges, plan) if label_cols else _list_columns(ws, merges, plan)
     if plan.shape == "cells":  # inputs in sentences (「全校班級數：＿＿班」, □是 □否), budget tables (單價, 數量, 金額)
         extra = form_fields(ws, merges, (plan.header[0], plan.data[1]), plan.columns)
         plan.inputs = [i for i in plan.inputs if i.cell not in extra.cells] + [Input(**a) for a in extra.inputs]
         plan.sentences, plan.products = extra.sentences, extra.products
         check_cells(plan.inputs)  # a 「V選」 cell: a choice of one mark
+    _break_cycles(plan.inputs)
     if not any(i.kind != "total" for i in plan.inputs):
-        raise CollectionError(f"The table on {ws.title!r} has no cell for an agency to fill.",
-                              "Leave the input cells of the form empty (or with only a unit such as (人)).")
+        area = f"{get_column_letter(c1)}{plan.data[0]}:{get_column_letter(c2)}{plan.data[1]}"
+        printed = [f"{ws.cell(r, c).coordinate}「{clean(ws.cell(r, c).value)[:20]}」" for r in range(*plan.data)
+                   for c in range(c1, c2 + 1) if clean(ws.cell(r, c).value) and not merges.is_covered(r, c)][:3]
+        raise CollectionError(f"The table on {ws.title!r} (rows {area}) has no cell for an agency to fill: every "
+                              f"cell under its header is a label, a total or printed text"
+                              + (f" ({', '.join(printed)})" if printed else "") + ".",
+                              "Leave the cells the agency fills empty (or with only a unit such as (人)), or name "
+                              "the sheet that holds the form with --sheet.")
     return plan
+
+
+def left_out(wb: openpyxl.Workbook, ws: Worksheet, plan: Plan) -> list[str]:
+    """What the collection does not take in, said with its cells: the tables of the other sheets and a second table
+    on the form's sheet (a collection holds one table; adopt another with --sheet, or as a collection of its own)."""
+    out = []
+    for other in wb.worksheets:
+        if other is ws or other.sheet_state != "visible":
+            continue
+        merges = Merges.of(other)
+        block = _table_block(other, merges) or _unbordered_header(other, merges)
+        if (block is not None and block[1] > block[0]) or (block is not None and _unbordered_header(other, merges)):
+            top, bottom, c1, c2 = block
+            out.append(f"工作表「{other.title}」的表（{get_column_letter(c1)}{top}:{get_column_letter(c2)}{bottom}）"
+                       f"未納入本收集，保留為說明；要收集它，另以 --sheet \"{other.title}\" 採用為一個收集")
+    merges = Merges.of(ws)
+    for top, bottom, c1, c2 in _bordered_runs(ws, merges):
+        if bottom - top >= 2 and (bottom < plan.header[0] or top > plan.data[1] + len(plan.totals) + 1):
+            out.append(f"{get_column_letter(c1)}{top}:{get_column_letter(c2)}{bottom}：同一工作表上的另一個表未納入"
+                       f"本收集，保留為印好的內容（不收填寫值）")
+    return out
+
+
+def _unbordered_header(ws: Worksheet, merges: Merges) -> tuple[int, int, int, int] | None:
+    """A table drawn without borders (HMRC's, an upload format): the first row of three or more column titles side
+    by side with nothing but titles, examples or blanks under it; (row, row, first col, last col)."""
+    best: tuple[int, int, int, int] | None = None
+    for row in ws.iter_rows(max_row=60):
+        cols = [c.column for c in row if isinstance(c.value, str) and clean(c.value) and c.column is not None
+                and _one_column(merges, c.row or 0, c.column)]
+        if len(cols) >= 3 and max(cols) - min(cols) + 1 <= 2 * len(cols):
+            r = row[0].row or 0
+            if best is None or len(cols) > best[3] - best[2] + 1:
+                best = (r, r, min(cols), max(cols))
+    return best
+
+
+def _one_column(merges: Merges, r: int, c: int) -> bool:
+    """True for a cell of its own or the anchor of a range merged down one column (not a line merged across)."""
+    r1, c1, _, c2 = merges.extent.get(merges.top(r, c), (r, c, r, c))
+    return (r1, c1) == (r, c) and c1 == c2
+
+
+def _break_cycles(inputs: list[Input]) -> None:
+    """A total that would add itself up (through other totals) is not guessed: it is left for the office to say."""
+    of = {i.key: i.of or () for i in inputs if i.kind == "total"}
+
+    def reaches(start: str) -> bool:
+        seen: set[str] = set()
+        todo = list(of.get(start, ()))
+        while todo:
+            k = todo.pop()
+            if k == start:
+                return True
+            if k not in seen:
+                seen.add(k)
+                todo.extend(of.get(k, ()))
+        return False
+
+    guessed_first = sorted((i for i in inputs if i.kind == "total"), key=lambda i: not i.unsure)
+    for i in guessed_first:
+        if i.of and reaches(i.key):
+            i.of = ()
+            of[i.key] = ()
+            i.unsure = ["合計格無法判斷由哪些格加總：鎖定留白，由本處計算（可在規則檔寫 of=[...]）"]
 
 
 def _table_block(ws: Worksheet, merges: Merges) -> tuple[int, int, int, int] | None:
     """(top, bottom, first col, last col) of the largest run of rows with two or more bordered cells."""
+    runs = _bordered_runs(ws, merges)
+    return max(runs, key=lambda t: t[1] - t[0]) if runs else None
+
+
+def _bordered_runs(ws: Worksheet, merges: Merges) -> list[tuple[int, int, int, int]]:
+    """Each run of consecutive rows with two or more bordered cells: (top, bottom, first col, last col)."""
     rows: dict[int, list[int]] = {}
     anchors: dict[int, set[tuple[int, int]]] = {}
-    for row in ws.iter_rows():
-        for c in row:
-            if bordered(c) and c.row is not None and c.column is not None:
-                rows.setdefault(c.row, []).append(c.column)
-                anchors.setdefault(c.row, set()).add(merges.top(c.row, c.column))
+    for r, c in _bordered_cells(ws):
+        rows.setdefault(r, []).append(c)
+        anchors.setdefault(r, set()).add(merges.top(r, c))
     # a row of the table has two or more bordered cells that are not one merged range (a boxed title line is not)
     rows = {r: cols for r, cols in rows.items() if len(anchors[r]) >= 2}
     runs: list[tuple[int, int]] = []
@@ -188,11 +317,85 @@ def _table_block(ws: Worksheet, merges: Merges) -> tuple[int, int, int, int] | N
         prev = r
     if start is not None and prev is not None:
         runs.append((start, prev))
-    if not runs:
-        return None
-    top, bottom = max(runs, key=lambda t: t[1] - t[0])
-    cols = [c for r in range(top, bottom + 1) for c in rows.get(r, [])]
-    return top, bottom, min(cols), max(cols)
+    out = []
+    for top, bottom in runs:
+        cols = [c for r in range(top, bottom + 1) for c in rows.get(r, [])]
+        out.append((top, bottom, min(cols), max(cols)))
+    return out
+
+
+def _texts_across(ws: Worksheet, merges: Merges, r: int, c1: int, c2: int) -> tuple[int, int]:
+    """(columns whose cell, or the merged range over it, holds a printed text; distinct such ranges) on row r."""
+    n, anchors = 0, set()
+    for c in range(c1, c2 + 1):
+        anchor = merges.top(r, c)
+        value = ws.cell(*anchor).value
+        if isinstance(value, str) and clean(value) and not value.startswith("=") and not _is_prompt(clean(value)):
+            n += 1
+            anchors.add(anchor)
+    return n, len(anchors)
+
+
+def _is_prompt(text: str) -> bool:
+    """A field's printed prompt, not a title: 校名：, 校名：<校名>, <學年度>學年度 第<學期>學期, 填表日期：＿＿."""
+    return bool(re.match(r"^[^:：]{1,10}[:：]", text)) or ("<" in text and ">" in text) or "＿" in text or \
+        "__" in text
+
+
+def _header_top(ws: Worksheet, merges: Merges, top: int, bottom: int, c1: int, c2: int) -> int:
+    """The header's first row: the bordered area's first row, unless it starts with a title block (a 表號／編製機關
+    box, a title merged across the table, a line of fields): then the first row, below those, whose titles run
+    across the table (half its columns or more, in two or more cells)."""
+    width = c2 - c1 + 1
+
+    def across(r: int) -> bool:
+        n, distinct = _texts_across(ws, merges, r, c1, c2)
+        return n * 2 >= width and distinct >= 2
+
+    if across(top):
+        return top
+    for r in range(top + 1, min(bottom, top + 2 * MAX_HEADER_ROWS)):
+        if across(r):
+            return r
+    return top
+
+
+def _second_table(ws: Worksheet, merges: Merges, start: int, bottom: int, c1: int, c2: int) -> int | None:
+    """The first row of a second table under a list's free rows (two or more empty rows, then printed titles), or
+    None: a grid's rows carry their labels from the first, so a grid is never cut."""
+    empty = 0
+    for r in range(start, bottom + 1):
+        if _is_total_label_row(ws, merges, r, c1, c2):
+            continue
+        n, distinct = _texts_across(ws, merges, r, c1, c2)
+        if n == 0:
+            empty += 1
+            continue
+        return r if empty >= 2 and distinct >= 2 else None
+    return None
+
+
+def _sheet_unit(ws: Worksheet, top: int, c1: int, c2: int) -> tuple[str, ...]:
+    """The units a 單位：人 (單位：班、人; 單位：新臺幣元) line above the table states, or ()."""
+    for row in ws.iter_rows(min_row=1, max_row=top, min_col=c1, max_col=c2 + 2):
+        for c in row:
+            m = re.search(r"單位[:：]\s*(\S+)", clean(c.value).replace("：", ":")) if isinstance(c.value, str) else None
+            if m:
+                return tuple(u for u in re.split(r"[、,，/及與]", m.group(1)) if u)
+    return ()
+
+
+def _starts_notes(ws: Worksheet, merges: Merges, r: int, c1: int, c2: int) -> bool:
+    first = next((t for c in range(c1, c2 + 1) if (t := clean(ws.cell(*merges.top(r, c)).value))), "")
+    return first.startswith(NOTE_STARTS) or any(first.startswith(w) for w in SIGNATURE_WORDS)
+
+
+def _body_end(ws: Worksheet, merges: Merges, h2: int, bottom: int, c1: int, c2: int) -> int:
+    """The table's last row: the bordered area's, or the row above a notes block or signature line drawn inside it."""
+    for r in range(h2 + 2, bottom + 1):
+        if _starts_notes(ws, merges, r, c1, c2):
+            return r - 1
+    return bottom
 
 
 def _header_bottom(ws: Worksheet, merges: Merges, top: int, bottom: int, c1: int, c2: int) -> int:
@@ -210,7 +413,24 @@ def _header_bottom(ws: Worksheet, merges: Merges, top: int, bottom: int, c1: int
     # rows below it are empty
     while h2 + 1 < bottom and _units_row(ws, merges, h2 + 1, c1, c2):
         h2 += 1
+    # a leaf row of titles under the merged ones (經常門／資本門／合計, 男／女／計): every column titled, none a total
+    while h2 + 1 < bottom and h2 + 1 - top < MAX_HEADER_ROWS and _titles_row(ws, merges, h2 + 1, c1, c2):
+        h2 += 1
     return h2
+
+
+def _instruction_row(ws: Worksheet, merges: Merges, r: int, c1: int, c2: int) -> bool:
+    """A row of sentences under the header, one per column (what to type there), e.g. CMS's and HMRC's templates."""
+    texts = [clean(ws.cell(r, c).value) for c in range(c1, c2 + 1) if not merges.is_covered(r, c)
+             and isinstance(ws.cell(r, c).value, str) and not str(ws.cell(r, c).value).startswith("=")]
+    texts = [t for t in texts if t]
+    return len(texts) * 2 >= (c2 - c1 + 1) and len(texts) >= 2 and sum(map(len, texts)) >= 25 * len(texts)
+
+
+def _titles_row(ws: Worksheet, merges: Merges, r: int, c1: int, c2: int) -> bool:
+    n, distinct = _texts_across(ws, merges, r, c1, c2)
+    return n == c2 - c1 + 1 and distinct >= 2 and not _is_total_label_row(ws, merges, r, c1, c2) and \
+        not _instruction_row(ws, merges, r, c1, c2)
 
 
 def _units_row(ws: Worksheet, merges: Merges, r: int, c1: int, c2: int) -> bool:
@@ -256,13 +476,19 @@ def _common_prefix(paths: Sequence[tuple[str, ...]]) -> int:
     return min(n, min(len(p) for p in paths) - 1)
 
 
-def _kind(path: tuple[str, ...], unit: str | None, number_format: str, choices: tuple[str, ...]) -> dict[str, Any]:
+def _kind(path: tuple[str, ...], unit: str | None, number_format: str, choices: tuple[str, ...],
+          sheet_unit: tuple[str, ...] = ()) -> dict[str, Any]:
     """The kind of an input from its title path's words, its unit, its cell's number format and dropdown."""
     words = "".join(path)
     leaf = path[-1] if path else ""
     unsure: list[str] = []
     if choices:
         return dict(kind="choice", choices=choices, unsure=unsure)
+    hint = words.lower()
+    if re.search(r"\(yes/no\)|yes/no\)?$", hint):  # a format hint in the title (HMRC's "(yes/no)")
+        return dict(kind="choice", choices=("yes", "no"), unsure=unsure)
+    if re.search(r"yyyy-mm-dd|dd/mm/yyyy|mm/dd/yyyy|yyyy/mm/dd", hint):
+        return dict(kind="date", unsure=unsure)
     if leaf in ORDINAL_TITLES:
         return dict(kind="whole", ordinal=True, ge=0, unsure=unsure)
     if any(w in leaf for w in REMARK_WORDS) or (unit is None and any(leaf.endswith(w) for w in TEXT_ENDINGS)):
@@ -281,6 +507,10 @@ def _kind(path: tuple[str, ...], unit: str | None, number_format: str, choices: 
         return dict(kind="decimal", ge=0, unsure=unsure)
     if any(leaf.endswith(w) for w in CODE_WORDS):
         return dict(kind="code", unsure=unsure)
+    if sheet_unit and all(u in COUNT_UNITS for u in sheet_unit):
+        return dict(kind="whole", ge=0, unsure=unsure)
+    if sheet_unit and all(u in MONEY_UNITS for u in sheet_unit):
+        return dict(kind="whole", money=True, ge=0, unsure=unsure)
     if "#" in number_format or number_format in ("0", "0.00"):
         unsure.append("依儲存格數字格式判為數字")
         return dict(kind="decimal", unsure=unsure)
@@ -290,14 +520,43 @@ def _kind(path: tuple[str, ...], unit: str | None, number_format: str, choices: 
 
 
 def _choices(ws: Worksheet, ref: str) -> tuple[str, ...]:
+    """The dropdown's choices at a cell: listed in the validation, or fed from a range of another sheet (a hidden
+    list sheet, a defined name), as CMS's and DfE's templates do."""
     for dv in ws.data_validations.dataValidation:
-        if dv.type == "list" and dv.formula1 and ref in dv.sqref and dv.formula1.startswith('"'):
-            return tuple(x.strip() for x in dv.formula1.strip('"').split(",") if x.strip())
+        if dv.type == "list" and dv.formula1 and ref in dv.sqref:
+            if dv.formula1.startswith('"'):
+                return tuple(x.strip() for x in dv.formula1.strip('"').split(",") if x.strip())
+            return _range_values(ws, dv.formula1.lstrip("="))
     return ()
 
 
+def _range_values(ws: Worksheet, source: str) -> tuple[str, ...]:
+    wb = ws.parent
+    if wb is None:
+        return ()
+    if source in wb.defined_names:
+        dests = list(wb.defined_names[source].destinations)
+        if len(dests) != 1:
+            return ()
+        sheet, ref = dests[0]
+    elif "!" in source:
+        sheet, ref = source.rsplit("!", 1)
+        sheet = sheet.strip("'").replace("''", "'")
+    else:
+        sheet, ref = ws.title, source
+    if sheet not in wb.sheetnames:
+        return ()
+    try:
+        cells = wb[sheet][ref.replace("$", "")]
+    except (ValueError, KeyError):
+        return ()
+    rows = cells if isinstance(cells, tuple) else ((cells,),)
+    values = [c.value for row in rows for c in (row if isinstance(row, tuple) else (row,))]
+    return tuple(str(v).strip() for v in values if v is not None and str(v).strip())[:200]
+
+
 def _is_total_path(path: tuple[str, ...]) -> bool:
-    return any(any(w in p for w in TOTAL_WORDS) for p in path)
+    return any(_is_total_word(p) for p in path)
 
 
 def _total_sources(paths: dict[int, tuple[str, ...]], col: int, candidates: Sequence[int]) -> tuple[int, ...] | None:
@@ -308,18 +567,30 @@ def _total_sources(paths: dict[int, tuple[str, ...]], col: int, candidates: Sequ
     path = paths[col]
     if any(w in "".join(path) for w in RATE_WORDS):
         return None  # a total of rates is not a sum
-    leaf_total = any(w in path[-1] for w in TOTAL_WORDS)
-    group = next((i for i, p in enumerate(path[:-1]) if any(w in p for w in TOTAL_WORDS)), None)
+    leaf_total = _is_total_word(path[-1])
+    group = next((i for i, p in enumerate(path[:-1]) if _is_total_word(p)), None)
     if leaf_total:
         parent = path[:-1]
         found = [c for c in candidates if c < col and paths[c][:-1] == parent and not _is_total_path(paths[c])]
+        if len(found) < 2 and len(parent) >= 1:  # 計 beside 男／女 (left or right), under a total group or not
+            found = [c for c in candidates if c != col and paths[c][:-1] == parent and not _is_total_word(paths[c][-1])]
     elif group is not None:
         parent, leaf = path[:group], path[-1]
-        found = [c for c in candidates if c < col and paths[c][: len(parent)] == parent and paths[c][-1] == leaf
-                 and not _is_total_path(paths[c])]
+
+        def sibling(c: int) -> bool:
+            return (paths[c][: len(parent)] == parent and paths[c][-1] == leaf and len(paths[c]) == len(path)
+                    and not _is_total_path(paths[c]))
+
+        found = [c for c in candidates if c < col and sibling(c)]
+        if len(found) < 2:  # a 總計 group printed first: the same leaf under the groups right of it
+            found = [c for c in candidates if c > col and sibling(c)]
     else:
         return None
     return tuple(found) if len(found) >= 2 else None
+
+
+def _is_total_word(title: str) -> bool:
+    return any(w in title for w in TOTAL_WORDS) or title in ("計", "合", "Total", "TOTAL", "total")
 
 
 def _key(letter: str, row: int | None = None) -> str:
@@ -338,10 +609,11 @@ def _list_columns(ws: Worksheet, merges: Merges, plan: Plan) -> list[Input]:
         path = paths[c]
         unit = unit_of(path[-1]) or next((unit_of(p) for p in reversed(path) if unit_of(p)), None)
         sample = ws.cell(first, c)
-        info = _kind(path, unit, sample.number_format or "", _choices(ws, sample.coordinate))
+        info = _kind(path, unit, sample.number_format or "", _choices(ws, sample.coordinate), plan.sheet_unit)
         title = joined(path[cut:])
         inp = Input(_key(letter), title, f"{letter}{first}:{letter}{last}", unit=unit, **info)
-        inp.required = inp.kind != "total" and not inp.ordinal and not any(w in path[-1] for w in REMARK_WORDS)
+        inp.required = inp.kind != "total" and not inp.ordinal and not any(w in path[-1] for w in REMARK_WORDS) \
+            and not any(w in path[-1].lower() for w in OPTIONAL_WORDS)
         out.append(inp)
     by_col = {c: i for c, i in zip(cols, out, strict=True)}
     for c, inp in by_col.items():
@@ -366,6 +638,7 @@ def _grid_cells(ws: Worksheet, merges: Merges, plan: Plan) -> list[Input]:
     label_cols = range(l1, l2 + 1)
     out: list[Input] = []
     by_cell: dict[tuple[int, int], Input] = {}
+    computed: set[tuple[int, int]] = set()
     for r in rows:
         for c in input_cols:
             if merges.is_covered(r, c):
@@ -380,24 +653,31 @@ def _grid_cells(ws: Worksheet, merges: Merges, plan: Plan) -> list[Input]:
             cell = ws.cell(r, c)
             text = clean(cell.value)
             unit = unit_of(text) if is_unit_only(text) else None
+            formula = isinstance(cell.value, str) and cell.value.startswith("=")
             if unit is not None:
                 plan.unit_cells[cell.coordinate] = text
+            elif formula or (isinstance(cell.value, int | float) and not isinstance(cell.value, bool)):
+                pass  # a printed formula is a computed cell; a printed 0 where the agency writes is its prompt
             elif text:
                 continue  # a printed text in the input area (e.g. a ✓ the office filled): furniture
             total_row = r in plan.totals
             leaf_unit = unit or unit_of(col_path[-1]) if col_path else unit
-            info = _kind(col_path, leaf_unit, cell.number_format or "",
-                         _choices(ws, cell.coordinate))
+            info = _kind(col_path, leaf_unit, cell.number_format or "", _choices(ws, cell.coordinate),
+                         plan.sheet_unit)
             title = joined(row_path + col_path)
             inp = Input(_key(letter, r), title, anchor_ref, cell=cell.coordinate, unit=leaf_unit, **info)
             if total_row or _is_total_path(col_path) or any(w in (row_path[-1] if row_path else "")
                                                               for w in TOTAL_WORDS):
                 inp.kind = "total"
+            elif formula:  # C＝A÷B×100％ as the office printed it: kept, locked, computed by its own formula
+                inp.kind, inp.of, inp.required, inp.choices = "total", (), False, ()
+                inp.unsure = [f"印好的公式 {str(cell.value)[:40]}：保留為計算格（鎖定）"]
+                computed.add((r, c))
             by_cell[(r, c)] = inp
             out.append(inp)
     # what each total adds up
     for (r, c), inp in by_cell.items():
-        if inp.kind != "total":
+        if inp.kind != "total" or (r, c) in computed:
             continue
         src: list[Input] = []
         row_path = label_path(ws, merges, r, label_cols)
@@ -436,10 +716,11 @@ def _grid_cells(ws: Worksheet, merges: Merges, plan: Plan) -> list[Input]:
 
 
 # -- writing the collection ----------------------------------------------------------------------------------------
-def write_template(source: Path, plan: Plan, target: Path) -> None:
+def write_template(source: Path | openpyxl.Workbook, plan: Plan, target: Path) -> None:
     """The form as printed, plus defined names; unit-only texts leave the input cells for their number format, and
-    totals whose sources are known get their formulas, so the agency sees them add up."""
-    wb = openpyxl.load_workbook(source)
+    totals whose sources are known get their formulas, so the agency sees them add up. `source`: the form's file,
+    or the workbook adopt analysed (loaded once)."""
+    wb = openpyxl.load_workbook(source) if isinstance(source, Path) else source
     ws = wb[plan.sheet]
     quoted = "'" + ws.title.replace("'", "''") + "'"
     c1, c2 = plan.columns
@@ -466,20 +747,35 @@ def write_template(source: Path, plan: Plan, target: Path) -> None:
         if inp.kind != "total" or not inp.of or inp.cell in plan.sentences:
             continue  # a total inside a sentence field is typed there (and checked on return)
         if plan.shape == "cells" and inp.cell:
-            ws[inp.cell] = _sum_formula(",".join(str(keys[k].cell) for k in inp.of if keys[k].cell))
+            _put(ws, inp.cell, _sum_formula(",".join(str(keys[k].cell) for k in inp.of if keys[k].cell)))
         else:
             letter = inp.ref.split(":")[0].rstrip("0123456789")
             for r in range(plan.data[0], plan.data[1] + 1):
-                ws[f"{letter}{r}"] = _sum_formula(
-                    ",".join(f"{keys[k].ref.split(':')[0].rstrip('0123456789')}{r}" for k in inp.of))
+                _put(ws, f"{letter}{r}", _sum_formula(
+                    ",".join(f"{keys[k].ref.split(':')[0].rstrip('0123456789')}{r}" for k in inp.of)))
     if plan.shape == "list":
-        for r in plan.totals:  # the total row adds up each number column
+        rows = [r for r in range(plan.data[0], plan.data[1] + 1) if r not in plan.totals]
+        for r in plan.totals:  # the total row adds up each number column (a 總計 row printed above the rows too)
             for inp in plan.inputs:
-                if inp.kind in ("whole", "decimal", "total") and not inp.ordinal:
+                if inp.kind in ("whole", "decimal", "total") and not inp.ordinal and rows:
                     letter = inp.ref.split(":")[0].rstrip("0123456789")
-                    ws[f"{letter}{r}"] = _sum_formula(f"{letter}{plan.data[0]}:{letter}{plan.data[1]}")
+                    _put(ws, f"{letter}{r}", _sum_formula(f"{letter}{rows[0]}:{letter}{rows[-1]}"))
     target.parent.mkdir(parents=True, exist_ok=True)
     wb.save(target)
+
+
+def _put(ws: Worksheet, ref: str, formula: str) -> None:
+    """A formula into a cell of the form; a cell inside a merged range (a label merged over the row) keeps it."""
+    cell = ws[ref]
+    if not isinstance(cell, MergedCell):
+        cell.value = formula
+
+
+def _text_limit(i: Input) -> int:
+    """A text input's limit: a code is short, a remark long, any other text a line or two."""
+    if i.kind == "code":
+        return 20
+    return 200 if any(w in i.title.rsplit(" › ", 1)[-1] for w in REMARK_WORDS) else 100
 
 
 def _sum_formula(refs: str) -> str:
@@ -546,6 +842,8 @@ def rules_text(plan: Plan, cid: str, title: str, source_name: str, scope: str, p
                 args.append(f"ge={i.ge:g}")
             if i.choices:
                 args.append(f"isin={_q(list(i.choices))}")
+            if i.kind in ("text", "code"):
+                args.append(f"max_length={i.max_length or _text_limit(i)}")
         if i.cell:
             args.append(f"cell={_q(i.cell)}")
         t = "str" if i.kind in ("text", "choice", "code") else dtype.get(i.kind, "str")
@@ -578,6 +876,8 @@ def adopt(form: Path, cid: str, rules_dir: Path, templates_dir: Path, *, title: 
                               "Choose another --id, or pass --force to replace it.")
     with tempfile.TemporaryDirectory(prefix="collect-adopt-") as tmp:
         xlsx = as_xlsx(form, Path(tmp))
+        if trim_columns(xlsx, Path(tmp) / "trimmed.xlsx"):
+            xlsx = Path(tmp) / "trimmed.xlsx"
         try:
             wb = openpyxl.load_workbook(xlsx)
         except Exception as exc:
@@ -585,8 +885,10 @@ def adopt(form: Path, cid: str, rules_dir: Path, templates_dir: Path, *, title: 
                                   "Open it in Excel or LibreOffice and save it again.") from None
         ws = pick_sheet(wb, sheet)
         plan = analyse(ws)
+        plan.notes.extend(left_out(wb, ws, plan))
         name = title or _title_of(ws, plan) or form.stem
-        write_template(xlsx, plan, template)
+        write_template(wb, plan, template)
+        _bordered_cells.cache_clear()  # the cache holds the workbook's sheets
     rules.parent.mkdir(parents=True, exist_ok=True)
     rules.write_text(rules_text(plan, cid, name, form.name, scope, period), encoding="utf-8")
     return Adopted(cid, plan, template, rules)

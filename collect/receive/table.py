@@ -16,6 +16,7 @@ from collect.receive.read import Book, Sheet
 from collect.receive.sentence import read_sentences
 from collect.xlsx.addresses import column_index_from_string, get_column_letter, range_boundaries
 from collect.xlsx.cells import clean, joined, path_of
+from collect.xlsx.printed import FORMULA, printed_texts, printed_value, template_merges
 
 HEADER_SEARCH_ROWS = 30
 MAX_OUTSIDE_FINDINGS = 20
@@ -85,7 +86,9 @@ def extract(book: Book, coll: Collection, locale: str = "zh-TW") -> Table | list
     if lay.cells:
         return _extract_cells(sheet, coll, lay, locale)
     grid = Grid(sheet)
-    merged = Merged.of(sheet)
+    # an .ods read reports no merged ranges: the header's are the template's (the return was issued from it)
+    merged = Merged.of(sheet) if sheet.merged else Merged.of(replace(sheet, merged=template_merges(
+        coll.template_path, lay.sheet)))
     header_row = _find_header(grid, merged, lay, coll)
     if header_row is None:
         return [F.make("table.header_missing", locale, sheet=lay.sheet,
@@ -136,6 +139,7 @@ def extract(book: Book, coll: Collection, locale: str = "zh-TW") -> Table | list
     cells = _block(sheet.rows[first:])  # the rows below the header, as one 2-D array
     filled = ~_BLANK(cells).astype(bool) if cells.size else np.zeros(cells.shape, dtype=bool)
     row_numbers = sheet.first_row + first + np.arange(cells.shape[0])
+    _drop_printed(cells, filled, coll, lay, sheet.first_row + first - delta, sheet.first_col)
     lo, hi = max(0, lo_col - sheet.first_col), max(0, last_table_col - sheet.first_col + 1)
     around = [j for j in range(cells.shape[1]) if not lo <= j < hi]
     in_rows = row_numbers <= limit_row
@@ -287,6 +291,19 @@ class Merged:
 
 
 _BLANK = np.frompyfunc(blank, 1, 1)
+
+
+def _drop_printed(cells: np.ndarray, filled: np.ndarray, coll: Collection, lay: Layout, first_row: int,
+                  first_col: int) -> None:
+    """What the form itself prints under its header (a notes block or signature line inside the borders, an
+    example row, a prompt, a formula) is furniture wherever it is drawn: left as printed, it is not data."""
+    if not cells.size:
+        return
+    for (r, c), text in printed_texts(coll.template_path, lay.sheet, lay.header_row).items():
+        i, j = r - first_row, c - first_col
+        if 0 <= i < cells.shape[0] and 0 <= j < cells.shape[1] and filled[i, j] and (
+                text == FORMULA or printed_value(cells[i, j]) == text):
+            filled[i, j] = False  # the value stays: a printed label of a row the agency fills is that row's
 
 
 def _block(lines: list[list[Any]]) -> np.ndarray:

@@ -161,7 +161,9 @@ class _Template:
             value = values.get((r1, c1), first.value)
             if isinstance(value, str) and value.startswith("="):
                 value = None
-            out.merges.append((target[r1] - 1, c1 - 1, target[r2] - 1, c2 - 1, value, first.style()))
+            # a merged range may reach below the sheet's last written row: it moves down like the rows it spans
+            out.merges.append((target.get(r1, r1 + extra) - 1, c1 - 1, target.get(r2, r2 + extra) - 1, c2 - 1, value,
+                               first.style()))
         return out
 
     @staticmethod
