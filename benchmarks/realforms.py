@@ -23,12 +23,13 @@ from typing import Any
 
 import openpyxl
 
-from collect.dryround import check_collections, sample_value
+from collect.dryround import check_collections
 from collect.errors import CollectError
 from collect.forms.adopt import adopt
 from collect.forms.issuing import issue
 from collect.forms.spec import Collection
 from collect.receive.ingest import Ingestor
+from collect.simulate import cells_for, sample_value
 from collect.states import Verdict
 from collect.workspace import Context, init_workspace
 from collect.xlsx.libreoffice import convert
@@ -231,8 +232,8 @@ def fill_values(coll: Collection) -> dict[str, Any]:
     """A1 cell -> the value typed there: every input cell of a grid, every input of the first rows of a list."""
     assert coll.layout is not None
     lay = coll.layout
-    if lay.cells:
-        return {lay.cells[c.key]: _excel(sample_value(c, ROUND)) for c in coll.inputs}
+    if lay.cells:  # a sentence field's blanks are typed in its printed words, as an agency does
+        return cells_for(coll, [{c.key: sample_value(c, ROUND) for c in coll.inputs}])
     out: dict[str, Any] = {}
     for n, row in enumerate(lay.data_rows[:LIST_ROWS]):
         for c in coll.inputs:

@@ -178,8 +178,8 @@ def analyse(ws: Worksheet) -> Plan:
     if block is None:
         raise CollectionError(f"The sheet {ws.title!r} has no table drawn with borders, nor a row of column "
                               "titles.", "Draw the table's grid lines (borders), then adopt the form again.")
-    top, bottom, c1, c2 = block
-    top = _header_top(ws, merges, top, bottom, c1, c2)
+    drawn, bottom, c1, c2 = block
+    top = _header_top(ws, merges, drawn, bottom, c1, c2)
     h2 = _header_bottom(ws, merges, top, bottom, c1, c2)
     if h2 >= bottom:  # only the header is drawn (an upload format): the rows under it are the list's free rows
         bottom = h2 + FREE_ROWS
@@ -210,7 +210,8 @@ def analyse(ws: Worksheet) -> Plan:
     plan.notes.extend(notes)
     plan.inputs = _grid_cells(ws, merges, plan) if label_cols else _list_columns(ws, merges, plan)
     if plan.shape == "cells":  # inputs in sentences (「全校班級數：＿＿班」, □是 □否), budget tables (單價, 數量, 金額)
-        extra = form_fields(ws, merges, (plan.header[0], plan.data[1]), plan.columns)
+        # from the drawn table's top: a line of fields inside it above the header (全校班級數：＿班) too
+        extra = form_fields(ws, merges, (drawn, plan.data[1]), plan.columns)
         plan.inputs = [i for i in plan.inputs if i.cell not in extra.cells] + [Input(**a) for a in extra.inputs]
         plan.sentences, plan.products = extra.sentences, extra.products
         check_cells(plan.inputs)  # a 「V選」 cell: a choice of one mark

@@ -93,9 +93,10 @@ def layout_problems(path: Path, columns: Sequence[ColumnSpec], fields: Sequence[
             except ValueError:
                 problems.append(f"{path}: the field {col.key} has cell={col.cell!r}, which is not a cell.")
                 continue
-            if not (h_min_row <= c_row <= d_max_row and d_min_col <= c_col <= d_max_col):  # 「全校班級數：＿班」 in the
-                problems.append(f"{path}: the field {col.key} ({col.cell}) lies outside {NAME_HEADER} and "  # header
-                                f"{NAME_DATA} ({header_ref}, {data_ref}).")
+            # a field may stand above the header too: a line of fields over the table (「全校班級數：＿班」)
+            if not (c_row <= d_max_row and d_min_col <= c_col <= d_max_col):
+                problems.append(f"{path}: the field {col.key} ({col.cell}) lies below {NAME_DATA} or beside the "
+                                f"table's columns ({header_ref}, {data_ref}).")
             elif merges.is_covered(c_row, c_col):
                 problems.append(f"{path}: the field {col.key} ({col.cell}) is inside the merged range "
                                 f"{merges.ref(c_row, c_col)}; name its first cell.")
