@@ -6,8 +6,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 import collect
 
 ROOT = Path(collect.__file__).parent
@@ -123,8 +121,6 @@ def workbook_offenders() -> list[str]:
                   if module_name(p).split(".")[:2] != ["collect", "xlsx"] and (libs := workbook_access(p)))
 
 
-@pytest.mark.xfail(strict=False, reason="forms/, report/, demo and agencies move onto collect/xlsx/ in this round; "
-                   "the lead makes this strict when every branch has landed")
 def test_only_the_workbook_layer_touches_workbook_files() -> None:
     """Only collect/xlsx/ imports openpyxl, xlsxwriter, python_calamine, fastexcel or zipfile, or runs soffice."""
     offenders = workbook_offenders()
@@ -140,4 +136,4 @@ def test_the_workbook_layer_rule_can_fail(tmp_path: Path) -> None:
     sample.write_text('"""Converted by LibreOffice (soffice --headless)."""\nimport io\n', encoding="utf-8")
     assert workbook_access(sample) == set()
     assert "python_calamine" in workbook_access(ROOT / "xlsx" / "reader.py")
-    assert not any(line.startswith("collect.receive.") for line in workbook_offenders())
+    assert workbook_offenders() == []

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,17 +19,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import openpyxl
-from openpyxl.cell.cell import MergedCell
-from openpyxl.utils import get_column_letter
-from openpyxl.workbook.defined_name import DefinedName
-from openpyxl.worksheet.worksheet import Worksheet
-
 from collect.errors import CollectionError
 from collect.forms.budget import product_rules
 from collect.forms.sentence import check_cells, form_fields, literal_sentences
 from collect.forms.spec import ID_RE, NAME_DATA, NAME_HEADER, NAME_TOTALS
 from collect.normalise import is_total_row
+from collect.xlsx import book, libreoffice
+from collect.xlsx.book import MergedCell, Workbook, Worksheet
+from collect.xlsx.book import column_letter as get_column_letter
 from collect.xlsx.cells import Merges, bordered, clean, is_unit_only, joined, label_path, title_path, unit_of
 from collect.xlsx.trim import trim_columns
 
@@ -112,20 +108,13 @@ def as_xlsx(path: Path, work: Path) -> Path:
     if suffix not in (".xls", ".ods", ".xlsm", ".xlsb"):
         raise CollectionError(f"{path.name} is not a spreadsheet collect can adopt.",
                               "Save the form as .xlsx, .xls or .ods.")
-    soffice = shutil.which("soffice") or shutil.which("libreoffice")
-    if soffice is None:
+    if libreoffice.binary() is None:
         raise CollectionError(f"{path.name} must be converted to .xlsx, and LibreOffice is not installed.",
                               "Install it (Debian: apt-get install libreoffice-calc-nogui), or save the form as "
                               ".xlsx in Excel and adopt that.")
     source = work / f"form{suffix}"  # a plain name: LibreOffice's output takes the input's stem
     shutil.copyfile(path, source)
-    profile = work / "lo-profile"
-    try:
-        subprocess.run([soffice, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", "xlsx",
-                        "--outdir", str(work), str(source)], check=True, capture_output=True, timeout=120)
-    except (subprocess.SubprocessError, OSError) as exc:
-        raise CollectionError(f"LibreOffice could not convert {path.name} to .xlsx ({exc}).",
-                              "Open the form in Excel or LibreOffice, save it as .xlsx, and adopt that.") from None
+    libreoffice.convert([source], "xlsx", work, seconds=120, profile=work / "lo-profile")
     out = work / "form.xlsx"
     if not out.is_file():
         raise CollectionError(f"LibreOffice did not convert {path.name} to .xlsx.",
@@ -133,7 +122,7 @@ def as_xlsx(path: Path, work: Path) -> Path:
     return out
 
 
-def pick_sheet(wb: openpyxl.Workbook, name: str | None = None) -> Worksheet:
+def pick_sheet(wb: Workbook, name: str | None = None) -> Worksheet:
     """The sheet named, else the one with the most bordered cells (a form's table is drawn with borders)."""
     if name is not None:
         if name not in wb.sheetnames:
@@ -228,7 +217,7 @@ def analyse(ws: Worksheet) -> Plan:
     return plan
 
 
-def left_out(wb: openpyxl.Workbook, ws: Worksheet, plan: Plan) -> list[str]:
+def left_out(wb: Workbook, ws: Worksheet, plan: Plan) -> list[str]:
     """What the collection does not take in, said with its cells: the tables of the other sheets and a second table
     on the form's sheet (a collection holds one table; adopt another with --sheet, or as a collection of its own)."""
     out = []
@@ -717,17 +706,16 @@ def _grid_cells(ws: Worksheet, merges: Merges, plan: Plan) -> list[Input]:
 
 
 # -- writing the collection ----------------------------------------------------------------------------------------
-def write_template(source: Path | openpyxl.Workbook, plan: Plan, target: Path) -> None:
+def write_template(source: Path | Workbook, plan: Plan, target: Path) -> None:
     """The form as printed, plus defined names; unit-only texts leave the input cells for their number format, and
     totals whose sources are known get their formulas, so the agency sees them add up. `source`: the form's file,
     or the workbook adopt analysed (loaded once)."""
-    wb = openpyxl.load_workbook(source) if isinstance(source, Path) else source
+    wb = book.open_book(source) if isinstance(source, Path) else source
     ws = wb[plan.sheet]
-    quoted = "'" + ws.title.replace("'", "''") + "'"
     c1, c2 = plan.columns
 
     def define(name: str, ref: str) -> None:
-        wb.defined_names[name] = DefinedName(name, attr_text=f"{quoted}!{_absolute(ref)}")
+        book.define(wb, name, ws, ref)
 
     for name in list(wb.defined_names):
         if name.upper().startswith("COLLECT_"):
@@ -782,11 +770,6 @@ def _text_limit(i: Input) -> int:
 def _sum_formula(refs: str) -> str:
     """A total that stays blank until one of its sources is typed, so an empty form shows no column of 0."""
     return f'=IF(COUNT({refs})=0,"",SUM({refs}))'
-
-
-def _absolute(ref: str) -> str:
-    return ",".join(":".join(re.sub(r"([A-Z]+)(\d+)", r"$\1$\2", p) for p in part.split(":"))
-                    for part in ref.split(","))
 
 
 def _q(value: Any) -> str:
@@ -880,7 +863,7 @@ def adopt(form: Path, cid: str, rules_dir: Path, templates_dir: Path, *, title: 
         if trim_columns(xlsx, Path(tmp) / "trimmed.xlsx"):
             xlsx = Path(tmp) / "trimmed.xlsx"
         try:
-            wb = openpyxl.load_workbook(xlsx)
+            wb = book.open_book(xlsx)
         except Exception as exc:
             raise CollectionError(f"{form.name} could not be read as a workbook ({exc.__class__.__name__}).",
                                   "Open it in Excel or LibreOffice and save it again.") from None

@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook, load_workbook
-from openpyxl.cell.cell import Cell
+from openpyxl.cell.cell import Cell, MergedCell
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import column_index_from_string, get_column_letter, range_boundaries
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.worksheet import Worksheet
 
-__all__ = ["Alignment", "Border", "Cell", "Font", "PatternFill", "Side", "Workbook", "Worksheet", "absolute",
-           "bounds", "column_index", "column_letter", "copy_look", "define", "destinations", "first_sheet_rows",
-           "new", "open_book", "save", "to_bytes", "typed"]
+__all__ = ["Alignment", "Border", "Cell", "Font", "MergedCell", "PatternFill", "Side", "Workbook", "Worksheet",
+           "absolute", "bounds", "column_index", "column_letter", "copy_look", "define", "destinations",
+           "first_sheet_rows", "new", "open_book", "save", "to_bytes", "typed"]
 
 column_letter = get_column_letter  # 1 -> "A", 27 -> "AA"
 
@@ -82,8 +82,9 @@ def define(wb: Workbook, name: str, ws: Worksheet, ref: str) -> None:
 
 
 def absolute(ref: str) -> str:
-    """A1:B2 -> $A$1:$B$2."""
-    return ":".join(re.sub(r"([A-Z]+)(\d+)", r"$\1$\2", part) for part in ref.split(":"))
+    """A1:B2 -> $A$1:$B$2; ranges joined by commas (a name over several total rows) each so."""
+    return ",".join(":".join(re.sub(r"([A-Z]+)(\d+)", r"$\1$\2", p) for p in part.split(":"))
+                    for part in ref.split(","))
 
 
 def bounds(ref: str) -> tuple[int, int, int, int]:
