@@ -53,25 +53,26 @@ def fill_sheet(data: bytes, sheet: str, cells: Mapping[str, Any]) -> bytes:
 
 
 class ZipTemplate:
-    """A zip package whose unchanged members are compressed once; build() writes a copy with some parts replaced."""
+    """A zip package whose unchanged members are compressed once; build() writes a copy with some parts replaced.
+    The members named in `stored` are kept uncompressed (an .ods package's `mimetype`, as ODF requires)."""
 
-    def __init__(self, members: list[tuple[str, bytes, tuple[int, ...]]]) -> None:
-        self._members = [(name, _dos_time(when), *_pack(data)) for name, data, when in members]
+    def __init__(self, members: list[tuple[str, bytes, tuple[int, ...]]], stored: frozenset[str] = frozenset()) -> None:
+        self._members = [(name, _dos_time(when), *_pack(data, stored=name in stored)) for name, data, when in members]
 
     def build(self, changed: Mapping[str, bytes]) -> bytes:
         out = io.BytesIO()
         central = []
-        for name, (dtime, ddate), crc, size, packed in self._members:
+        for name, (dtime, ddate), method, crc, size, packed in self._members:
             if name in changed:
-                crc, size, packed = _pack(changed[name])
+                method, crc, size, packed = _pack(changed[name])
             raw_name = name.encode("utf-8")
             flags = 0x800 if not raw_name.isascii() else 0
             offset = out.tell()
-            out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flags, 8, dtime, ddate, crc, len(packed), size,
-                                  len(raw_name), 0))
+            out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flags, method, dtime, ddate, crc, len(packed),
+                                  size, len(raw_name), 0))
             out.write(raw_name)
             out.write(packed)
-            central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, flags, 8, dtime, ddate, crc,
+            central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, flags, method, dtime, ddate, crc,
                                        len(packed), size, len(raw_name), 0, 0, 0, 0, 0, offset) + raw_name)
         start = out.tell()
         for entry in central:
@@ -81,9 +82,12 @@ class ZipTemplate:
         return out.getvalue()
 
 
-def _pack(data: bytes) -> tuple[int, int, bytes]:
+def _pack(data: bytes, *, stored: bool = False) -> tuple[int, int, int, bytes]:
+    """(zip method, CRC-32, size, the member's bytes as written): stored as they are, or deflated."""
+    if stored:
+        return 0, zlib.crc32(data), len(data), data
     deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
-    return zlib.crc32(data), len(data), deflate.compress(data) + deflate.flush()
+    return 8, zlib.crc32(data), len(data), deflate.compress(data) + deflate.flush()
 
 
 def _dos_time(when: tuple[int, ...]) -> tuple[int, int]:

@@ -7,9 +7,7 @@ import copy as copying
 import hashlib
 import io
 import re
-import struct
 import zipfile
-import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -22,6 +20,7 @@ from lxml import etree
 from collect.errors import CollectError
 from collect.rounds import roc_date
 from collect.xlsx import libreoffice
+from collect.xlsx.filling import ZipTemplate
 
 MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
 NS = {
@@ -99,47 +98,14 @@ def is_ods(data: bytes) -> bool:
     return data[:4] == b"PK\x03\x04" and MIMETYPE in data[:200]
 
 
-class OdsTemplate:
+class OdsTemplate(ZipTemplate):
     """An .ods package whose unchanged members are compressed once; build() writes a copy with some parts replaced.
     The `mimetype` member goes first and stored, as ODF requires."""
 
     def __init__(self, members: Mapping[str, bytes]) -> None:
+        now = datetime.now().timetuple()[:6]
         names = ["mimetype", *(n for n in members if n != "mimetype")]
-        self._members = [(name, *_pack(members.get(name, MIMETYPE), stored=name == "mimetype")) for name in names]
-
-    def build(self, changed: Mapping[str, bytes]) -> bytes:
-        out = io.BytesIO()
-        central = []
-        dtime, ddate = _dos_time(datetime.now().timetuple()[:6])
-        for name, method, crc, size, packed in self._members:
-            if name in changed:
-                method, crc, size, packed = _pack(changed[name], stored=False)
-            raw = name.encode("utf-8")
-            offset = out.tell()
-            out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0x800, method, dtime, ddate, crc, len(packed), size,
-                                  len(raw), 0))
-            out.write(raw)
-            out.write(packed)
-            central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0x800, method, dtime, ddate, crc,
-                                       len(packed), size, len(raw), 0, 0, 0, 0, 0, offset) + raw)
-        start = out.tell()
-        for entry in central:
-            out.write(entry)
-        out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(central), len(central), out.tell() - start, start,
-                              0))
-        return out.getvalue()
-
-
-def _pack(data: bytes, *, stored: bool) -> tuple[int, int, int, bytes]:
-    if stored:
-        return 0, zlib.crc32(data), len(data), data
-    deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
-    return 8, zlib.crc32(data), len(data), deflate.compress(data) + deflate.flush()
-
-
-def _dos_time(when: tuple[int, ...]) -> tuple[int, int]:
-    year, month, day, hour, minute, second = when
-    return (hour << 11) | (minute << 5) | (second // 2), (max(year, 1980) - 1980) << 9 | (month << 5) | day
+        super().__init__([(name, members.get(name, MIMETYPE), now) for name in names], stored=frozenset({"mimetype"}))
 
 
 # -- cells by address --------------------------------------------------------------------------------------------
