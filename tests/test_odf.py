@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from conftest import SECRET, soffice
+from test_print import poppler
 
 from collect.agencies import AgencyListError, load_agencies
 from collect.config import parse_settings
@@ -31,8 +33,6 @@ from collect.states import Verdict
 from collect.workspace import Context, init_workspace
 from collect.xlsx import odf
 from collect.xlsx.odf_annotate import annotate_ods
-from tests.conftest import SECRET, soffice
-from tests.test_print import poppler
 
 pytestmark = pytest.mark.xdist_group("odf")  # one worker: one workspace, one LibreOffice for the module
 
