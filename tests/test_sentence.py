@@ -283,6 +283,7 @@ def test_a_round_of_the_application_form_reads_sums_and_checks_the_money_in_its_
     assert sheet["D27"].value == "親職教育活動：31,000元\n個案家庭輔導方案：8,000元\n申請補助金額合計新臺幣：39,000元\n"
     assert sheet["D7"].value == "申請補助： 親職教育活動5場 ／ 次、個案家庭輔導方案6案(人)"  # 2 + 1 + 2, 3 + 0 + 3
     assert (sheet["J11"].value, sheet["J12"].value, sheet["H21"].value) == (20_000, 11_000, 200)
+    assert sheet["J11"].number_format == "#,##0"  # 金額, merged over two columns, prints 20,000 like 單價 beside it
     assert sheet["A2"].value == "教育部105年度推動教育優先區計畫補助項目申請表"
 
 

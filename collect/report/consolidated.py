@@ -163,18 +163,23 @@ class _Template:
                 value = None
             # a merged range may reach below the sheet's last written row: it moves down like the rows it spans
             out.merges.append((target.get(r1, r1 + extra) - 1, c1 - 1, target.get(r2, r2 + extra) - 1, c2 - 1, value,
-                               first.style()))
+                               self._style(value, first)))
         return out
 
     @staticmethod
-    def _put(out: Sheet, row: int, col: int, value: Any, cell: FormCell) -> None:
+    def _style(value: Any, cell: FormCell) -> Style:
+        """The form cell's style for a figure: a date shown as ROC, a whole number of 1,000 or more grouped where
+        the form prints it as General (a merged cell, such as 金額 over two columns, too)."""
         dated = isinstance(value, date) and not cell.is_date
         general = not cell.has_style or cell.number_format in ("General", "@")
         grouped = isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1000 and general
-        style = cell.style(ROC_DATE_FORMAT if dated else MONEY_FORMAT if grouped else None)
+        return cell.style(ROC_DATE_FORMAT if dated else MONEY_FORMAT if grouped else None)
+
+    @staticmethod
+    def _put(out: Sheet, row: int, col: int, value: Any, cell: FormCell) -> None:
         if value is None and not cell.has_style:
             return
-        out.cells.append((row - 1, col - 1, value, style))
+        out.cells.append((row - 1, col - 1, value, _Template._style(value, cell)))
 
     def _cell_sums(self, rows: pd.DataFrame) -> dict[str, Any]:
         sums: dict[str, Any] = {}
