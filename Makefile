@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.startup
 	$(BIN)/python -m benchmarks.formulas_eval
+	$(BIN)/python -m benchmarks.odf
 
 clean:
 	rm -rf $(VENV) outbox/demo .pytest_cache .mypy_cache .ruff_cache
