@@ -69,9 +69,9 @@ CATALOGUE: dict[str, tuple[Severity, str, str]] = {
     "value.required": ("error", "「{column}」必須填寫。", "{column} is required."),
     # A sentence field (「全校班級數：＿＿班」, □ options): the values are read out of the printed words.
     "field.sentence_changed": ("error", "「{column}」所在的文字與本處印製的不同，無法讀出所填的值；請只在空白處填寫，"
-                               "其餘文字保持原樣：「{detail}」",
+                               "其餘文字保持原樣：「{detail}」。",
                                "The printed words around {column} were changed, so the values cannot be read; fill "
-                               "in the blanks only and keep the rest as printed: {detail!r}"),
+                               "in the blanks only and keep the rest as printed: {detail!r}."),
     "field.two_choices": ("error", "「{column}」只能勾選一項，勾選了「{value}」。",
                           "{column} takes one choice; {value!r} were marked."),
     "value.not_number": ("error", "「{column}」應為數字，填寫的是「{value}」。",
