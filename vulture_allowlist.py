@@ -9,17 +9,17 @@ table_rule  # collect.forms.spec: the rules format's table check, used by rules/
 form_field  # collect.forms.spec: a header-level field in Meta(fields=...), used by rules/reserve1.py
 title_en  # collect.forms.spec.Meta: set by rules/*.py, read through Meta by name
 MISTAKE_FINDINGS  # collect.simulate: each simulated mistake's finding code, checked by tests/test_demo_collections.py
-_.units_of  # collect.agencies.Registry: a supervising agency's units, public API (tests/core/test_agencies.py)
-counting_agencies  # collect.follow.signoff: which agencies count in a round, public API (tests/follow/test_second_tier.py)
-_.failed_messages  # collect.ledger: messages that failed, for staff (tests/mail/test_mail_backends.py)
+_.units_of  # collect.agencies.Registry: a supervising agency's units, public API (tests/test_agencies.py)
+counting_agencies  # collect.follow.signoff: which agencies count in a round, public API (tests/test_second_tier.py)
+_.failed_messages  # collect.ledger: messages that failed, for staff (tests/test_mail_backends.py)
 receipt_mail  # collect.receive.ingest.Outcome: a dataclass field set by keyword, read by callers and tests
-reconnects  # collect.receive.watch: the watch summary's reconnect count (tests/receive/test_watch.py)
+reconnects  # collect.receive.watch: the watch summary's reconnect count (tests/test_watch.py)
 _.reconnects  # ...incremented where the watcher reconnects
 rows_per_file  # benchmarks/run.py Measured: a dataclass field, filled by keyword, written to results.json
 exc_type  # the context-manager protocol's __exit__ argument: the signature is fixed by Python
 outgoing_by_mid  # collect.ledger: an Index registered on the table's metadata by being made
 change  # collect.report.summary.Change: a dataclass field read by the summary's jinja templates
-totals_by_supervisor  # collect.report.merge: tests/report/test_merge.py's check; the summary now sums with report.totals
+totals_by_supervisor  # collect.report.merge: tests/test_merge.py's check; the summary now sums with report.totals
 
 # -- attributes other libraries read (openpyxl and zipfile objects we set up) --------------------------------------
 _.sheet_state  # openpyxl Worksheet: hidden / veryHidden

@@ -1,6 +1,6 @@
 """`python -m benchmarks.mail_latency`: how long a return waits for its receipt under `collect watch`.
 
-The test mail system of tests/helpers/mailserver.py (Dovecot IMAP with IDLE, an SMTP server that delivers into it) on
+The test mail system of tests/mailserver.py (Dovecot IMAP with IDLE, an SMTP server that delivers into it) on
 127.0.0.1, one workspace, `collect watch` as a real process with [mail] poll_seconds = 60. Two runs of N returns
 (default 35): "steady", one a second, and "burst", all at once. Latency = from handing the return to SMTP to the
 receipt reaching the SMTP server. Prints p50, p95 and max per run, and how many waited a whole poll.
@@ -19,7 +19,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests" / "helpers"))
+sys.path.insert(0, str(HERE.parent / "tests"))
 
 from ingest_util import acct, agency_mail, fill, rows  # noqa: E402
 from mailserver import PASSWORD, MailServer, configure  # noqa: E402

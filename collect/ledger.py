@@ -24,7 +24,7 @@ from collect.findings import Finding
 from collect.states import MailStage, Stage, Verdict
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# The schema this collect knows: the head revision under migrations/versions (tests/core/test_ledger.py checks it).
+# The schema this collect knows: the head revision under migrations/versions (tests/test_ledger.py checks it).
 SCHEMA_VERSION = "0003"
 KNOWN_VERSIONS = ("0001", "0002", "0003")
 

@@ -12,9 +12,6 @@ from typing import Any
 
 import pytest
 
-# The helpers (tests/helpers/: ingest_util, mailserver, pgserver) are imported by bare module name, as conftest is.
-sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))
-
 from collect.workspace import Context, init_workspace
 from collect.xlsx import libreoffice
 
@@ -60,14 +57,6 @@ def soffice() -> str:
     return found
 
 
-def poppler(tool: str) -> str:
-    """A poppler-utils tool (pdftotext, pdfinfo, pdftoppm); .ci/run installs them, so their absence is a failure."""
-    found = shutil.which(tool)
-    if not found:
-        pytest.fail(f"{tool} is not installed: run .ci/run or apt-get install poppler-utils")
-    return found
-
-
 def convert(paths: list[Path], fmt: str, out_dir: Path) -> list[Path]:
     """Convert files with one headless LibreOffice run (e.g. fmt="xlsx" or "ods"), through collect's own
     xlsx.libreoffice.convert; returns the new paths (a file it did not convert fails the test)."""
@@ -82,7 +71,7 @@ def convert(paths: list[Path], fmt: str, out_dir: Path) -> list[Path]:
 # -- the ledger on both backends ---------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[Any]:
-    """One private PostgreSQL per test process (tests/helpers/pgserver.py); .ci/run installs it, so no skip."""
+    """One private PostgreSQL per test process (tests/pgserver.py); .ci/run installs it, so no skip."""
     import pgserver
 
     with pgserver.running() as server:

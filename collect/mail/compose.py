@@ -135,9 +135,9 @@ class _Generator(BytesGenerator):
     """The stdlib's BytesGenerator, writing a text body in one call rather than two calls a line.
 
     The one place that uses the generator's internals (`_write_lines`, `_handle_text`/`_writeBody`, `_NL`,
-    `_mangle_from_`): tests/mail/test_mail_compose.py fails loudly when an upgrade of Python renames them.
+    `_mangle_from_`): tests/test_mail_compose.py fails loudly when an upgrade of Python renames them.
 
-    The same bytes as `msg.as_bytes(policy=POLICY)` (tests/mail/test_mail_compose.py compares them on composed and on
+    The same bytes as `msg.as_bytes(policy=POLICY)` (tests/test_mail_compose.py compares them on composed and on
     received messages): the stdlib splits a body at every line break and writes each line and a line separator,
     which one substitution does as well; for a base64 attachment of 100 KB that loop was most of the writing.
     """

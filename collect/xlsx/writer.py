@@ -155,7 +155,7 @@ def xf_index(fmt: Format | None) -> int | None:
     """The style index a format gets in styles.xml (registered now, so the cells we render can name it).
 
     xlsxwriter has no public call for this; its `_get_xf_index` is used here and nowhere else, and
-    tests/report/test_report.py checks it against the index xlsxwriter itself writes for a cell, so an upgrade that
+    tests/test_report.py checks it against the index xlsxwriter itself writes for a cell, so an upgrade that
     changes it fails there instead of styling cells wrongly.
     """
     if fmt is None:

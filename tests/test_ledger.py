@@ -28,7 +28,7 @@ from collect.ledger import (
 )
 from collect.states import MailStage, Stage, Verdict
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = Path(__file__).parent / "fixtures"
 WHEN = datetime(2026, 11, 5, 2, 30, tzinfo=UTC)
 
 

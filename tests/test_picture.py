@@ -14,7 +14,7 @@ from conftest import run_cli
 from collect.forms.picture import KINDS
 from collect.workspace import Context, init_workspace
 
-REALFORMS = Path(__file__).resolve().parents[3] / "shared" / "realforms"
+REALFORMS = Path(__file__).resolve().parents[2] / "shared" / "realforms"
 FORM = "28-表II-1 補助項目經費彙整統計表.xls"
 
 

@@ -387,7 +387,7 @@ def test_every_sheet_prints_on_a4_one_page_wide_with_its_header_row_and_a_footer
             if ws.title == "摘要":  # a page of figures and, as they are few here, the chart below on the same page
                 assert ws.page_setup.orientation == "portrait"
                 assert 10 <= (ws.page_setup.scale or 100) <= 100  # xlsxwriter leaves 100 % out
-                assert ws._charts and not ws.row_breaks.brk  # (tests/report/test_print.py: 25 of them, two pages)
+                assert ws._charts and not ws.row_breaks.brk  # (tests/test_print.py: 25 of them, two pages)
             else:
                 assert ws.sheet_properties.pageSetUpPr.fitToPage
                 assert ws.page_setup.fitToWidth in (None, 1) and ws.page_setup.fitToHeight == 0  # 1 wide, any tall

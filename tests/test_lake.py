@@ -250,7 +250,7 @@ def test_the_managers_summary_carries_a_trend_across_reported_rounds(lake: Lake)
 
 
 def test_every_query_example_in_docs_lake_runs(lake: Lake) -> None:
-    text = (Path(__file__).resolve().parents[2] / "docs" / "lake.md").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parent.parent / "docs" / "lake.md").read_text(encoding="utf-8")
     examples = re.findall(r'collect query "(.*?)"', text, re.S)
     assert len(examples) >= 7
     for sql in examples:

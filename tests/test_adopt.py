@@ -16,7 +16,7 @@ from conftest import convert, run_cli
 from collect.forms.adopt import analyse, pick_sheet
 from collect.workspace import Context, init_workspace
 
-REALFORMS = Path(__file__).resolve().parents[3] / "shared" / "realforms"
+REALFORMS = Path(__file__).resolve().parents[2] / "shared" / "realforms"
 FORMS = {  # collection id -> the published file
     "vehicles": "25-表A-6-3縣市現有交通車調查表.xls",
     "subsidy_grid": "28-表II-1 補助項目經費彙整統計表.xls",

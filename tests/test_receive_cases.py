@@ -284,7 +284,7 @@ def test_receipts_of_xls_and_ods_returns_keep_the_agencys_formatting(env: Env) -
     for line in lines:
         sub = env.ctx.ledger.submission(line["receipt"])
         assert sub is not None and sub.annotated_path is not None
-        if sub.annotated_path.endswith(".ods"):  # an .ods is answered as an .ods, marked in place (test_odf)
+        if sub.annotated_path.endswith(".ods"):  # an .ods is answered as an .ods, marked in place (tests/test_odf.py)
             marked = zipfile.ZipFile(sub.annotated_path).read("content.xml").decode("utf-8")
             assert "<office:annotation" in marked and 'office:value="1000000"' in marked and "of:=" in marked
             continue

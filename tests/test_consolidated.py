@@ -14,7 +14,7 @@ from collect.forms.template import write_default
 from collect.report import consolidated
 from collect.xlsx.writer import write_workbook
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _covid19(tmp_path: Path):

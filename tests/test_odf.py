@@ -17,7 +17,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import SECRET, poppler, soffice
+from conftest import SECRET, soffice
+from test_print import poppler
 
 from collect.agencies import AgencyListError, load_agencies
 from collect.config import parse_settings

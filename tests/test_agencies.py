@@ -14,7 +14,7 @@ import pytest
 
 from collect.agencies import FUND, PUBLIC, AgencyListError, Problem, Registry, load_agencies
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "agencies.csv"
 HEADER = ["機關代碼", "機關名稱", "類別", "主管機關代碼", "聯絡信箱", "啟用"]
 

@@ -23,7 +23,7 @@ from collect.receive.validate import validate
 from collect.states import Verdict
 from collect.workspace import Context, init_workspace
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
 CONDITION = {1: "第1款：原列計畫費用因事實需要奉准修訂致原列經費不敷", 2: "第2款：原列計畫費用因增加業務量致增加經費",
              3: "第3款：因應政事臨時需要必須增加計畫及經費"}

@@ -15,7 +15,7 @@ from conftest import convert, run_cli
 from collect.forms.sentence import expected, parse, pattern, render
 from collect.workspace import init_workspace
 
-REALFORMS = Path(__file__).resolve().parents[3] / "shared" / "realforms"
+REALFORMS = Path(__file__).resolve().parents[2] / "shared" / "realforms"
 A1 = REALFORMS / "edu-more" / "16-表A-1補助項目一申請表.xls"  # 推展親職教育活動: money in a sentence, its 合計
 A2 = REALFORMS / "edu-more" / "17-表A-2補助項目二申請表.xls"  # 發展教育特色: 全校班級數：＿班, □ options
 ROUND = "2026-10"

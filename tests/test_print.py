@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from conftest import SECRET, convert, poppler
+from conftest import SECRET, convert
 
 from collect.demo import DemoResult, run_demo
 from collect.forms.signoff_book import UnitLine, build_workbook
@@ -39,6 +40,13 @@ class Printed:
     pages: dict[str, list[Page]]  # workbook file name -> its printed pages
     pdfs: list[Path]
     issued: Path  # the PDF of one agency's issued workbook, as the agency prints the form
+
+
+def poppler(tool: str) -> str:
+    found = shutil.which(tool)
+    if not found:
+        pytest.fail(f"{tool} is not installed: run .ci/run or apt-get install poppler-utils")
+    return found
 
 
 def printed_pages(pdf: Path) -> list[tuple[tuple[int, int], str]]:
