@@ -15,7 +15,10 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from collect.xlsx.dates import to_serial
+from collect.xlsx.package import Package, Unsupported, workbook_part
 from collect.xlsx.xmltext import dropped
+
+NO_CUT = 2**31  # the lookup reads the workbook's XML whole: nothing in it is cut
 
 
 def parts(data: bytes) -> dict[str, tuple[tuple[int, ...], bytes]]:
@@ -26,19 +29,14 @@ def parts(data: bytes) -> dict[str, tuple[tuple[int, ...], bytes]]:
 
 def sheet_part(data: bytes, sheet: str) -> str:
     """The part name of the worksheet titled `sheet` (xl/worksheets/sheet3.xml), through the workbook's
-    relationships; ValueError when the package has no such sheet."""
-    with zipfile.ZipFile(io.BytesIO(data)) as z:
-        wb = z.read("xl/workbook.xml").decode()
-        rels = z.read("xl/_rels/workbook.xml.rels").decode()
-    name = escape(sheet, {'"': "&quot;"})
-    rid = re.search(rf'<sheet [^>]*name="{re.escape(name)}"[^>]*r:id="([^"]+)"', wb)
-    if rid is None:
+    relationships (package.workbook_part); ValueError when the package has no such sheet."""
+    try:
+        worksheets = workbook_part(Package(data, {}, max_chars=NO_CUT)).worksheets
+    except Unsupported as exc:
+        raise ValueError(f"no sheet {sheet}: {exc}") from None
+    if sheet not in worksheets:
         raise ValueError(f"no sheet {sheet}")
-    target = re.search(rf'<Relationship [^>]*Id="{rid.group(1)}"[^>]*Target="([^"]+)"', rels) or re.search(
-        rf'<Relationship [^>]*Target="([^"]+)"[^>]*Id="{rid.group(1)}"', rels)
-    if target is None:
-        raise ValueError(f"the sheet {sheet} has no part")
-    return "xl/" + target.group(1).removeprefix("/xl/").removeprefix("xl/")
+    return worksheets[sheet]
 
 
 def fill_sheet(data: bytes, sheet: str, cells: Mapping[str, Any]) -> bytes:
