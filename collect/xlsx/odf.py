@@ -21,6 +21,7 @@ from collect.errors import CollectError
 from collect.rounds import roc_date
 from collect.xlsx import libreoffice
 from collect.xlsx.filling import ZipTemplate
+from collect.xlsx.xmltext import dropped
 
 MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
 NS = {
@@ -263,11 +264,7 @@ def set_value(cell: Any, value: Any, *, text: str | None = None) -> None:
         cell.set(q(name), v)
     cell.set(q("calcext:value-type"), kind)
     p = etree.SubElement(cell, q("text:p"))
-    p.text = _xml_safe(text if text is not None else shown)
-
-
-def _xml_safe(text: str) -> str:
-    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]", "", text)
+    p.text = dropped(text if text is not None else shown)
 
 
 # -- styles ------------------------------------------------------------------------------------------------------
@@ -390,7 +387,7 @@ class OdsCopies:
         content, meta = self.content, self.meta
         for name, value in texts.items():
             needle = PLACEHOLDER.format(name).encode()
-            text = escape(_xml_safe(value)).encode("utf-8")
+            text = escape(dropped(value)).encode("utf-8")
             content = content.replace(needle, text)
             meta = meta.replace(needle, text)
         if cells:

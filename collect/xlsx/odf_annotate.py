@@ -27,6 +27,7 @@ from collect.xlsx.odf import (
     tables,
     to_xml,
 )
+from collect.xlsx.xmltext import dropped
 
 SUMMARY_SHEET = "檢核結果"
 COMMENT_AUTHOR = "collect"
@@ -140,11 +141,9 @@ def _comment(cell: Any, lines: list[str]) -> None:
         cell.insert(0, note)
     for line in lines:
         p = etree.SubElement(note, q("text:p"))
-        p.text = _clean(cut(line, 2_000))
+        p.text = dropped(cut(line, 2_000))
 
 
-def _clean(text: str) -> str:
-    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]", "", text)
 
 
 def _width(text: str) -> int:
@@ -159,7 +158,7 @@ def _link(sheet: str, cell: str) -> str:
 def _text_cell(text: str | None, style: str, link: str | None = None) -> str:
     if text is None or text == "":
         return f'<table:table-cell table:style-name="{style}"/>'
-    lines = _clean(text).split("\n")
+    lines = dropped(text).split("\n")
     if link is not None:
         body = (f'<text:p><text:a xlink:type="simple" xlink:href={quoteattr(link)}>{escape(lines[0])}</text:a>'
                 "</text:p>")
